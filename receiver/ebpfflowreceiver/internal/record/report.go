@@ -1,0 +1,99 @@
+package record
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Workload is the local endpoint that owns a socket: the resource a record is
+// grouped under, carrying exactly what k8sattributes needs to enrich it.
+type Workload struct {
+	CgroupID    uint64
+	CgroupPath  string     // relative to the cgroup v2 mount ("/kubepods.slice/...")
+	ContainerID string     // from a Kubernetes / container runtime cgroup path
+	PodUID      string     // from a Kubernetes cgroup path
+	PodIP       netip.Addr // the local address when it is not one of the host's own
+	PID         uint32     // host processes only (no container)
+	Executable  string     // process.executable.name
+}
+
+// Role is which end of a connection is on this node.
+type Role uint8
+
+const (
+	RoleClient Role = iota + 1
+	RoleServer
+)
+
+func (r Role) String() string {
+	if r == RoleServer {
+		return "server"
+	}
+	return "client"
+}
+
+// Scope classifies the destination of a flow.
+type Scope uint8
+
+const (
+	ScopeNode     Scope = iota + 1 // destination address belongs to this node (host or a local pod)
+	ScopeCluster                   // destination inside the configured cluster CIDRs
+	ScopeExternal                  // anything else
+)
+
+func (s Scope) String() string {
+	switch s {
+	case ScopeNode:
+		return "node"
+	case ScopeCluster:
+		return "cluster"
+	}
+	return "external"
+}
+
+// Flow is one connection's report for one flush interval (or its final report
+// when Closed). Source is the initiator, Destination the responder.
+type Flow struct {
+	Local     Workload
+	Remote    *Workload // the peer when it is a workload on this node
+	Transport Transport
+	Source    netip.AddrPort
+	Dest      netip.AddrPort
+	LocalRole Role
+
+	SourceBytes, SourcePackets uint64 // source -> destination, this interval
+	DestBytes, DestPackets     uint64 // destination -> source, this interval
+
+	State       TCPState   // 0 for UDP
+	CloseCause  CloseCause // CloseNone while open
+	SRTT        time.Duration
+	Retransmits uint32 // segments retransmitted in this interval
+	Resets      uint32 // resets sent or received in this interval
+	Dropped     bool   // packets of this flow were dropped in this interval
+	Scope       Scope
+
+	Start time.Time // first packet of the flow
+	End   time.Time // last packet seen (or close time)
+	Closed bool
+}
+
+// Drop is one (reason, location, 5-tuple, interface) aggregate for one interval.
+type Drop struct {
+	Local     Workload // zero when no local socket could be attributed
+	Reason    string   // SKB_DROP_REASON_* name without the prefix
+	Location  string   // kernel symbol ("nf_hook_slow") or hex address when unresolvable
+	Transport Transport
+	Source    netip.AddrPort
+	Dest      netip.AddrPort
+	Interface string
+	Count     uint64 // packets in this interval
+	Bytes     uint64
+	Time      time.Time
+}
+
+// Report is what the engine emits at each flush.
+type Report struct {
+	Time  time.Time
+	Flows []Flow
+	Drops []Drop
+}

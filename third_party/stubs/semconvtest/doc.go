@@ -1,0 +1,3 @@
+// Package semconvtest is an empty stand-in: the module proxy refuses this module,
+// which only contrib tests import. Nothing here is linked into ebpfflow.
+package semconvtest
