@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Types shared by flow.bpf.c and Go (via bpf2go -type). */
+#ifndef EBPFFLOW_FLOW_H
+#define EBPFFLOW_FLOW_H
+
+/* Which end opened the flow; values match record.Initiator. */
+enum flow_initiator {
+	FLOW_INITIATOR_UNKNOWN = 0, /* first packet seen was mid-connection */
+	FLOW_INITIATOR_LOCAL = 1,   /* local socket sent the SYN / first datagram */
+	FLOW_INITIATOR_REMOTE = 2,  /* remote end sent the SYN / first datagram */
+};
+
+/* One socket flow: a socket cookie plus the local/remote pair, so an
+ * unconnected UDP socket yields one flow per peer. Ports in host order,
+ * IPv4 addresses in the first 4 bytes (network order). */
+struct sock_flow_key {
+	__u64 cookie;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 family; /* AF_INET / AF_INET6 */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 pad[2];
+};
+
+/* Cumulative counters of one flow. Bytes are IP-layer (IP header + payload);
+ * a GSO/GRO skb counts as its wire segments. */
+struct sock_flow_stats {
+	__u64 tx_bytes;
+	__u64 tx_packets;
+	__u64 rx_bytes;
+	__u64 rx_packets;
+	__u64 first_ns;  /* bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC) of the first packet */
+	__u64 last_ns;   /* ... of the latest packet */
+	__u64 cgroup_id; /* cgroup v2 id of the socket owner */
+	__u32 pid;       /* process that created the socket; 0 if unknown */
+	__u32 srtt_us;   /* tcp_sock srtt_us >> 3, TCP only */
+	__u32 retrans;   /* tcp_sock total_retrans, TCP only */
+	__u8 initiator;  /* enum flow_initiator */
+	__u8 tcp_flags;  /* union of TCP flags seen */
+	__u8 pad[2];
+	char comm[16];
+};
+
+/* Who created a socket, stored from cgroup/sock_create. */
+struct sock_owner {
+	__u32 pid;
+	char comm[16];
+};
+
+#endif

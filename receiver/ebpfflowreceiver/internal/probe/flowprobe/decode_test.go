@@ -1,0 +1,112 @@
+package flowprobe
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+var boot = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+
+func encode(t testing.TB, v any) []byte {
+	b, err := binary.Append(nil, binary.NativeEndian, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func validKV() (flowSockFlowKey, flowSockFlowStats) {
+	k := flowSockFlowKey{Cookie: 42, LocalPort: 40000, RemotePort: 80, Family: afInet, Proto: 6}
+	copy(k.LocalAddr[:], []byte{10, 202, 0, 1})
+	copy(k.RemoteAddr[:], []byte{10, 202, 0, 2})
+	v := flowSockFlowStats{TxBytes: 1500, TxPackets: 3, RxBytes: 100, RxPackets: 2,
+		FirstNs: 1e9, LastNs: 2e9, CgroupId: 7, Pid: 99, SrttUs: 250, Retrans: 1, Initiator: 1, TcpFlags: 0x1b}
+	copy(v.Comm[:], []int8{'c', 'u', 'r', 'l'})
+	return k, v
+}
+
+func TestDecode(t *testing.T) {
+	k, v := validKV()
+	got, err := Decode(encode(t, k), encode(t, v), boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := record.FlowSample{
+		Cookie: 42, Transport: record.TransportTCP,
+		Local: netip.MustParseAddrPort("10.202.0.1:40000"), Remote: netip.MustParseAddrPort("10.202.0.2:80"),
+		CgroupID: 7, PID: 99, Comm: "curl", TxBytes: 1500, TxPackets: 3, RxBytes: 100, RxPackets: 2,
+		FirstSeen: boot.Add(time.Second), LastSeen: boot.Add(2 * time.Second),
+		Initiator: record.InitiatorLocal, TCPFlags: 0x1b, SRTT: 250 * time.Microsecond, Retransmits: 1,
+	}
+	if got != want {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	if rk := encodeKey(got); rk != k {
+		t.Fatalf("encodeKey = %+v, want %+v", rk, k)
+	}
+
+	k6 := k
+	k6.Family = afInet6
+	k6.LocalAddr = netip.MustParseAddr("fd00:202::1").As16()
+	k6.RemoteAddr = netip.MustParseAddr("fd00:202::2").As16()
+	got, err = Decode(encode(t, k6), encode(t, v), boot)
+	if err != nil || got.Remote.Addr() != netip.MustParseAddr("fd00:202::2") {
+		t.Fatalf("ipv6: %+v %v", got, err)
+	}
+	if rk := encodeKey(got); rk != k6 {
+		t.Fatalf("encodeKey ipv6 = %+v", rk)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*flowSockFlowKey, *flowSockFlowStats)
+		want string
+	}{
+		{"family", func(k *flowSockFlowKey, _ *flowSockFlowStats) { k.Family = 3 }, "family"},
+		{"proto", func(k *flowSockFlowKey, _ *flowSockFlowStats) { k.Proto = 1 }, "protocol"},
+		{"initiator", func(_ *flowSockFlowKey, v *flowSockFlowStats) { v.Initiator = 9 }, "initiator"},
+		{"no first", func(_ *flowSockFlowKey, v *flowSockFlowStats) { v.FirstNs = 0 }, "times"},
+		{"last before first", func(_ *flowSockFlowKey, v *flowSockFlowStats) { v.LastNs = 1 }, "times"},
+		{"bytes < packets", func(_ *flowSockFlowKey, v *flowSockFlowStats) { v.TxBytes = 1 }, "bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, v := validKV()
+			tc.mod(&k, &v)
+			if _, err := Decode(encode(t, k), encode(t, v), boot); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	k, v := validKV()
+	if _, err := Decode(encode(t, k)[1:], encode(t, v), boot); err == nil {
+		t.Fatal("short key accepted")
+	}
+	if _, err := Decode(encode(t, k), append(encode(t, v), 0), boot); err == nil {
+		t.Fatal("long value accepted")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	k, v := validKV()
+	f.Add(encode(f, k), encode(f, v))
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		s, err := Decode(key, value, boot)
+		if err != nil {
+			return
+		}
+		if !s.Local.Addr().IsValid() || s.TxBytes < s.TxPackets || s.LastSeen.Before(s.FirstSeen) {
+			t.Fatalf("accepted an inconsistent sample: %+v", s)
+		}
+		if rk := encodeKey(s); rk.Cookie != s.Cookie || rk.LocalPort != s.Local.Port() {
+			t.Fatalf("key does not round-trip: %+v", rk)
+		}
+	})
+}

@@ -1,0 +1,167 @@
+package flowprobe
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+// DefaultMaxFlows bounds the `flows` LRU map when Config.MaxFlows is 0:
+// a busy node's concurrent flows for one interval (~7 MiB of kernel memory).
+const DefaultMaxFlows = 65536
+
+// snapshotBatch is the number of entries read per BPF_MAP_LOOKUP_BATCH call.
+const snapshotBatch = 1024
+
+// Config sizes the kernel maps.
+type Config struct {
+	MaxFlows uint32 // LRU entries; 0 = DefaultMaxFlows
+}
+
+// Probe is the loaded flow probe.
+type Probe struct {
+	objs         flowObjects
+	links        []link.Link
+	decodeErrors atomic.Uint64
+}
+
+// Load loads the programs and maps into the kernel without attaching them.
+func Load(cfg Config) (*Probe, error) {
+	spec, err := loadFlow()
+	if err != nil {
+		return nil, fmt.Errorf("load flow spec: %w", err)
+	}
+	n := cfg.MaxFlows
+	if n == 0 {
+		n = DefaultMaxFlows
+	}
+	spec.Maps["flows"].MaxEntries = n
+	spec.Maps["owners"].MaxEntries = n
+
+	p := &Probe{}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load flow probe: %+v", ve)
+		}
+		return nil, fmt.Errorf("load flow probe: %w", err)
+	}
+	return p, nil
+}
+
+// Attach attaches the programs to the cgroup v2 root, which covers every
+// socket on the node. bpf_link attachments are multi-attach: they coexist
+// with other cgroup programs (systemd's, a CNI's) and never replace them.
+func (p *Probe) Attach(cgroupV2Root string) error {
+	progs := []struct {
+		name   string
+		prog   *ebpf.Program
+		attach ebpf.AttachType
+	}{
+		{"cgroup/sock_create", p.objs.FlowSockCreate, ebpf.AttachCGroupInetSockCreate},
+		{"cgroup_skb/egress", p.objs.FlowEgress, ebpf.AttachCGroupInetEgress},
+		{"cgroup_skb/ingress", p.objs.FlowIngress, ebpf.AttachCGroupInetIngress},
+	}
+	for _, pr := range progs {
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroupV2Root, Attach: pr.attach, Program: pr.prog})
+		if err != nil {
+			p.closeLinks()
+			return fmt.Errorf("attach flow %s to %s: %w", pr.name, cgroupV2Root, err)
+		}
+		p.links = append(p.links, l)
+	}
+	return nil
+}
+
+// Snapshot reads every flow entry. Entries that fail to decode are counted
+// in Counters().DecodeErrors and skipped. boot is the wall-clock time of boot
+// (CLOCK_BOOTTIME zero).
+func (p *Probe) Snapshot(boot time.Time) ([]record.FlowSample, error) {
+	// The kernel stamps packets with the coarse CLOCK_MONOTONIC (no
+	// hardware clock read per packet), which stops during suspend.
+	base := boot
+	var bt, mono unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt) == nil && unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
+		base = boot.Add(time.Duration(bt.Nano() - mono.Nano()))
+	}
+	var (
+		out    []record.FlowSample
+		cursor ebpf.MapBatchCursor
+		keys   = make([]flowSockFlowKey, snapshotBatch)
+		vals   = make([]flowSockFlowStats, snapshotBatch)
+	)
+	for {
+		n, err := p.objs.Flows.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			s, derr := decode(&keys[i], &vals[i], base)
+			if derr != nil {
+				p.decodeErrors.Add(1)
+				continue
+			}
+			out = append(out, s)
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("snapshot flows: %w", err)
+		}
+	}
+}
+
+// Delete removes the kernel entries of these flows (already reported as
+// finished). Flows the LRU already evicted are not an error.
+func (p *Probe) Delete(flows []record.FlowSample) error {
+	var errs []error
+	for _, f := range flows {
+		k := encodeKey(f)
+		if err := p.objs.Flows.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+		// The owner entry is keyed by cookie alone: other flows of the same
+		// (UDP) socket would lose their pid, so owners age out by LRU.
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("delete flows: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Name identifies the probe in self-telemetry.
+func (p *Probe) Name() string { return "flow" }
+
+// Counters returns the kernel loss counters plus user-space decode errors.
+func (p *Probe) Counters() (probe.Counters, error) {
+	c, err := probe.ReadStats(p.objs.Stats)
+	if err != nil {
+		return c, fmt.Errorf("flow counters: %w", err)
+	}
+	c.DecodeErrors = p.decodeErrors.Load()
+	return c, nil
+}
+
+// Close detaches and unloads everything.
+func (p *Probe) Close() error {
+	p.closeLinks()
+	return p.objs.Close()
+}
+
+func (p *Probe) closeLinks() {
+	for i := len(p.links) - 1; i >= 0; i-- {
+		p.links[i].Close()
+	}
+	p.links = nil
+}
+
+// programs lists the per-packet programs, for run-time statistics in benchmarks.
+func (p *Probe) programs() []*ebpf.Program {
+	return []*ebpf.Program{p.objs.FlowEgress, p.objs.FlowIngress}
+}
