@@ -1,0 +1,115 @@
+package dropprobe
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+const (
+	afInet  = 2
+	afInet6 = 10
+
+	// maxBootNs bounds boottime stamps (~146 years) so they fit a Duration.
+	maxBootNs = 1 << 62
+)
+
+// Decode turns one `drops` map entry (struct drop_key, struct drop_value)
+// into a sample. boot is the wall-clock time of boot, to which the kernel's
+// boottime nanoseconds are added.
+func Decode(key, value []byte, boot time.Time) (record.DropSample, error) {
+	var k dropDropKey
+	var v dropDropValue
+	if len(key) != int(unsafe.Sizeof(k)) {
+		return record.DropSample{}, fmt.Errorf("drop key: %d bytes, want %d", len(key), unsafe.Sizeof(k))
+	}
+	if len(value) != int(unsafe.Sizeof(v)) {
+		return record.DropSample{}, fmt.Errorf("drop value: %d bytes, want %d", len(value), unsafe.Sizeof(v))
+	}
+	// The generated structs have the kernel's layout (bpfel, HostLayout, no
+	// padding): copying the bytes is exact and avoids reflection.
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&k)), unsafe.Sizeof(k)), key)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), unsafe.Sizeof(v)), value)
+	return decodeEntry(&k, &v, boot)
+}
+
+func decodeEntry(k *dropDropKey, v *dropDropValue, boot time.Time) (record.DropSample, error) {
+	if k.Pad != [2]uint8{} {
+		return record.DropSample{}, fmt.Errorf("drop: non-zero key padding %v", k.Pad)
+	}
+	if v.Count == 0 {
+		return record.DropSample{}, fmt.Errorf("drop: zero count")
+	}
+	if v.LastSeen == 0 || v.LastSeen > maxBootNs {
+		return record.DropSample{}, fmt.Errorf("drop: invalid last_seen %d", v.LastSeen)
+	}
+	s := record.DropSample{
+		Reason:    k.Reason,
+		Location:  k.Location,
+		Transport: record.Transport(k.Proto),
+		Ifindex:   k.Ifindex,
+		Ifname:    cString(v.Ifname),
+		CgroupID:  v.CgroupId,
+		Count:     v.Count,
+		Bytes:     v.Bytes,
+		LastSeen:  boot.Add(time.Duration(v.LastSeen)),
+	}
+	// Addresses stay as on the wire: a v4-mapped IPv6 address is an IPv6
+	// packet, and Key must rebuild the exact kernel key from the sample.
+	switch k.Family {
+	case afInet:
+		s.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(k.Saddr[:4])), k.Sport)
+		s.Dest = netip.AddrPortFrom(netip.AddrFrom4([4]byte(k.Daddr[:4])), k.Dport)
+		if [12]uint8(k.Saddr[4:]) != [12]uint8{} || [12]uint8(k.Daddr[4:]) != [12]uint8{} {
+			return record.DropSample{}, fmt.Errorf("drop: IPv4 key with bytes past the address")
+		}
+	case afInet6:
+		s.Source = netip.AddrPortFrom(netip.AddrFrom16(k.Saddr), k.Sport)
+		s.Dest = netip.AddrPortFrom(netip.AddrFrom16(k.Daddr), k.Dport)
+	case 0:
+		// Not an IP packet (or its headers were unreadable): no tuple.
+		if k.Saddr != [16]uint8{} || k.Daddr != [16]uint8{} || k.Sport != 0 || k.Dport != 0 || k.Proto != 0 {
+			return record.DropSample{}, fmt.Errorf("drop: tuple without address family")
+		}
+	default:
+		return record.DropSample{}, fmt.Errorf("drop: invalid address family %d", k.Family)
+	}
+	return s, nil
+}
+
+// key rebuilds the kernel map key of a sample Decode produced.
+func key(s record.DropSample) dropDropKey {
+	k := dropDropKey{
+		Location: s.Location,
+		Reason:   s.Reason,
+		Ifindex:  s.Ifindex,
+		Proto:    uint8(s.Transport),
+		Sport:    s.Source.Port(),
+		Dport:    s.Dest.Port(),
+	}
+	switch src, dst := s.Source.Addr(), s.Dest.Addr(); {
+	case src.Is4():
+		k.Family = afInet
+		a, b := src.As4(), dst.As4()
+		copy(k.Saddr[:], a[:])
+		copy(k.Daddr[:], b[:])
+	case src.Is6():
+		k.Family = afInet6
+		k.Saddr, k.Daddr = src.As16(), dst.As16()
+	}
+	return k
+}
+
+func cString(c [16]int8) string {
+	b := make([]byte, 0, len(c))
+	for _, ch := range c {
+		if ch == 0 {
+			break
+		}
+		b = append(b, byte(ch))
+	}
+	return string(b)
+}

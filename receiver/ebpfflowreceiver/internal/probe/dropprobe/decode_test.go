@@ -1,0 +1,163 @@
+package dropprobe
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+// A real `drops` entry read from the kernel on 6.18: three UDP datagrams of
+// 100 bytes to 127.0.0.1:5353 dropped by an iptables INPUT rule on lo.
+const (
+	realKey   = "b857f681ffffffff0c000000010000007f0000010000000000000000000000007f000001000000000000000000000000c3c5e91402110000"
+	realValue = "030000000000000080010000000000001650da273902000000000000000000006c6f0000000000000000000000000000"
+)
+
+var boot = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+
+func unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func encode(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := binary.Append(nil, binary.NativeEndian, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeRealEntry(t *testing.T) {
+	s, err := Decode(unhex(t, realKey), unhex(t, realValue), boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := record.DropSample{
+		Reason:    12, // NETFILTER_DROP on 6.18
+		Location:  0xffffffff81f657b8,
+		Transport: record.TransportUDP,
+		Source:    netip.MustParseAddrPort("127.0.0.1:50627"),
+		Dest:      netip.MustParseAddrPort("127.0.0.1:5353"),
+		Ifindex:   1,
+		Ifname:    "lo",
+		Count:     3,
+		Bytes:     384,
+		LastSeen:  boot.Add(0x23927da5016),
+	}
+	if s != want {
+		t.Errorf("got  %+v\nwant %+v", s, want)
+	}
+	// Delete rebuilds the exact kernel key from the sample.
+	if got := encode(t, key(s)); hex.EncodeToString(got) != realKey {
+		t.Errorf("key(sample) = %x, want %s", got, realKey)
+	}
+}
+
+func validKey() dropDropKey {
+	k := dropDropKey{Location: 0xffffffff81000000, Reason: 3, Ifindex: 2, Family: afInet6, Proto: 6, Sport: 443, Dport: 50000}
+	k.Saddr = netip.MustParseAddr("2001:db8::1").As16()
+	k.Daddr = netip.MustParseAddr("::ffff:10.0.0.1").As16() // mapped stays IPv6
+	return k
+}
+
+func validValue() dropDropValue {
+	v := dropDropValue{Count: 2, Bytes: 120, LastSeen: 1e9, CgroupId: 9}
+	for i, c := range "eth0" {
+		v.Ifname[i] = int8(c)
+	}
+	return v
+}
+
+func TestDecode(t *testing.T) {
+	nonIP := dropDropKey{Location: 1, Reason: 2}
+
+	for _, tc := range []struct {
+		name   string
+		key    func() dropDropKey
+		value  func() dropDropValue
+		errSub string
+		check  func(t *testing.T, s record.DropSample)
+	}{
+		{name: "ipv6 tcp", key: validKey, value: validValue, check: func(t *testing.T, s record.DropSample) {
+			if s.Source != netip.MustParseAddrPort("[2001:db8::1]:443") || !s.Dest.Addr().Is6() || s.Dest.Port() != 50000 ||
+				s.Transport != record.TransportTCP || s.Ifname != "eth0" || s.CgroupID != 9 || s.LastSeen != boot.Add(time.Second) {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{name: "not ip", key: func() dropDropKey { return nonIP }, value: validValue, check: func(t *testing.T, s record.DropSample) {
+			if s.Source.IsValid() || s.Dest.IsValid() || s.Transport != 0 {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{name: "family", key: func() dropDropKey { k := validKey(); k.Family = 3; return k }, value: validValue, errSub: "family"},
+		{name: "padding", key: func() dropDropKey { k := validKey(); k.Pad[1] = 1; return k }, value: validValue, errSub: "padding"},
+		{name: "tuple without family", key: func() dropDropKey { k := nonIP; k.Sport = 1; return k }, value: validValue, errSub: "family"},
+		{name: "ipv4 with trailing bytes", key: func() dropDropKey { k := validKey(); k.Family = afInet; return k }, value: validValue, errSub: "IPv4"},
+		{name: "zero count", key: validKey, value: func() dropDropValue { v := validValue(); v.Count = 0; return v }, errSub: "count"},
+		{name: "no time", key: validKey, value: func() dropDropValue { v := validValue(); v.LastSeen = 0; return v }, errSub: "last_seen"},
+		{name: "time overflow", key: validKey, value: func() dropDropValue { v := validValue(); v.LastSeen = 1 << 63; return v }, errSub: "last_seen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Decode(encode(t, tc.key()), encode(t, tc.value()), boot)
+			if tc.errSub != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errSub) {
+					t.Fatalf("err %v, want one mentioning %q", err, tc.errSub)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, s)
+			if k := key(s); k != tc.key() {
+				t.Errorf("key round trip: %+v, want %+v", k, tc.key())
+			}
+		})
+	}
+	if _, err := Decode(make([]byte, 3), encode(t, validValue()), boot); err == nil {
+		t.Error("short key decoded")
+	}
+	if _, err := Decode(encode(t, validKey()), make([]byte, 3), boot); err == nil {
+		t.Error("short value decoded")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(unhex(f, realKey), unhex(f, realValue))
+	f.Add(encode(f, validKey()), encode(f, validValue()))
+	f.Fuzz(func(t *testing.T, k, v []byte) {
+		s, err := Decode(k, v, boot)
+		if err != nil {
+			return
+		}
+		if s.Count == 0 {
+			t.Fatal("zero count passed")
+		}
+		// Whatever decodes must rebuild the very key it came from, or
+		// Delete would miss the kernel entry.
+		if got := encode(t, key(s)); string(got) != string(k) {
+			t.Fatalf("key round trip %x != %x", got, k)
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	k, v := unhex(b, realKey), unhex(b, realValue)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(k, v, boot); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package tcpprobe
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+const (
+	afInet  = 2
+	afInet6 = 10
+
+	// maxBootNs bounds boottime stamps (~146 years) so they fit a Duration.
+	maxBootNs = 1 << 62
+)
+
+// Decode turns one `socks` map entry (key = socket cookie, value =
+// struct tcp_sock_info) into a sample. boot is the wall-clock time of boot,
+// to which the kernel's boottime nanoseconds are added.
+func Decode(key, value []byte, boot time.Time) (record.TCPSample, error) {
+	if len(key) != 8 {
+		return record.TCPSample{}, fmt.Errorf("tcp key: %d bytes, want 8", len(key))
+	}
+	var info tcpTcpSockInfo
+	if len(value) != int(unsafe.Sizeof(info)) {
+		return record.TCPSample{}, fmt.Errorf("tcp value: %d bytes, want %d", len(value), unsafe.Sizeof(info))
+	}
+	// The generated struct has the kernel's layout (bpfel, HostLayout):
+	// copying the bytes is exact and avoids reflection.
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&info)), unsafe.Sizeof(info)), value)
+	return decodeInfo(binary.NativeEndian.Uint64(key), &info, boot)
+}
+
+func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time) (record.TCPSample, error) {
+	if cookie == 0 {
+		return record.TCPSample{}, errors.New("tcp: zero socket cookie")
+	}
+	if v.State < uint8(record.TCPEstablished) || v.State > uint8(record.TCPNewSynRecv) {
+		return record.TCPSample{}, fmt.Errorf("tcp: invalid state %d", v.State)
+	}
+	if tcpTcpInitiator(v.Initiator) > tcpTcpInitiatorTCP_INITIATOR_REMOTE {
+		return record.TCPSample{}, fmt.Errorf("tcp: invalid initiator %d", v.Initiator)
+	}
+	cause := tcpTcpCloseCause(v.CloseCause)
+	if cause > tcpTcpCloseCauseTCP_CAUSE_REFUSED {
+		return record.TCPSample{}, fmt.Errorf("tcp: invalid close cause %d", v.CloseCause)
+	}
+	if (v.ClosedNs == 0) != (cause == tcpTcpCloseCauseTCP_CAUSE_NONE) {
+		return record.TCPSample{}, fmt.Errorf("tcp: close cause %d with close time %d", v.CloseCause, v.ClosedNs)
+	}
+	if v.OpenedNs > maxBootNs || v.ClosedNs > maxBootNs ||
+		(v.OpenedNs != 0 && v.ClosedNs != 0 && v.ClosedNs < v.OpenedNs) {
+		return record.TCPSample{}, fmt.Errorf("tcp: invalid times opened=%d closed=%d", v.OpenedNs, v.ClosedNs)
+	}
+	local, remote, err := tuple(v.Family, v.Saddr, v.Daddr)
+	if err != nil {
+		return record.TCPSample{}, err
+	}
+	return record.TCPSample{
+		Cookie:         cookie,
+		Local:          netip.AddrPortFrom(local, v.Sport),
+		Remote:         netip.AddrPortFrom(remote, v.Dport),
+		CgroupID:       v.CgroupId,
+		PID:            v.Pid,
+		Comm:           comm(v.Comm),
+		State:          record.TCPState(v.State),
+		Initiator:      initiator(tcpTcpInitiator(v.Initiator)),
+		CloseCause:     closeCause(cause),
+		ResetsSent:     v.ResetsSent,
+		ResetsReceived: v.ResetsReceived,
+		Retransmits:    v.Retransmits,
+		SRTT:           time.Duration(v.SrttUs) * time.Microsecond,
+		OpenedAt:       wallTime(boot, v.OpenedNs),
+		ClosedAt:       wallTime(boot, v.ClosedNs),
+	}, nil
+}
+
+// tuple returns the local and remote address. A dual-stack AF_INET6 socket
+// talking IPv4 stores v4-mapped addresses; they are unmapped so the sample
+// matches the IPv4 packets the flow and drop probes see.
+func tuple(family uint8, saddr, daddr [16]uint8) (netip.Addr, netip.Addr, error) {
+	switch family {
+	case afInet:
+		return netip.AddrFrom4([4]byte(saddr[:4])), netip.AddrFrom4([4]byte(daddr[:4])), nil
+	case afInet6:
+		l, r := netip.AddrFrom16(saddr), netip.AddrFrom16(daddr)
+		if (l.Is4In6() || l.IsUnspecified()) && (r.Is4In6() || r.IsUnspecified()) && (l.Is4In6() || r.Is4In6()) {
+			// IPv4 traffic; a side not known yet is 0.0.0.0, not ::.
+			return netip.AddrFrom4([4]byte(saddr[12:])), netip.AddrFrom4([4]byte(daddr[12:])), nil
+		}
+		if l.Is4In6() || r.Is4In6() {
+			return netip.Addr{}, netip.Addr{}, fmt.Errorf("tcp: v4-mapped address paired with IPv6 (%v, %v)", l, r)
+		}
+		return l, r, nil
+	}
+	return netip.Addr{}, netip.Addr{}, fmt.Errorf("tcp: invalid address family %d", family)
+}
+
+func initiator(i tcpTcpInitiator) record.Initiator {
+	switch i {
+	case tcpTcpInitiatorTCP_INITIATOR_LOCAL:
+		return record.InitiatorLocal
+	case tcpTcpInitiatorTCP_INITIATOR_REMOTE:
+		return record.InitiatorRemote
+	}
+	return record.InitiatorUnknown
+}
+
+func closeCause(c tcpTcpCloseCause) record.CloseCause {
+	switch c {
+	case tcpTcpCloseCauseTCP_CAUSE_FIN:
+		return record.CloseFIN
+	case tcpTcpCloseCauseTCP_CAUSE_RST_SENT:
+		return record.CloseRSTSent
+	case tcpTcpCloseCauseTCP_CAUSE_RST_RECEIVED:
+		return record.CloseRSTReceived
+	case tcpTcpCloseCauseTCP_CAUSE_TIMEOUT:
+		return record.CloseTimeout
+	case tcpTcpCloseCauseTCP_CAUSE_REFUSED:
+		return record.CloseRefused
+	}
+	return record.CloseNone
+}
+
+func comm(c [16]int8) string {
+	b := make([]byte, 0, len(c))
+	for _, ch := range c {
+		if ch == 0 {
+			break
+		}
+		b = append(b, byte(ch))
+	}
+	return string(b)
+}
+
+// wallTime converts bpf_ktime_get_boot_ns; 0 means "not seen" and stays zero.
+func wallTime(boot time.Time, ns uint64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return boot.Add(time.Duration(ns))
+}

@@ -1,0 +1,155 @@
+package tcpprobe
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+// DefaultMaxSockets bounds the `socks` LRU map when Config.MaxSockets is 0:
+// a busy node's open sockets plus one interval of closes (~10 MiB of kernel
+// memory).
+const DefaultMaxSockets = 65536
+
+// snapshotBatch is the number of entries read per BPF_MAP_LOOKUP_BATCH call.
+const snapshotBatch = 1024
+
+// Config sizes the kernel map.
+type Config struct {
+	MaxSockets uint32 // LRU entries; 0 = DefaultMaxSockets
+}
+
+var _ probe.Probe = (*Probe)(nil)
+
+// Probe is the loaded tcp lifecycle probe.
+type Probe struct {
+	objs         tcpObjects
+	links        []link.Link
+	decodeErrors atomic.Uint64
+}
+
+// Load loads the programs and maps into the kernel without attaching them.
+func Load(cfg Config) (*Probe, error) {
+	spec, err := loadTcp()
+	if err != nil {
+		return nil, fmt.Errorf("load tcp spec: %w", err)
+	}
+	n := cfg.MaxSockets
+	if n == 0 {
+		n = DefaultMaxSockets
+	}
+	spec.Maps[tcpMapSocks].MaxEntries = n
+
+	p := &Probe{}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load tcp probe: %+v", ve)
+		}
+		return nil, fmt.Errorf("load tcp probe: %w", err)
+	}
+	return p, nil
+}
+
+// Attach attaches the four BTF tracepoint programs.
+func (p *Probe) Attach() error {
+	progs := []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"inet_sock_set_state", p.objs.TcpSetState},
+		{"tcp_send_reset", p.objs.TcpSendReset},
+		{"tcp_receive_reset", p.objs.TcpReceiveReset},
+		{"tcp_retransmit_skb", p.objs.TcpRetransmit},
+	}
+	for _, pr := range progs {
+		l, err := link.AttachTracing(link.TracingOptions{Program: pr.prog})
+		if err != nil {
+			p.closeLinks()
+			return fmt.Errorf("attach tcp tp_btf/%s: %w", pr.name, err)
+		}
+		p.links = append(p.links, l)
+	}
+	return nil
+}
+
+// Snapshot reads every socket entry. Entries that fail to decode are counted
+// in Counters().DecodeErrors and skipped.
+func (p *Probe) Snapshot(boot time.Time) ([]record.TCPSample, error) {
+	var (
+		out    []record.TCPSample
+		cursor ebpf.MapBatchCursor
+		keys   = make([]uint64, snapshotBatch)
+		vals   = make([]tcpTcpSockInfo, snapshotBatch)
+	)
+	for {
+		n, err := p.objs.Socks.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			s, derr := decodeInfo(keys[i], &vals[i], boot)
+			if derr != nil {
+				p.decodeErrors.Add(1)
+				continue
+			}
+			out = append(out, s)
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("snapshot tcp sockets: %w", err)
+		}
+	}
+}
+
+// Delete removes the entries of these sockets (already reported as closed).
+// Sockets the LRU already evicted are not an error.
+func (p *Probe) Delete(cookies []uint64) error {
+	var errs []error
+	for _, c := range cookies {
+		if err := p.objs.Socks.Delete(c); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("delete tcp sockets: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Name identifies the probe in self-telemetry.
+func (p *Probe) Name() string { return "tcp" }
+
+// Counters returns the kernel loss counters plus user-space decode errors.
+func (p *Probe) Counters() (probe.Counters, error) {
+	c, err := probe.ReadStats(p.objs.Stats)
+	if err != nil {
+		return c, fmt.Errorf("tcp counters: %w", err)
+	}
+	c.DecodeErrors = p.decodeErrors.Load()
+	return c, nil
+}
+
+// Close detaches and unloads everything.
+func (p *Probe) Close() error {
+	p.closeLinks()
+	return p.objs.Close()
+}
+
+func (p *Probe) closeLinks() {
+	for i := len(p.links) - 1; i >= 0; i-- {
+		p.links[i].Close()
+	}
+	p.links = nil
+}
+
+// programs lists the loaded programs, for run-time statistics in benchmarks.
+func (p *Probe) programs() []*ebpf.Program {
+	return []*ebpf.Program{p.objs.TcpSetState, p.objs.TcpSendReset, p.objs.TcpReceiveReset, p.objs.TcpRetransmit}
+}
