@@ -1,0 +1,344 @@
+// Package engine runs the eBPF probes without any collector dependency:
+// preflight, load and attach (a probe that fails degrades, the others keep
+// running), then every flush interval it reads the probes' maps, folds them
+// through the flow table, deletes what the table is done with, and hands the
+// report to a sink. The collector receiver is a thin adapter around it.
+package engine
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+// Probe names in Stats (and the `probe` attribute of self-telemetry).
+const (
+	ProbeFlow = "flow"
+	ProbeTCP  = "tcp"
+	ProbeDrop = "drop"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultFlushInterval = 10 * time.Second
+	// DefaultMaxFlows sizes the flow and TCP socket LRU maps: a busy node
+	// holds a few 10k connections; at ~200 B per entry this is ~13 MB of
+	// kernel memory per map.
+	DefaultMaxFlows = 65536
+	// idleIntervals: UDP flows end after two quiet flushes.
+	idleIntervals = 2
+)
+
+// Config selects and sizes the probes.
+type Config struct {
+	FlushInterval     time.Duration
+	Flows, Drops      bool // Flows = flow + tcp probes
+	DropIgnoreReasons []string
+	ClusterCIDRs      []netip.Prefix
+	MaxFlows          uint32
+}
+
+// ProbeStats is one probe's self-telemetry. Err is set while the probe is
+// not working: it failed to load/attach (for good), or its last read failed.
+type ProbeStats struct {
+	Counters probe.Counters
+	Err      error
+}
+
+// Stats is the engine's self-telemetry.
+type Stats struct {
+	Probes      map[string]ProbeStats
+	FlowsActive int
+	Evicted     uint64 // cumulative flows lost to LRU eviction
+}
+
+// Sources are what the flush loop reads; the Linux probes implement them,
+// tests use fakes.
+type flowSource interface {
+	probe.Probe
+	Snapshot(boot time.Time) ([]record.FlowSample, error)
+	Delete(keys []record.FlowSample) error
+}
+
+type tcpSource interface {
+	probe.Probe
+	Snapshot(boot time.Time) ([]record.TCPSample, error)
+	Delete(cookies []uint64) error
+}
+
+type dropSource interface {
+	probe.Probe
+	Snapshot(boot time.Time) ([]record.DropSample, error)
+	Delete(keys []record.DropSample) error
+}
+
+// slot is one probe: live, or failed with the error that stopped it.
+type slot struct {
+	name string
+	p    probe.Probe // nil when failed or disabled
+	err  error       // permanent failure
+
+	mu      sync.Mutex
+	readErr error // last snapshot / delete error, nil after a good read
+}
+
+func (s *slot) setReadErr(err error) {
+	s.mu.Lock()
+	s.readErr = err
+	s.mu.Unlock()
+}
+
+// Engine is the probes plus the flush loop. Create it with New.
+type Engine struct {
+	cfg  Config
+	log  *zap.Logger
+	sink func(record.Report)
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	// Set by start, read-only afterwards.
+	boot  time.Time
+	slots []*slot // load order; closed in reverse
+	flows flowSource
+	tcp   tcpSource
+	drops dropSource
+	table *flowtable.Table
+
+	active      atomic.Int64
+	evicted     atomic.Uint64
+	readFailing atomic.Bool // a read error was logged; log recovery once
+}
+
+// New creates an engine; nothing touches the kernel before Start.
+func New(cfg Config, logger *zap.Logger, sink func(record.Report)) *Engine {
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.MaxFlows == 0 {
+		cfg.MaxFlows = DefaultMaxFlows
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if sink == nil {
+		sink = func(record.Report) {}
+	}
+	return &Engine{cfg: cfg, log: logger, sink: sink}
+}
+
+// Start runs the preflight checks, loads and attaches the enabled probes and
+// starts flushing. It fails when the node cannot run probes at all or when
+// every enabled probe failed; a single failing probe only shows in Stats.
+func (e *Engine) Start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("engine closed")
+	}
+	if e.started {
+		return errors.New("engine already started")
+	}
+	if err := e.start(); err != nil {
+		e.closeProbes()
+		return err
+	}
+	e.started = true
+	e.run()
+	return nil
+}
+
+// run starts the flush goroutine over the probes start set up.
+func (e *Engine) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.done = make(chan struct{})
+	go e.loop(ctx)
+}
+
+func (e *Engine) loop(ctx context.Context) {
+	defer close(e.done)
+	tick := time.NewTicker(e.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			e.flush(now)
+		}
+	}
+}
+
+// flush reads every live probe and emits one report. A failed read skips the
+// whole flush: counters are cumulative, so the next flush catches up, and a
+// partial read must not look like flows vanishing from the kernel.
+func (e *Engine) flush(now time.Time) {
+	var (
+		flows []record.FlowSample
+		tcp   []record.TCPSample
+		drops []record.DropSample
+		err   error
+	)
+	// TCP before flows: every packet of a socket seen closed is then already
+	// in the flow sample its final record is built from.
+	if e.tcp != nil {
+		tcp, err = e.tcp.Snapshot(e.boot)
+		if e.readFailed(ProbeTCP, "read tcp sockets", err) {
+			return
+		}
+	}
+	if e.flows != nil {
+		flows, err = e.flows.Snapshot(e.boot)
+		if e.readFailed(ProbeFlow, "read flows", err) {
+			return
+		}
+	}
+	if e.drops != nil {
+		drops, err = e.drops.Snapshot(e.boot)
+		if e.readFailed(ProbeDrop, "read drops", err) {
+			return
+		}
+	}
+	if e.readFailing.CompareAndSwap(true, false) {
+		e.log.Info("probe maps readable again")
+	}
+
+	res := e.table.Update(now, flows, tcp, drops)
+	e.active.Store(int64(e.table.Active()))
+	e.evicted.Store(e.table.Evicted())
+
+	// A failed delete leaves an entry the table recognises and deletes again.
+	if len(res.DeleteFlows) > 0 && e.flows != nil {
+		e.deleteFailed(ProbeFlow, "delete flows", e.flows.Delete(res.DeleteFlows))
+	}
+	if len(res.DeleteTCP) > 0 && e.tcp != nil {
+		e.deleteFailed(ProbeTCP, "delete tcp sockets", e.tcp.Delete(res.DeleteTCP))
+	}
+	if len(res.DeleteDrops) > 0 && e.drops != nil {
+		e.deleteFailed(ProbeDrop, "delete drops", e.drops.Delete(res.DeleteDrops))
+	}
+	e.sink(res.Report)
+}
+
+// readFailed records a read error in Stats; it logs only the first of a run
+// of failures, never one line per flush.
+func (e *Engine) readFailed(name, what string, err error) bool {
+	s := e.slot(name)
+	if s != nil {
+		s.setReadErr(err)
+	}
+	if err == nil {
+		return false
+	}
+	if e.readFailing.CompareAndSwap(false, true) {
+		e.log.Warn("skipping flush: probe map read failed (retried every flush)", zap.String("probe", name), zap.String("op", what), zap.Error(err))
+	}
+	return true
+}
+
+func (e *Engine) deleteFailed(name, what string, err error) {
+	if s := e.slot(name); s != nil {
+		s.setReadErr(err)
+	}
+	if err != nil {
+		e.log.Debug("probe map delete failed", zap.String("probe", name), zap.String("op", what), zap.Error(err))
+	}
+}
+
+func (e *Engine) slot(name string) *slot {
+	for _, s := range e.slots {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Stats returns the probes' counters and errors and the flow table's size.
+// Safe to call at any time from any goroutine, including from the sink.
+func (e *Engine) Stats() Stats {
+	// e.mu is never held while the flush goroutine is waited for, so the
+	// sink may call this.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	slots := e.slots
+	st := Stats{
+		Probes:      make(map[string]ProbeStats, len(slots)),
+		FlowsActive: int(e.active.Load()),
+		Evicted:     e.evicted.Load(),
+	}
+	for _, s := range slots {
+		ps := ProbeStats{Err: s.err}
+		if s.p != nil {
+			c, err := s.p.Counters()
+			ps.Counters = c
+			s.mu.Lock()
+			if ps.Err == nil {
+				ps.Err = s.readErr
+			}
+			s.mu.Unlock()
+			if ps.Err == nil && err != nil {
+				ps.Err = err
+			}
+		}
+		st.Probes[s.name] = ps
+	}
+	return st
+}
+
+// Close stops flushing (no final flush), waits for the flush goroutine and
+// closes the probes in reverse load order. Safe without Start and when
+// called twice.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	cancel, done := e.cancel, e.done
+	e.mu.Unlock()
+
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closeProbes()
+}
+
+// closeProbes closes live probes in reverse order. Callers hold e.mu.
+func (e *Engine) closeProbes() error {
+	var errs []error
+	for i := len(e.slots) - 1; i >= 0; i-- {
+		s := e.slots[i]
+		if s.p == nil {
+			continue
+		}
+		if err := s.p.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		s.p = nil
+		if s.err == nil {
+			s.err = errClosed
+		}
+	}
+	e.flows, e.tcp, e.drops = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+var errClosed = errors.New("probe closed")

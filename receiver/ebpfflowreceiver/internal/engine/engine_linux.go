@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/identity"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/kallsyms"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/preflight"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/dropprobe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/flowprobe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/tcpprobe"
+)
+
+// start runs preflight, loads and attaches the enabled probes and builds the
+// flow table. Callers hold e.mu; on error they close what was loaded.
+func (e *Engine) start() error {
+	if !e.cfg.Flows && !e.cfg.Drops {
+		return errors.New("no probe enabled: enable flows or drops")
+	}
+	pre, err := preflight.Check(preflight.Options{MountMissing: true})
+	if err != nil {
+		return fmt.Errorf("preflight: %w", err)
+	}
+	for _, w := range pre.Warnings {
+		e.log.Warn("preflight", zap.Error(w))
+	}
+	if len(pre.Mounted) > 0 {
+		e.log.Info("mounted missing filesystems", zap.Strings("paths", pre.Mounted))
+	}
+	if e.boot, err = bootTime(); err != nil {
+		return err
+	}
+
+	if e.cfg.Flows {
+		fp, err := loadFlow(e.cfg.MaxFlows, pre.CgroupV2Root)
+		e.addSlot(ProbeFlow, fp, err)
+		if err == nil {
+			e.flows = fp
+		}
+		tp, err := loadTCP(e.cfg.MaxFlows)
+		e.addSlot(ProbeTCP, tp, err)
+		if err == nil {
+			e.tcp = tp
+		}
+	}
+	var dp *dropprobe.Probe
+	if e.cfg.Drops {
+		dp, err = loadDrop(e.cfg.DropIgnoreReasons)
+		e.addSlot(ProbeDrop, dp, err)
+		if err == nil {
+			e.drops = dp
+		}
+	}
+
+	var failed []error
+	live := 0
+	for _, s := range e.slots {
+		if s.err != nil {
+			failed = append(failed, fmt.Errorf("probe %s: %w", s.name, s.err))
+			e.log.Warn("probe failed; running without it", zap.String("probe", s.name), zap.Error(s.err))
+		} else {
+			live++
+		}
+	}
+	if live == 0 {
+		return fmt.Errorf("every enabled probe failed: %w", errors.Join(failed...))
+	}
+
+	res := identity.NewResolver(pre.CgroupV2Root)
+	cfg := flowtable.Config{
+		Identity:      res.Workload,
+		IsNodeAddr:    res.IsHostAddr,
+		ClusterCIDRs:  e.cfg.ClusterCIDRs,
+		IdleIntervals: idleIntervals,
+	}
+	if dp != nil {
+		cfg.ReasonName = dp.ReasonName
+		syms, err := kallsyms.Load("/proc/kallsyms")
+		switch {
+		case err != nil:
+			e.log.Warn("drop locations stay hexadecimal: cannot read kernel symbols", zap.Error(err))
+		case syms.Hidden():
+			e.log.Warn("drop locations stay hexadecimal: /proc/kallsyms hides addresses (kernel.kptr_restrict; run as root or grant CAP_SYSLOG)")
+		}
+		if err == nil {
+			cfg.Symbol = syms.Symbol
+		}
+	}
+	e.table = flowtable.New(cfg)
+	e.log.Info("ebpfflow engine started", zap.String("cgroup2", pre.CgroupV2Root),
+		zap.Int("probes", live), zap.Duration("flush_interval", e.cfg.FlushInterval))
+	return nil
+}
+
+// addSlot records a probe. On error p is a typed nil and is not kept.
+func (e *Engine) addSlot(name string, p probe.Probe, err error) {
+	s := &slot{name: name, err: err}
+	if err == nil {
+		s.p = p
+	}
+	e.slots = append(e.slots, s)
+}
+
+func loadFlow(maxFlows uint32, cgroupRoot string) (*flowprobe.Probe, error) {
+	p, err := flowprobe.Load(flowprobe.Config{MaxFlows: maxFlows})
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	if err := p.Attach(cgroupRoot); err != nil {
+		return nil, errors.Join(fmt.Errorf("attach to cgroup %s: %w", cgroupRoot, err), p.Close())
+	}
+	return p, nil
+}
+
+func loadTCP(maxSockets uint32) (*tcpprobe.Probe, error) {
+	p, err := tcpprobe.Load(tcpprobe.Config{MaxSockets: maxSockets})
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	if err := p.Attach(); err != nil {
+		return nil, errors.Join(fmt.Errorf("attach: %w", err), p.Close())
+	}
+	return p, nil
+}
+
+func loadDrop(ignore []string) (*dropprobe.Probe, error) {
+	p, err := dropprobe.Load(dropprobe.Config{IgnoreReasons: ignore})
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	if err := p.Attach(); err != nil {
+		return nil, errors.Join(fmt.Errorf("attach: %w", err), p.Close())
+	}
+	return p, nil
+}
+
+// bootTime is the wall-clock time of boot, to convert the probes'
+// bpf_ktime_get_boot_ns (CLOCK_BOOTTIME: counts suspend) to time.Time.
+func bootTime() (time.Time, error) {
+	var ts unix.Timespec
+	now := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return time.Time{}, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+	}
+	return now.Add(-time.Duration(ts.Nano())), nil
+}

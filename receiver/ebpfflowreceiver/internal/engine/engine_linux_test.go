@@ -1,0 +1,607 @@
+package engine
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/preflight"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+// envHelper makes the test binary act as a pod process (see TestHelperProcess).
+const envHelper = "EBPFFLOW_ENGINE_HELPER"
+
+// pod is a network namespace plus a kubelet-shaped cgroup.
+type pod struct {
+	ns          string
+	uid         string // with dashes
+	containerID string
+	cgroup      string // absolute path of the container scope
+	ip4, ip6    netip.Addr
+}
+
+func randHex(t *testing.T, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// newPod creates the pod's cgroup (systemd-driver layout) and netns.
+func newPod(t *testing.T, cgroupRoot string, ip4, ip6 string) *pod {
+	t.Helper()
+	u := randHex(t, 16)
+	uid := u[:8] + "-" + u[8:12] + "-" + u[12:16] + "-" + u[16:20] + "-" + u[20:]
+	p := &pod{
+		ns:          "ebpfflow-" + u[:8],
+		uid:         uid,
+		containerID: randHex(t, 32),
+		ip4:         netip.MustParseAddr(ip4),
+		ip6:         netip.MustParseAddr(ip6),
+	}
+	slices := []string{
+		"kubepods.slice",
+		"kubepods-besteffort.slice",
+		"kubepods-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice",
+		"cri-containerd-" + p.containerID + ".scope",
+	}
+	dir := cgroupRoot
+	var created []string
+	for _, s := range slices {
+		dir = filepath.Join(dir, s)
+		if err := os.Mkdir(dir, 0o755); err == nil {
+			created = append(created, dir)
+		} else if !errors.Is(err, os.ErrExist) {
+			t.Fatal(err)
+		}
+	}
+	p.cgroup = dir
+	t.Cleanup(func() {
+		for i := len(created) - 1; i >= 0; i-- {
+			// Processes may take a moment to leave after being killed.
+			for try := 0; try < 50; try++ {
+				if err := os.Remove(created[i]); err == nil || errors.Is(err, os.ErrNotExist) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	})
+	run(t, "ip", "netns", "add", p.ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", p.ns).Run() })
+	run(t, "ip", "-n", p.ns, "link", "set", "lo", "up")
+	return p
+}
+
+// connect joins two pods with a veth pair and addresses them. Static
+// neighbour entries keep ARP/ND out of the way: a lost first neighbour
+// solicitation would otherwise delay the first SYN by a second.
+func connect(t *testing.T, a, b *pod) {
+	t.Helper()
+	va, vb := "veth"+a.ns[len(a.ns)-6:], "veth"+b.ns[len(b.ns)-6:]
+	const macA, macB = "02:00:0a:c9:00:01", "02:00:0a:c9:00:02"
+	run(t, "ip", "link", "add", va, "address", macA, "netns", a.ns, "type", "veth", "peer", "name", vb, "address", macB, "netns", b.ns)
+	for _, x := range []struct {
+		p, peer      *pod
+		dev, peerMAC string
+	}{{a, b, va, macB}, {b, a, vb, macA}} {
+		run(t, "ip", "-n", x.p.ns, "addr", "add", x.p.ip4.String()+"/24", "dev", x.dev)
+		run(t, "ip", "-n", x.p.ns, "addr", "add", x.p.ip6.String()+"/64", "dev", x.dev, "nodad")
+		run(t, "ip", "-n", x.p.ns, "link", "set", x.dev, "up")
+		run(t, "ip", "-n", x.p.ns, "neigh", "replace", x.peer.ip4.String(), "lladdr", x.peerMAC, "dev", x.dev, "nud", "permanent")
+		run(t, "ip", "-n", x.p.ns, "neigh", "replace", x.peer.ip6.String(), "lladdr", x.peerMAC, "dev", x.dev, "nud", "permanent")
+	}
+}
+
+// helper is a pod process: the test binary in the pod's netns and cgroup.
+type helper struct {
+	cmd *exec.Cmd
+	out *bufio.Reader
+}
+
+func (p *pod) start(t *testing.T, args ...string) *helper {
+	t.Helper()
+	cg, err := os.Open(p.cgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Close()
+	cmd := exec.Command("ip", "netns", "exec", p.ns, os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), envHelper+"="+strings.Join(args, " "))
+	// Born in the pod's cgroup: every socket it opens belongs to the pod.
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{cmd: cmd, out: bufio.NewReader(stdout)}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return h
+}
+
+// line reads the helper's next output line.
+func (h *helper) line(t *testing.T) string {
+	t.Helper()
+	s, err := h.out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("helper %v: %v", h.cmd.Args, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func (h *helper) wait(t *testing.T) {
+	t.Helper()
+	_, _ = io.Copy(io.Discard, h.out)
+	if err := h.cmd.Wait(); err != nil {
+		t.Fatalf("helper %v: %v", h.cmd.Args, err)
+	}
+}
+
+// TestHelperProcess is the pod side of TestEngineEndToEnd, run by the test
+// binary re-executed inside a pod: "<mode> <args>", results on stdout.
+func TestHelperProcess(t *testing.T) {
+	spec := os.Getenv(envHelper)
+	if spec == "" {
+		t.Skip("helper process only")
+	}
+	f := strings.Fields(spec)
+	if err := helperMain(f[0], f[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func helperMain(mode string, args []string) error {
+	switch mode {
+	case "serve-tcp": // addr conns: read each connection to EOF, then close it
+		ln, err := net.Listen("tcp", args[0])
+		if err != nil {
+			return err
+		}
+		n, _ := strconv.Atoi(args[1])
+		fmt.Println("ready")
+		for range n {
+			c, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			got, err := io.Copy(io.Discard, c)
+			if err != nil {
+				return err
+			}
+			c.Close()
+			fmt.Println("read", got)
+		}
+		return ln.Close()
+	case "send-tcp": // addr bytes: send, half-close, wait for the server's FIN
+		c, err := net.Dial("tcp", args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Println("local", c.LocalAddr())
+		n, _ := strconv.Atoi(args[1])
+		if _, err := c.Write(make([]byte, n)); err != nil {
+			return err
+		}
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			return err
+		}
+		return c.Close()
+	case "recv-udp": // addr datagrams
+		c, err := net.ListenPacket("udp", args[0])
+		if err != nil {
+			return err
+		}
+		n, _ := strconv.Atoi(args[1])
+		fmt.Println("ready")
+		buf := make([]byte, 65536)
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for range n {
+			if _, _, err := c.ReadFrom(buf); err != nil {
+				return err
+			}
+		}
+		fmt.Println("received", n)
+		return c.Close()
+	case "send-udp": // addr datagrams size
+		c, err := net.Dial("udp", args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Println("local", c.LocalAddr())
+		n, _ := strconv.Atoi(args[1])
+		size, _ := strconv.Atoi(args[2])
+		for range n {
+			if _, err := c.Write(make([]byte, size)); err != nil {
+				return err
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return c.Close()
+	case "connect": // addr timeout: report how the connect ended
+		timeout, _ := time.ParseDuration(args[1])
+		c, err := net.DialTimeout("tcp", args[0], timeout)
+		switch {
+		case err == nil:
+			c.Close()
+			fmt.Println("connected")
+		case errors.Is(err, syscall.ECONNREFUSED):
+			fmt.Println("refused")
+		default:
+			fmt.Println("failed", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown mode %q", mode)
+}
+
+// reports collects what the engine emits.
+type reports struct {
+	mu    sync.Mutex
+	flows []record.Flow
+	drops []record.Drop
+	n     int
+}
+
+func (r *reports) add(rep record.Report) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flows = append(r.flows, rep.Flows...)
+	r.drops = append(r.drops, rep.Drops...)
+	r.n++
+}
+
+func (r *reports) snapshot() ([]record.Flow, []record.Drop) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]record.Flow(nil), r.flows...), append([]record.Drop(nil), r.drops...)
+}
+
+// conn sums one socket's records: the same tuple seen from one pod.
+type conn struct {
+	records                                 int
+	finals                                  int
+	srcBytes, srcPackets, dstBytes, dstPkts uint64
+	last                                    record.Flow
+	dropped                                 bool
+}
+
+func sumConn(flows []record.Flow, podUID string, transport record.Transport, src, dst netip.AddrPort) conn {
+	var c conn
+	for _, f := range flows {
+		if f.Local.PodUID != podUID || f.Transport != transport || f.Source != src || f.Dest != dst {
+			continue
+		}
+		c.records++
+		c.srcBytes += f.SourceBytes
+		c.srcPackets += f.SourcePackets
+		c.dstBytes += f.DestBytes
+		c.dstPkts += f.DestPackets
+		c.dropped = c.dropped || f.Dropped
+		if f.Closed {
+			c.finals++
+		}
+		c.last = f
+	}
+	return c
+}
+
+// TestEngineEndToEnd runs the real probes against two netns "pods" in
+// kubelet-shaped cgroups and checks the report field by field.
+func TestEngineEndToEnd(t *testing.T) {
+	privileged.Require(t)
+	for _, tool := range []string{"ip", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	pre, err := preflight.Check(preflight.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newPod(t, pre.CgroupV2Root, "10.201.0.1", "fd00:201::1")
+	b := newPod(t, pre.CgroupV2Root, "10.201.0.2", "fd00:201::2")
+	connect(t, a, b)
+	// Pod b drops connections to port 8082.
+	run(t, "ip", "netns", "exec", b.ns, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8082", "-j", "DROP")
+
+	var got reports
+	e := New(Config{
+		FlushInterval:     time.Second,
+		Flows:             true,
+		Drops:             true,
+		DropIgnoreReasons: []string{"NOT_SPECIFIED"},
+		ClusterCIDRs:      []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+	}, zaptest.NewLogger(t), got.add)
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	for name, ps := range e.Stats().Probes {
+		if ps.Err != nil {
+			t.Errorf("probe %s failed: %v", name, ps.Err)
+		}
+	}
+
+	const tcpBytes4, tcpBytes6, udpDatagrams, udpSize = 200000, 150000, 10, 200
+	dst4 := netip.AddrPortFrom(b.ip4, 8080)
+	dst6 := netip.AddrPortFrom(b.ip6, 8080)
+	dstUDP := netip.AddrPortFrom(b.ip4, 9000)
+
+	srv := b.start(t, "serve-tcp", "[::]:8080", "2")
+	if s := srv.line(t); s != "ready" {
+		t.Fatalf("server: %q", s)
+	}
+	udpSrv := b.start(t, "recv-udp", dstUDP.String(), strconv.Itoa(udpDatagrams))
+	if s := udpSrv.line(t); s != "ready" {
+		t.Fatalf("udp server: %q", s)
+	}
+
+	cli4 := a.start(t, "send-tcp", dst4.String(), strconv.Itoa(tcpBytes4))
+	src4 := netip.MustParseAddrPort(strings.TrimPrefix(cli4.line(t), "local "))
+	cli4.wait(t)
+	cli6 := a.start(t, "send-tcp", dst6.String(), strconv.Itoa(tcpBytes6))
+	src6 := netip.MustParseAddrPort(strings.TrimPrefix(cli6.line(t), "local "))
+	cli6.wait(t)
+	if s := srv.line(t); s != "read "+strconv.Itoa(tcpBytes4) {
+		t.Fatalf("server: %q", s)
+	}
+	srv.wait(t)
+
+	udpCli := a.start(t, "send-udp", dstUDP.String(), strconv.Itoa(udpDatagrams), strconv.Itoa(udpSize))
+	srcUDP := netip.MustParseAddrPort(strings.TrimPrefix(udpCli.line(t), "local "))
+	udpCli.wait(t)
+	udpSrv.wait(t)
+
+	refused := a.start(t, "connect", netip.AddrPortFrom(b.ip4, 8081).String(), "2s")
+	if s := refused.line(t); s != "refused" {
+		t.Fatalf("connect to a closed port: %q", s)
+	}
+	refused.wait(t)
+	blocked := a.start(t, "connect", netip.AddrPortFrom(b.ip4, 8082).String(), "1500ms")
+	if s := blocked.line(t); !strings.HasPrefix(s, "failed") {
+		t.Fatalf("connect through the DROP rule: %q", s)
+	}
+	blocked.wait(t)
+
+	// Wait for the final records (UDP ends after two idle flushes).
+	var (
+		flows []record.Flow
+		drops []record.Drop
+		ok    bool
+		why   string
+	)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		flows, drops = got.snapshot()
+		if ok, why = complete(flows, drops, a, b, src4, src6, srcUDP, dst4, dst6, dstUDP); ok {
+			break
+		}
+	}
+	if !ok {
+		logOurs(t, flows, drops, a, b)
+		t.Fatalf("incomplete report after 20s: %s", why)
+	}
+
+	// TCP over IPv4, from both ends.
+	checkTCP(t, "v4", flows, a, b, src4, dst4, tcpBytes4)
+	checkTCP(t, "v6", flows, a, b, src6, dst6, tcpBytes6)
+
+	// UDP: exact IP-layer bytes, both ends.
+	wantUDP := uint64(udpDatagrams * (udpSize + 8 + 20))
+	for _, side := range []struct {
+		p    *pod
+		role record.Role
+	}{{a, record.RoleClient}, {b, record.RoleServer}} {
+		c := sumConn(flows, side.p.uid, record.TransportUDP, srcUDP, dstUDP)
+		if c.srcBytes != wantUDP || c.srcPackets != udpDatagrams || c.finals != 1 || c.last.LocalRole != side.role || c.last.CloseCause != record.CloseNone {
+			t.Errorf("udp seen from %s: %+v (want %d bytes %d packets, one final, role %v)", side.p.ns, c, wantUDP, udpDatagrams, side.role)
+		}
+	}
+
+	// The refused connect, built even if the flow probe saw only the SYN.
+	for _, f := range flows {
+		if f.Dest == netip.AddrPortFrom(b.ip4, 8081) && f.Local.PodUID == a.uid && f.Closed {
+			if f.CloseCause != record.CloseRefused || f.LocalRole != record.RoleClient {
+				t.Errorf("refused connect: %+v", f)
+			}
+		}
+	}
+
+	// The DROP rule: a NETFILTER_DROP drop, and the flow marked dropped.
+	var nfDrops uint64
+	for _, d := range drops {
+		if d.Reason == "NETFILTER_DROP" && d.Dest == netip.AddrPortFrom(b.ip4, 8082) {
+			nfDrops += d.Count
+			if d.Local.PodUID != a.uid || d.Transport != record.TransportTCP || d.Location == "" || strings.HasPrefix(d.Location, "0x") {
+				t.Errorf("drop: %+v", d)
+			}
+		}
+	}
+	if nfDrops < 2 { // the SYN and at least one retransmission in 1.5 s
+		t.Errorf("NETFILTER_DROP drops %d, want >= 2", nfDrops)
+	}
+	t.Logf("NETFILTER_DROP: %d packets", nfDrops)
+
+	logOurs(t, flows, drops, a, b)
+	st := e.Stats()
+	if st.Evicted != 0 {
+		t.Errorf("%d flows evicted from a nearly empty map", st.Evicted)
+	}
+	for name, ps := range st.Probes {
+		if ps.Err != nil || ps.Counters.Events == 0 {
+			t.Errorf("probe %s: %+v", name, ps)
+		}
+	}
+	t.Logf("stats %+v", st)
+}
+
+// complete reports whether every final record the test waits for arrived.
+func complete(flows []record.Flow, drops []record.Drop, a, b *pod, src4, src6, srcUDP, dst4, dst6, dstUDP netip.AddrPort) (bool, string) {
+	for _, w := range []struct {
+		p         *pod
+		transport record.Transport
+		src, dst  netip.AddrPort
+	}{
+		{a, record.TransportTCP, src4, dst4}, {b, record.TransportTCP, src4, dst4},
+		{a, record.TransportTCP, src6, dst6}, {b, record.TransportTCP, src6, dst6},
+		{a, record.TransportUDP, srcUDP, dstUDP}, {b, record.TransportUDP, srcUDP, dstUDP},
+	} {
+		if c := sumConn(flows, w.p.uid, w.transport, w.src, w.dst); c.finals == 0 {
+			return false, fmt.Sprintf("no final %v record %v -> %v from %s", w.transport, w.src, w.dst, w.p.ns)
+		}
+	}
+	var refused, dropped bool
+	for _, f := range flows {
+		if f.Local.PodUID == a.uid && f.Dest.Port() == 8081 && f.Closed {
+			refused = true
+		}
+		if f.Local.PodUID == a.uid && f.Dest.Port() == 8082 && f.Dropped {
+			dropped = true
+		}
+	}
+	if !refused {
+		return false, "no final record of the refused connect"
+	}
+	if !dropped {
+		return false, "no dropped flow to :8082"
+	}
+	for _, d := range drops {
+		if d.Reason == "NETFILTER_DROP" && d.Dest.Port() == 8082 {
+			return true, ""
+		}
+	}
+	return false, "no NETFILTER_DROP drop"
+}
+
+func checkTCP(t *testing.T, name string, flows []record.Flow, a, b *pod, src, dst netip.AddrPort, payload int) {
+	t.Helper()
+	ipHdr := 20
+	if src.Addr().Is6() {
+		ipHdr = 40
+	}
+	for _, side := range []struct {
+		p    *pod
+		peer *pod
+		role record.Role
+	}{{a, b, record.RoleClient}, {b, a, record.RoleServer}} {
+		c := sumConn(flows, side.p.uid, record.TransportTCP, src, dst)
+		f := c.last
+		// IP layer: payload plus IP+TCP headers (with timestamps) per segment.
+		maxBytes := uint64(payload) + c.srcPackets*uint64(ipHdr+32+12)
+		if c.srcBytes < uint64(payload) || c.srcBytes > maxBytes || float64(c.srcBytes) > float64(payload)*1.06 {
+			t.Errorf("%s tcp from %s: source bytes %d for %d payload bytes in %d packets", name, side.p.ns, c.srcBytes, payload, c.srcPackets)
+		}
+		if c.finals != 1 || !f.Closed || f.CloseCause != record.CloseFIN || f.LocalRole != side.role {
+			t.Errorf("%s tcp from %s: %d finals, last %+v", name, side.p.ns, c.finals, f)
+		}
+		if f.Local.ContainerID != side.p.containerID || f.Local.PodIP != src.Addr() && side.role == record.RoleClient ||
+			f.Local.PodIP != dst.Addr() && side.role == record.RoleServer || f.Local.PID != 0 {
+			t.Errorf("%s tcp from %s: local workload %+v", name, side.p.ns, f.Local)
+		}
+		if f.Remote == nil || f.Remote.PodUID != side.peer.uid {
+			t.Errorf("%s tcp from %s: remote workload %+v, want pod %s", name, side.p.ns, f.Remote, side.peer.uid)
+		}
+		if f.Scope != record.ScopeNode || f.SRTT <= 0 {
+			t.Errorf("%s tcp from %s: scope %v srtt %v", name, side.p.ns, f.Scope, f.SRTT)
+		}
+		t.Logf("%s tcp seen from %s: %d records, %d bytes / %d packets source->dest, %d / %d back, srtt %v",
+			name, side.p.ns, c.records, c.srcBytes, c.srcPackets, c.dstBytes, c.dstPkts, f.SRTT)
+	}
+}
+
+// logOurs logs the records of the test pods (the node has other traffic).
+func logOurs(t *testing.T, flows []record.Flow, drops []record.Drop, pods ...*pod) {
+	ours := func(addrs ...netip.Addr) bool {
+		for _, p := range pods {
+			for _, a := range addrs {
+				if a == p.ip4 || a == p.ip6 {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, f := range flows {
+		if ours(f.Source.Addr(), f.Dest.Addr()) {
+			t.Logf("flow %+v", f)
+		}
+	}
+	for _, d := range drops {
+		if ours(d.Source.Addr(), d.Dest.Addr()) {
+			t.Logf("drop %+v", d)
+		}
+	}
+}
+
+// TestProbeFailureDegrades loads the real probes with a drop probe that
+// cannot load (an ignore reason this kernel does not have): the engine runs
+// on the others and says why; with nothing else enabled, Start fails.
+func TestProbeFailureDegrades(t *testing.T) {
+	privileged.Require(t)
+	e := New(Config{FlushInterval: time.Hour, Flows: true, Drops: true, DropIgnoreReasons: []string{"NO_SUCH_REASON"}}, zaptest.NewLogger(t), nil)
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	st := e.Stats()
+	if err := st.Probes[ProbeDrop].Err; err == nil || !strings.Contains(err.Error(), "NO_SUCH_REASON") {
+		t.Fatalf("drop probe error %v", err)
+	}
+	if st.Probes[ProbeFlow].Err != nil || st.Probes[ProbeTCP].Err != nil {
+		t.Fatalf("healthy probes: %+v", st.Probes)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e = New(Config{Drops: true, DropIgnoreReasons: []string{"NO_SUCH_REASON"}}, zaptest.NewLogger(t), nil)
+	err := e.Start()
+	if err == nil || !strings.Contains(err.Error(), "every enabled probe failed") || !strings.Contains(err.Error(), "NO_SUCH_REASON") {
+		t.Fatalf("all probes failed: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

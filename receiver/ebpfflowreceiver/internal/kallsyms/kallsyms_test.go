@@ -1,0 +1,114 @@
+package kallsyms
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+)
+
+func TestSymbol(t *testing.T) {
+	tb, err := Load("testdata/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Hidden() {
+		t.Fatal("fixture has addresses")
+	}
+	tests := []struct {
+		addr uint64
+		want string
+	}{
+		{0xffffffff81001000, "kfree_skb_reason"},
+		{0xffffffff810013ff, "kfree_skb_reason"},
+		{0xffffffff81001401, "sk_skb_reason_drop"},
+		{0xffffffff81002010, "sk_skb_reason_drop"}, // data symbols are skipped
+		{0xffffffff81003004, "weak_func"},
+		{0xffffffffc0201010, "nf_hook_slow_mod"}, // module name stripped
+		{0xffffffffc0201234, "nft_do_chain"},
+		{0xffffffffc0301234, "0xffffffffc0301234"}, // far past the last symbol
+		{0xffffffff80000000, "0xffffffff80000000"}, // below the first
+		{0, "0x0"},
+	}
+	for _, tt := range tests {
+		if got := tb.Symbol(tt.addr); got != tt.want {
+			t.Errorf("Symbol(%#x) = %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+	// _stext and _text share an address: either name is right.
+	if got := tb.Symbol(0xffffffff81000010); got != "_stext" && got != "_text" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestHidden(t *testing.T) {
+	tb, err := Load("testdata/kallsyms-hidden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tb.Hidden() || tb.Len() != 0 {
+		t.Fatalf("hidden %v len %d", tb.Hidden(), tb.Len())
+	}
+	if got := tb.Symbol(0xffffffff81001000); got != "0xffffffff81001000" {
+		t.Fatalf("got %q", got)
+	}
+	var nilTable *Table
+	if got := nilTable.Symbol(0x10); got != "0x10" {
+		t.Fatalf("nil table: %q", got)
+	}
+}
+
+func TestMissing(t *testing.T) {
+	if _, err := Load("testdata/nope"); err == nil {
+		t.Fatal("want error")
+	}
+}
+
+// TestRealKallsyms resolves a function every kernel has, from its own address.
+func TestRealKallsyms(t *testing.T) {
+	privileged.Require(t) // unprivileged readers see zero addresses
+	tb, err := Load("/proc/kallsyms")
+	if err != nil {
+		t.Skipf("no /proc/kallsyms: %v", err)
+	}
+	if tb.Hidden() {
+		t.Skip("kptr_restrict hides kernel addresses (run as root with kernel.kptr_restrict<2)")
+	}
+	raw, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addr string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && (f[2] == "sk_skb_reason_drop" || f[2] == "kfree_skb_reason") {
+			addr = f[0]
+			break
+		}
+	}
+	if addr == "" {
+		t.Skip("no kfree_skb_reason / sk_skb_reason_drop in this kernel")
+	}
+	a, err := strconv.ParseUint(addr, 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tb.Symbol(a + 8)
+	if got != "sk_skb_reason_drop" && got != "kfree_skb_reason" {
+		t.Fatalf("Symbol(%#x+8) = %q", a, got)
+	}
+	t.Logf("%d text symbols; %#x+8 -> %s", tb.Len(), a, got)
+}
+
+func BenchmarkSymbol(b *testing.B) {
+	tb, err := Load("/proc/kallsyms")
+	if err != nil || tb.Hidden() {
+		b.Skip("no readable /proc/kallsyms")
+	}
+	addr := tb.syms[len(tb.syms)/2].addr + 4
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = tb.Symbol(addr)
+	}
+}

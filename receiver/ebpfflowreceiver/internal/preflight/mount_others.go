@@ -1,0 +1,9 @@
+//go:build !linux
+
+package preflight
+
+import "errors"
+
+func sysMount(source, target, fstype string) error {
+	return errors.New("mounting needs Linux")
+}
