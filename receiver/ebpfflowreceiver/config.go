@@ -1,0 +1,140 @@
+package ebpfflowreceiver // import "github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver"
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/confmap"
+)
+
+const (
+	minFlushInterval = 100 * time.Millisecond
+	maxMaxFlows      = 1 << 22 // 4M flows: ~0.5 GiB of kernel map at ~128 B/entry
+)
+
+// Config is the ebpfflow receiver's configuration. Every signal is on by
+// default, so `receivers: {ebpfflow: {}}` shows everything on the node.
+type Config struct {
+	// FlushInterval is how often aggregated flows, drops and metrics are
+	// emitted; a long-lived flow is reported once per interval.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+
+	Flows FlowsConfig `mapstructure:"flows"`
+	Drops DropsConfig `mapstructure:"drops"`
+	DNS   DNSConfig   `mapstructure:"dns"`
+	HTTP  HTTPConfig  `mapstructure:"http"`
+
+	// ClusterCIDRs are the pod and service ranges: a destination inside
+	// them has ebpfflow.destination.scope "cluster", outside "external".
+	ClusterCIDRs []string `mapstructure:"cluster_cidrs"`
+
+	// MaxFlows sizes the kernel's flow map (an LRU: beyond it the oldest
+	// flows are evicted and counted as lost).
+	MaxFlows int `mapstructure:"max_flows"`
+
+	_ struct{}
+}
+
+// FlowsConfig controls network.flow records and the flow metrics.
+type FlowsConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	_       struct{}
+}
+
+// DropsConfig controls network.drop records and ebpfflow.network.drops.
+type DropsConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// IgnoreReasons are kernel drop reasons (SKB_DROP_REASON_* without the
+	// prefix) that are normal frees rather than drops. Names are checked
+	// against the running kernel at start.
+	IgnoreReasons []string `mapstructure:"ignore_reasons"`
+	_             struct{}
+}
+
+// DNSConfig is accepted now; DNS capture is not implemented yet.
+type DNSConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Timeout after which an unanswered query is reported as TIMEOUT.
+	Timeout time.Duration `mapstructure:"timeout"`
+	_       struct{}
+}
+
+// HTTPConfig is accepted now; HTTP capture is not implemented yet.
+type HTTPConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	_       struct{}
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+func createDefaultConfig() *Config {
+	return &Config{
+		FlushInterval: 10 * time.Second,
+		Flows:         FlowsConfig{Enabled: true},
+		Drops:         DropsConfig{Enabled: true, IgnoreReasons: []string{"NOT_SPECIFIED"}},
+		DNS:           DNSConfig{Enabled: true, Timeout: 5 * time.Second},
+		HTTP:          HTTPConfig{Enabled: true},
+		ClusterCIDRs: []string{
+			"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", // RFC 1918
+			"100.64.0.0/10", // RFC 6598 shared address space (used by several CNIs)
+			"fc00::/7",      // RFC 4193 unique local addresses
+		},
+		MaxFlows: 65536,
+	}
+}
+
+// Validate checks the configuration; each error names the offending key.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.FlushInterval < minFlushInterval {
+		errs = append(errs, fmt.Errorf("flush_interval: must be at least %v, got %v", minFlushInterval, cfg.FlushInterval))
+	}
+	if !cfg.Flows.Enabled && !cfg.Drops.Enabled {
+		// Revisit when dns and http capture land: they will be enough alone.
+		errs = append(errs, errors.New("flows.enabled, drops.enabled: both false leaves nothing to observe"))
+	}
+	for i, r := range cfg.Drops.IgnoreReasons {
+		if strings.TrimSpace(r) == "" {
+			errs = append(errs, fmt.Errorf("drops.ignore_reasons[%d]: empty drop reason", i))
+		}
+	}
+	if cfg.DNS.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("dns.timeout: must be positive, got %v", cfg.DNS.Timeout))
+	}
+	if _, err := cfg.clusterPrefixes(); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.MaxFlows < 1 || cfg.MaxFlows > maxMaxFlows {
+		errs = append(errs, fmt.Errorf("max_flows: must be between 1 and %d, got %d", maxMaxFlows, cfg.MaxFlows))
+	}
+	return errors.Join(errs...)
+}
+
+// clusterPrefixes parses cluster_cidrs. Host bits are masked off, so
+// "10.1.2.3/8" means 10.0.0.0/8.
+func (cfg *Config) clusterPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(cfg.ClusterCIDRs))
+	var errs []error
+	for i, s := range cfg.ClusterCIDRs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cluster_cidrs[%d]: %w", i, err))
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out, errors.Join(errs...)
+}
+
+// dropIgnoreReasons returns the reasons as the kernel names them, accepting
+// the full SKB_DROP_REASON_ form too.
+func (cfg *Config) dropIgnoreReasons() []string {
+	out := make([]string, 0, len(cfg.Drops.IgnoreReasons))
+	for _, r := range cfg.Drops.IgnoreReasons {
+		out = append(out, strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(r)), "SKB_DROP_REASON_"))
+	}
+	return out
+}

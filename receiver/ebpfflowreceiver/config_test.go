@@ -1,0 +1,106 @@
+package ebpfflowreceiver
+
+import (
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	full := createDefaultConfig()
+	full.FlushInterval = 2 * time.Second
+	full.Drops = DropsConfig{Enabled: false, IgnoreReasons: []string{"NOT_SPECIFIED", "SKB_DROP_REASON_SOCKET_FILTER"}}
+	full.DNS = DNSConfig{Enabled: false, Timeout: 2 * time.Second}
+	full.HTTP = HTTPConfig{Enabled: false}
+	full.ClusterCIDRs = []string{"10.244.0.0/16", "10.96.0.0/12", "fd00:10::/56"}
+	full.MaxFlows = 131072
+
+	tests := []struct {
+		name      string // the receiver's name in testdata/config.yaml
+		want      *Config
+		errSubstr []string // Validate errors, each naming its key
+		unmarshal bool     // the error comes from unmarshalling
+	}{
+		{name: "", want: createDefaultConfig()}, // plain "ebpfflow"
+		{name: "full", want: full},
+		{name: "flush_interval_too_short", errSubstr: []string{"flush_interval: must be at least 100ms, got 50ms"}},
+		{name: "bad_cluster_cidr", errSubstr: []string{`cluster_cidrs[1]: netip.ParsePrefix("10.0.0.0/33")`, `cluster_cidrs[2]: netip.ParsePrefix("not-a-cidr")`}},
+		{name: "max_flows_zero", errSubstr: []string{"max_flows: must be between 1 and 4194304, got 0"}},
+		{name: "max_flows_too_large", errSubstr: []string{"max_flows: must be between 1 and 4194304, got 4194305"}},
+		{name: "dns_timeout_zero", errSubstr: []string{"dns.timeout: must be positive, got 0s"}},
+		{name: "empty_ignore_reason", errSubstr: []string{"drops.ignore_reasons[1]: empty drop reason"}},
+		{name: "nothing_enabled", errSubstr: []string{"flows.enabled, drops.enabled: both false leaves nothing to observe"}},
+		{name: "unknown_key", errSubstr: []string{"flush_intervall"}, unmarshal: true},
+	}
+	for _, tt := range tests {
+		id := component.NewIDWithName(metadata.Type, tt.name)
+		t.Run(id.String(), func(t *testing.T) {
+			sub, err := cm.Sub(id.String())
+			require.NoError(t, err)
+			cfg := NewFactory().CreateDefaultConfig()
+			err = sub.Unmarshal(cfg)
+			if tt.unmarshal {
+				require.Error(t, err)
+				for _, s := range tt.errSubstr {
+					assert.ErrorContains(t, err, s)
+				}
+				return
+			}
+			require.NoError(t, err)
+			err = confmap.Validate(cfg)
+			if tt.errSubstr == nil {
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, cfg)
+				return
+			}
+			require.Error(t, err)
+			for _, s := range tt.errSubstr {
+				assert.ErrorContains(t, err, s)
+			}
+		})
+	}
+}
+
+func TestClusterPrefixes(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.ClusterCIDRs = []string{"10.1.2.3/8", " fd00::/8 "}
+	got, err := cfg.clusterPrefixes()
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}, got)
+
+	def, err := createDefaultConfig().clusterPrefixes()
+	require.NoError(t, err)
+	for _, a := range []string{"10.244.1.5", "172.20.0.1", "192.168.1.1", "100.64.3.4", "fd12::1"} {
+		assert.True(t, containsAddr(def, netip.MustParseAddr(a)), a)
+	}
+	for _, a := range []string{"8.8.8.8", "2001:db8::1", "100.128.0.1"} {
+		assert.False(t, containsAddr(def, netip.MustParseAddr(a)), a)
+	}
+}
+
+func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDropIgnoreReasonsNormalised(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.Drops.IgnoreReasons = []string{"NOT_SPECIFIED", "SKB_DROP_REASON_SOCKET_FILTER", " tcp_csum "}
+	assert.Equal(t, []string{"NOT_SPECIFIED", "SOCKET_FILTER", "TCP_CSUM"}, cfg.dropIgnoreReasons())
+}

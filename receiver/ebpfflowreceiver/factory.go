@@ -1,0 +1,46 @@
+package ebpfflowreceiver // import "github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver"
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
+)
+
+// receivers holds one core per receiver ID across its logs and metrics pipelines.
+var receivers = newSharedReceivers()
+
+// NewFactory returns the factory of the ebpfflow receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(
+		metadata.Type,
+		func() component.Config { return createDefaultConfig() },
+		receiver.WithLogs(createLogs, metadata.LogsStability),
+		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
+	)
+}
+
+func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
+	r, err := getReceiver(set, cfg.(*Config))
+	if err != nil {
+		return nil, err
+	}
+	r.setLogs(next)
+	return r, nil
+}
+
+func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+	r, err := getReceiver(set, cfg.(*Config))
+	if err != nil {
+		return nil, err
+	}
+	r.setMetrics(next)
+	return r, nil
+}
+
+func getReceiver(set receiver.Settings, cfg *Config) (*sharedReceiver, error) {
+	return receivers.getOrCreate(cfg, func() (receiverCore, error) { return newReceiver(set, cfg) })
+}

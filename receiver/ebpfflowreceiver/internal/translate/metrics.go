@@ -1,0 +1,353 @@
+package translate
+
+import (
+	"cmp"
+	"slices"
+	"sort"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+type metricID uint8
+
+const (
+	metricFlowBytes metricID = iota
+	metricFlowPackets
+	metricRTT
+	metricRetransmits
+	metricResets
+	metricConnFailures
+	metricDrops
+)
+
+// metricDefs is indexed by metricID; emission follows this order.
+var metricDefs = [...]struct {
+	name, unit, description string
+}{
+	metricFlowBytes:    {"ebpfflow.network.flow.bytes", "By", "Bytes of TCP/UDP flows at the IP layer (IP and L4 headers included, link layer excluded), by direction seen from the local workload."},
+	metricFlowPackets:  {"ebpfflow.network.flow.packets", "{packet}", "Packets of TCP/UDP flows, GSO/GRO segments counted as the packets on the wire, by direction seen from the local workload."},
+	metricRTT:          {"ebpfflow.tcp.rtt", "s", "Smoothed round-trip time of TCP connections: one sample per connection per flush interval in which the kernel had measured it."},
+	metricRetransmits:  {"ebpfflow.tcp.retransmits", "{segment}", "TCP segments retransmitted."},
+	metricResets:       {"ebpfflow.tcp.resets", "{reset}", "TCP resets sent or received."},
+	metricConnFailures: {"ebpfflow.tcp.connection.failures", "{connection}", "TCP connections that ended refused or timed out."},
+	metricDrops:        {"ebpfflow.network.drops", "{packet}", "Packets the kernel dropped, by drop reason."},
+}
+
+// rttBounds are the explicit bucket bounds of ebpfflow.tcp.rtt in seconds:
+// 100 µs (same host) to 10 s (retransmission back-off), about 2.5x apart.
+var rttBounds = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// edge is a series' data point attributes. Only low-cardinality values go
+// here: never addresses or client ports. Empty / zero fields are omitted.
+type edge struct {
+	transport  string
+	port       uint16 // destination.port: the server's port
+	scope      string
+	role       string
+	direction  string
+	peerKey    string // "destination.k8s.pod.uid" or "source.k8s.pod.uid"
+	peerPodUID string
+	cause      string
+	reason     string
+}
+
+type seriesKey struct {
+	res    record.Workload
+	metric metricID
+	edge   edge
+}
+
+// series is one cumulative time series. start is when its counting began;
+// it stays fixed for the series' life, and a series forgotten while idle
+// restarts later from zero with a new start, which is how cumulative
+// consumers recognise a reset.
+type series struct {
+	start   pcommon.Timestamp
+	touched uint64 // interval of the last change
+	value   uint64
+	hist    *histogram
+}
+
+type histogram struct {
+	count    uint64
+	sum      float64
+	min, max float64
+	buckets  [len(rttBounds) + 1]uint64
+}
+
+func (h *histogram) observe(v float64) {
+	if h.count == 0 || v < h.min {
+		h.min = v
+	}
+	if h.count == 0 || v > h.max {
+		h.max = v
+	}
+	h.count++
+	h.sum += v
+	// Bucket i holds (bounds[i-1], bounds[i]]; the last one everything above.
+	h.buckets[sort.SearchFloat64s(rttBounds[:], v)]++
+}
+
+// Metrics folds the report into the cumulative state and returns every live
+// series, one ResourceMetrics per local workload. Series are created on
+// their first non-zero increment and forgotten after the idle limit without
+// change (counted, see Evicted).
+//
+// For metrics the resource of a host process leaves out process.pid: a pid
+// per short-lived client process would turn every curl into new series.
+func (t *Translator) Metrics(r record.Report) pmetric.Metrics {
+	t.interval++
+	for i := range r.Flows {
+		t.addFlow(&r.Flows[i])
+	}
+	for i := range r.Drops {
+		d := &r.Drops[i]
+		t.add(metricResource(d.Local), metricDrops, edge{transport: transportName(d.Transport), reason: d.Reason}, d.Count)
+	}
+	t.evictIdle()
+	now := pcommon.NewTimestampFromTime(r.Time)
+	md := t.emit(now)
+	t.intervalStart = now
+	return md
+}
+
+func (t *Translator) addFlow(f *record.Flow) {
+	res := metricResource(f.Local)
+	e := edge{
+		transport: f.Transport.String(),
+		port:      f.Dest.Port(),
+		role:      f.LocalRole.String(),
+	}
+	if f.Scope != 0 {
+		e.scope = f.Scope.String()
+	}
+	if f.Remote != nil && f.Remote.PodUID != "" {
+		e.peerKey = peerSide(f.LocalRole) + "." + attrPodUID
+		e.peerPodUID = f.Remote.PodUID
+	}
+	// The source is the initiator: the local end when it is the client.
+	txBytes, txPackets, rxBytes, rxPackets := f.SourceBytes, f.SourcePackets, f.DestBytes, f.DestPackets
+	if f.LocalRole == record.RoleServer {
+		txBytes, txPackets, rxBytes, rxPackets = rxBytes, rxPackets, txBytes, txPackets
+	}
+	tx, rx := e, e
+	tx.direction, rx.direction = "transmit", "receive"
+	t.add(res, metricFlowBytes, tx, txBytes)
+	t.add(res, metricFlowBytes, rx, rxBytes)
+	t.add(res, metricFlowPackets, tx, txPackets)
+	t.add(res, metricFlowPackets, rx, rxPackets)
+
+	if f.Transport != record.TransportTCP {
+		return
+	}
+	if f.SRTT > 0 {
+		if s := t.get(res, metricRTT, e); s != nil {
+			if s.hist == nil {
+				s.hist = &histogram{}
+			}
+			s.hist.observe(f.SRTT.Seconds())
+			s.touched = t.interval
+		}
+	}
+	t.add(res, metricRetransmits, e, uint64(f.Retransmits))
+	t.add(res, metricResets, e, uint64(f.Resets))
+	if f.Closed && (f.CloseCause == record.CloseRefused || f.CloseCause == record.CloseTimeout) {
+		fe := e
+		fe.cause = f.CloseCause.String()
+		t.add(res, metricConnFailures, fe, 1)
+	}
+}
+
+func metricResource(w record.Workload) record.Workload {
+	w.PID = 0
+	return w
+}
+
+func transportName(tr record.Transport) string {
+	if tr == 0 {
+		return ""
+	}
+	return tr.String()
+}
+
+func (t *Translator) add(res record.Workload, m metricID, e edge, delta uint64) {
+	if delta == 0 {
+		return // no series for nothing, and no change keeps an idle series idle
+	}
+	if s := t.get(res, m, e); s != nil {
+		s.value += delta
+		s.touched = t.interval
+	}
+}
+
+// get returns the series, creating it unless the series limit is reached:
+// then the increment is lost and counted.
+func (t *Translator) get(res record.Workload, m metricID, e edge) *series {
+	k := seriesKey{res: res, metric: m, edge: e}
+	if s, ok := t.series[k]; ok {
+		return s
+	}
+	if len(t.series) >= t.maxSeries {
+		t.evictedLimit.Add(1)
+		return nil
+	}
+	s := &series{start: t.intervalStart}
+	t.series[k] = s
+	t.live.Store(int64(len(t.series)))
+	return s
+}
+
+func (t *Translator) evictIdle() {
+	for k, s := range t.series {
+		if t.interval-s.touched >= t.idleIntervals {
+			delete(t.series, k)
+			t.evictedIdle.Add(1)
+		}
+	}
+	t.live.Store(int64(len(t.series)))
+}
+
+// emit writes every live series in a stable order: resources, then metrics
+// in metricDefs order, then data points by attributes.
+func (t *Translator) emit(now pcommon.Timestamp) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	keys := make([]seriesKey, 0, len(t.series))
+	for k := range t.series {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKeys)
+
+	var (
+		ms      pmetric.MetricSlice
+		m       pmetric.Metric
+		lastRes *record.Workload
+		lastM   = metricID(255)
+	)
+	for i := range keys {
+		k := &keys[i]
+		if lastRes == nil || *lastRes != k.res {
+			rm := md.ResourceMetrics().AppendEmpty()
+			t.putResource(rm.Resource().Attributes(), k.res)
+			sm := rm.ScopeMetrics().AppendEmpty()
+			sm.Scope().SetName(metadata.ScopeName)
+			sm.Scope().SetVersion(t.scopeVersion)
+			ms = sm.Metrics()
+			lastRes, lastM = &k.res, metricID(255)
+		}
+		if k.metric != lastM {
+			m = newMetric(ms, k.metric)
+			lastM = k.metric
+		}
+		s := t.series[*k]
+		var attrs pcommon.Map
+		if k.metric == metricRTT {
+			dp := m.Histogram().DataPoints().AppendEmpty()
+			dp.SetStartTimestamp(s.start)
+			dp.SetTimestamp(now)
+			dp.SetCount(s.hist.count)
+			dp.SetSum(s.hist.sum)
+			dp.SetMin(s.hist.min)
+			dp.SetMax(s.hist.max)
+			dp.ExplicitBounds().FromRaw(rttBounds[:])
+			dp.BucketCounts().FromRaw(s.hist.buckets[:])
+			attrs = dp.Attributes()
+		} else {
+			dp := m.Sum().DataPoints().AppendEmpty()
+			dp.SetStartTimestamp(s.start)
+			dp.SetTimestamp(now)
+			dp.SetIntValue(clampInt(s.value))
+			attrs = dp.Attributes()
+		}
+		putEdge(attrs, &k.edge)
+	}
+	return md
+}
+
+func newMetric(ms pmetric.MetricSlice, id metricID) pmetric.Metric {
+	def := metricDefs[id]
+	m := ms.AppendEmpty()
+	m.SetName(def.name)
+	m.SetUnit(def.unit)
+	m.SetDescription(def.description)
+	if id == metricRTT {
+		m.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		return m
+	}
+	sum := m.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	return m
+}
+
+func putEdge(m pcommon.Map, e *edge) {
+	if e.transport != "" {
+		m.PutStr(attrTransport, e.transport)
+	}
+	if e.port != 0 {
+		m.PutInt(attrDstPort, int64(e.port))
+	}
+	if e.scope != "" {
+		m.PutStr(attrScope, e.scope)
+	}
+	if e.role != "" {
+		m.PutStr(attrLocalRole, e.role)
+	}
+	if e.direction != "" {
+		m.PutStr(attrIODirection, e.direction)
+	}
+	if e.peerKey != "" {
+		m.PutStr(e.peerKey, e.peerPodUID)
+	}
+	if e.cause != "" {
+		m.PutStr(attrCloseCause, e.cause)
+	}
+	if e.reason != "" {
+		m.PutStr(attrDropReason, e.reason)
+	}
+}
+
+func compareKeys(a, b seriesKey) int {
+	if c := compareWorkloads(&a.res, &b.res); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.metric, b.metric); c != 0 {
+		return c
+	}
+	x, y := &a.edge, &b.edge
+	return cmp.Or(
+		cmp.Compare(x.transport, y.transport),
+		cmp.Compare(x.port, y.port),
+		cmp.Compare(x.scope, y.scope),
+		cmp.Compare(x.role, y.role),
+		cmp.Compare(x.direction, y.direction),
+		cmp.Compare(x.peerKey, y.peerKey),
+		cmp.Compare(x.peerPodUID, y.peerPodUID),
+		cmp.Compare(x.cause, y.cause),
+		cmp.Compare(x.reason, y.reason),
+	)
+}
+
+func compareWorkloads(a, b *record.Workload) int {
+	return cmp.Or(
+		cmp.Compare(a.CgroupPath, b.CgroupPath),
+		cmp.Compare(a.PodUID, b.PodUID),
+		cmp.Compare(a.ContainerID, b.ContainerID),
+		a.PodIP.Compare(b.PodIP),
+		cmp.Compare(a.Executable, b.Executable),
+		cmp.Compare(a.PID, b.PID),
+		cmp.Compare(a.CgroupID, b.CgroupID),
+	)
+}
+
+// Series returns the number of cumulative series held.
+func (t *Translator) Series() int64 { return t.live.Load() }
+
+// Evicted returns the series forgotten after the idle limit, and the new
+// series refused (their increments lost) at the series limit.
+func (t *Translator) Evicted() (idle, limit uint64) {
+	return t.evictedIdle.Load(), t.evictedLimit.Load()
+}

@@ -1,0 +1,276 @@
+//go:build linux
+
+package ebpfflowreceiver // import "github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/translate"
+)
+
+const (
+	transport = "ebpf"
+	// nodeNameEnv is set from spec.nodeName by the DaemonSet (downward API),
+	// the same variable k8sattributes' filter.node_from_env_var reads.
+	nodeNameEnv = "K8S_NODE_NAME"
+)
+
+type ebpfflowReceiver struct {
+	cfg       *Config
+	set       receiver.Settings
+	obs       *receiverhelper.ObsReport
+	telemetry *metadata.TelemetryBuilder
+
+	logs    consumer.Logs
+	metrics consumer.Metrics
+
+	// Set by Start. eng is nil before Start and after Shutdown; it is not
+	// under mu, so that Shutdown never waits behind a blocked consumer.
+	host   component.Host
+	ctx    context.Context // cancelled at shutdown to unblock a stuck consumer
+	cancel context.CancelFunc
+	eng    atomic.Pointer[engine.Engine]
+	tr     *translate.Translator
+
+	mu       sync.Mutex      // serialises reports (translate keeps cumulative state)
+	degraded map[string]bool // probes whose failure was reported as status
+}
+
+func newReceiver(set receiver.Settings, cfg *Config) (receiverCore, error) {
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID:             set.ID,
+		Transport:              transport,
+		ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return &ebpfflowReceiver{cfg: cfg, set: set, obs: obs, telemetry: tb, degraded: map[string]bool{}}, nil
+}
+
+func (r *ebpfflowReceiver) setLogs(next consumer.Logs)       { r.logs = next }
+func (r *ebpfflowReceiver) setMetrics(next consumer.Metrics) { r.metrics = next }
+
+// Start loads and attaches the probes. It fails when the node cannot run
+// them at all (privileges, kernel features), with an error that says how to
+// fix it; a probe that fails alone degrades the receiver instead (status
+// RecoverableError and ebpfflow_probe_up 0) while the others run.
+func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
+	prefixes, err := r.cfg.clusterPrefixes()
+	if err != nil {
+		return err // Validate has run, so this is a programming error
+	}
+	if r.cfg.DNS.Enabled || r.cfg.HTTP.Enabled {
+		r.set.Logger.Info("dns and http capture are not implemented in this version; their settings are accepted and have no effect yet")
+	}
+	hostName, err := os.Hostname()
+	if err != nil {
+		r.set.Logger.Warn("no host name for host.name", zap.Error(err))
+	}
+	r.host = host
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.tr = translate.New(time.Now(), os.Getenv(nodeNameEnv), hostName,
+		translate.WithScopeVersion(r.set.BuildInfo.Version))
+
+	eng := engine.New(engine.Config{
+		FlushInterval:     r.cfg.FlushInterval,
+		Flows:             r.cfg.Flows.Enabled,
+		Drops:             r.cfg.Drops.Enabled,
+		DropIgnoreReasons: r.cfg.dropIgnoreReasons(),
+		ClusterCIDRs:      prefixes,
+		MaxFlows:          uint32(r.cfg.MaxFlows), // Validate bounds it to 1..1<<22
+	}, r.set.Logger, r.consume)
+	if err := eng.Start(); err != nil {
+		r.cancel()
+		return errors.Join(fmt.Errorf("start ebpfflow receiver: %w", err), eng.Close())
+	}
+	r.eng.Store(eng)
+	if err := r.registerTelemetry(eng.Stats); err != nil {
+		return errors.Join(err, r.Shutdown(context.Background()))
+	}
+	r.mu.Lock()
+	r.reportProbes(eng.Stats())
+	r.mu.Unlock()
+	return nil
+}
+
+// Shutdown stops the engine and waits for it. It is safe without Start and
+// when called twice. If ctx ends first, consumers still blocking the last
+// flush are cancelled so that the engine can finish.
+func (r *ebpfflowReceiver) Shutdown(ctx context.Context) error {
+	r.telemetry.Shutdown()
+	eng := r.eng.Swap(nil)
+	if eng == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- eng.Close() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		r.cancel()
+		err = <-done
+	}
+	r.cancel()
+	return err
+}
+
+// consume is the engine's sink: one report per flush interval, delivered
+// from the engine's flush goroutine.
+func (r *ebpfflowReceiver) consume(rep record.Report) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.logs != nil && len(rep.Flows)+len(rep.Drops) > 0 {
+		ld := r.tr.Logs(rep)
+		ctx := r.obs.StartLogsOp(r.ctx)
+		err := r.logs.ConsumeLogs(ctx, ld)
+		r.obs.EndLogsOp(ctx, transport, ld.LogRecordCount(), err)
+	}
+	if r.metrics != nil {
+		// Called on every report, empty or not: it also ages idle series.
+		md := r.tr.Metrics(rep)
+		if n := md.DataPointCount(); n > 0 {
+			ctx := r.obs.StartMetricsOp(r.ctx)
+			err := r.metrics.ConsumeMetrics(ctx, md)
+			r.obs.EndMetricsOp(ctx, transport, n, err)
+		}
+	}
+	if eng := r.eng.Load(); eng != nil {
+		r.reportProbes(eng.Stats())
+	}
+}
+
+// reportProbes turns probe failures into component status, once per change.
+// Callers hold r.mu.
+func (r *ebpfflowReceiver) reportProbes(st engine.Stats) {
+	var failed []error
+	changed := false
+	for _, name := range sortedProbes(st) {
+		err := st.Probes[name].Err
+		if (err != nil) != r.degraded[name] {
+			changed = true
+			r.degraded[name] = err != nil
+		}
+		if err != nil {
+			failed = append(failed, fmt.Errorf("probe %s: %w", name, err))
+		}
+	}
+	switch {
+	case !changed:
+	case len(failed) > 0:
+		componentstatus.ReportStatus(r.host, componentstatus.NewRecoverableErrorEvent(errors.Join(failed...)))
+	default:
+		componentstatus.ReportStatus(r.host, componentstatus.NewEvent(componentstatus.StatusOK))
+	}
+}
+
+func sortedProbes(st engine.Stats) []string {
+	names := make([]string, 0, len(st.Probes))
+	for name := range st.Probes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Lost-event causes (the `cause` attribute of ebpfflow_events_lost).
+const (
+	causeRingbufFull = "ring_buffer_full"
+	causeMapFull     = "map_full"
+	causeParseError  = "parse_error"
+	causeDecodeError = "decode_error"
+)
+
+// registerTelemetry exposes the engine's and translator's counters through
+// asynchronous instruments read at each collection of internal telemetry.
+func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
+	tb := r.telemetry
+	probeAttr := func(name string) metric.ObserveOption {
+		return metric.WithAttributes(attribute.String("probe", name))
+	}
+	return errors.Join(
+		tb.RegisterEbpfflowEventsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			for name, ps := range stats().Probes {
+				o.Observe(clamp(ps.Counters.Events), probeAttr(name))
+			}
+			return nil
+		}),
+		tb.RegisterEbpfflowEventsLostCallback(func(_ context.Context, o metric.Int64Observer) error {
+			st := stats()
+			for name, ps := range st.Probes {
+				c := ps.Counters
+				mapFull := c.MapFull
+				if name == engine.ProbeFlow { // flows the kernel LRU evicted before they were reported
+					mapFull += st.Evicted
+				}
+				for _, l := range [...]struct {
+					cause string
+					n     uint64
+				}{
+					{causeRingbufFull, c.RingbufFull},
+					{causeMapFull, mapFull},
+					{causeParseError, c.ParseErrors},
+					{causeDecodeError, c.DecodeErrors},
+				} {
+					o.Observe(clamp(l.n), metric.WithAttributes(attribute.String("probe", name), attribute.String("cause", l.cause)))
+				}
+			}
+			return nil
+		}),
+		tb.RegisterEbpfflowFlowsActiveCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(stats().FlowsActive))
+			return nil
+		}),
+		tb.RegisterEbpfflowProbeUpCallback(func(_ context.Context, o metric.Int64Observer) error {
+			for name, ps := range stats().Probes {
+				up := int64(1)
+				if ps.Err != nil {
+					up = 0
+				}
+				o.Observe(up, probeAttr(name))
+			}
+			return nil
+		}),
+		tb.RegisterEbpfflowMetricSeriesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(r.tr.Series())
+			return nil
+		}),
+		tb.RegisterEbpfflowMetricSeriesEvictedCallback(func(_ context.Context, o metric.Int64Observer) error {
+			idle, limit := r.tr.Evicted()
+			o.Observe(clamp(idle), metric.WithAttributes(attribute.String("reason", "idle")))
+			o.Observe(clamp(limit), metric.WithAttributes(attribute.String("reason", "limit")))
+			return nil
+		}),
+	)
+}
+
+func clamp(v uint64) int64 {
+	if v > 1<<63-1 {
+		return 1<<63 - 1
+	}
+	return int64(v)
+}
