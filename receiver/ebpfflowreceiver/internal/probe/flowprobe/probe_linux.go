@@ -31,6 +31,11 @@ type Probe struct {
 	objs         flowObjects
 	links        []link.Link
 	decodeErrors atomic.Uint64
+	// suspended is CLOCK_BOOTTIME - CLOCK_MONOTONIC at load: the kernel
+	// stamps packets with the coarse CLOCK_MONOTONIC (no hardware clock read
+	// per packet), which stops during suspend. Taken once so the same stamp
+	// always decodes to the same time.
+	suspended time.Duration
 }
 
 // Load loads the programs and maps into the kernel without attaching them.
@@ -47,6 +52,10 @@ func Load(cfg Config) (*Probe, error) {
 	spec.Maps["owners"].MaxEntries = n
 
 	p := &Probe{}
+	var bt, mono unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt) == nil && unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
+		p.suspended = time.Duration(bt.Nano() - mono.Nano()).Round(time.Millisecond)
+	}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -85,13 +94,7 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 // in Counters().DecodeErrors and skipped. boot is the wall-clock time of boot
 // (CLOCK_BOOTTIME zero).
 func (p *Probe) Snapshot(boot time.Time) ([]record.FlowSample, error) {
-	// The kernel stamps packets with the coarse CLOCK_MONOTONIC (no
-	// hardware clock read per packet), which stops during suspend.
-	base := boot
-	var bt, mono unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt) == nil && unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
-		base = boot.Add(time.Duration(bt.Nano() - mono.Nano()))
-	}
+	base := boot.Add(p.suspended)
 	var (
 		out    []record.FlowSample
 		cursor ebpf.MapBatchCursor
