@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +35,12 @@ type Config struct {
 	// MaxFlows sizes the kernel's flow map (an LRU: beyond it the oldest
 	// flows are evicted and counted as lost).
 	MaxFlows int `mapstructure:"max_flows"`
+
+	// CgroupRoot is the cgroup v2 mount whose root the flow probe attaches
+	// to. Empty: found in /proc/mounts. Set it in a container with its own
+	// cgroup namespace, where the host's hierarchy is mounted elsewhere
+	// (e.g. /host/sys/fs/cgroup); the path must be absolute.
+	CgroupRoot string `mapstructure:"cgroup_root"`
 
 	_ struct{}
 }
@@ -109,6 +116,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MaxFlows < 1 || cfg.MaxFlows > maxMaxFlows {
 		errs = append(errs, fmt.Errorf("max_flows: must be between 1 and %d, got %d", maxMaxFlows, cfg.MaxFlows))
+	}
+	if cfg.CgroupRoot != "" && !filepath.IsAbs(cfg.CgroupRoot) {
+		errs = append(errs, fmt.Errorf("cgroup_root: must be an absolute path, got %q", cfg.CgroupRoot))
 	}
 	return errors.Join(errs...)
 }

@@ -26,6 +26,7 @@ func TestLoadConfig(t *testing.T) {
 	full.HTTP = HTTPConfig{Enabled: false}
 	full.ClusterCIDRs = []string{"10.244.0.0/16", "10.96.0.0/12", "fd00:10::/56"}
 	full.MaxFlows = 131072
+	full.CgroupRoot = "/host/sys/fs/cgroup"
 
 	tests := []struct {
 		name      string // the receiver's name in testdata/config.yaml
@@ -37,6 +38,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "full", want: full},
 		{name: "flush_interval_too_short", errSubstr: []string{"flush_interval: must be at least 100ms, got 50ms"}},
 		{name: "bad_cluster_cidr", errSubstr: []string{`cluster_cidrs[1]: netip.ParsePrefix("10.0.0.0/33")`, `cluster_cidrs[2]: netip.ParsePrefix("not-a-cidr")`}},
+		{name: "relative_cgroup_root", errSubstr: []string{`cgroup_root: must be an absolute path, got "sys/fs/cgroup"`}},
 		{name: "max_flows_zero", errSubstr: []string{"max_flows: must be between 1 and 4194304, got 0"}},
 		{name: "max_flows_too_large", errSubstr: []string{"max_flows: must be between 1 and 4194304, got 4194305"}},
 		{name: "dns_timeout_zero", errSubstr: []string{"dns.timeout: must be positive, got 0s"}},

@@ -102,6 +102,7 @@ func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
 		DropIgnoreReasons: r.cfg.dropIgnoreReasons(),
 		ClusterCIDRs:      prefixes,
 		MaxFlows:          uint32(r.cfg.MaxFlows), // Validate bounds it to 1..1<<22
+		CgroupRoot:        r.cfg.CgroupRoot,
 	}, r.set.Logger, r.consume)
 	if err := eng.Start(); err != nil {
 		r.cancel()

@@ -45,6 +45,7 @@ type Config struct {
 	DropIgnoreReasons []string
 	ClusterCIDRs      []netip.Prefix
 	MaxFlows          uint32
+	CgroupRoot        string // cgroup v2 mount to attach to; "" = found in /proc/mounts
 }
 
 // ProbeStats is one probe's self-telemetry. Err is set while the probe is

@@ -24,7 +24,7 @@ func (e *Engine) start() error {
 	if !e.cfg.Flows && !e.cfg.Drops {
 		return errors.New("no probe enabled: enable flows or drops")
 	}
-	pre, err := preflight.Check(preflight.Options{MountMissing: true})
+	pre, err := preflight.Check(preflight.Options{MountMissing: true, CgroupV2Root: e.cfg.CgroupRoot})
 	if err != nil {
 		return fmt.Errorf("preflight: %w", err)
 	}

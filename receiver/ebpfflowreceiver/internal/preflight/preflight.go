@@ -46,6 +46,10 @@ type Options struct {
 	MountMissing bool
 	// Mount performs a mount; nil uses mount(2) (Linux only).
 	Mount func(source, target, fstype string) error
+	// CgroupV2Root, when set, is the cgroup v2 mount to attach to instead of
+	// the one found in /proc/mounts: in a container with its own cgroup
+	// namespace that one is the pod's, so the host's is mounted elsewhere.
+	CgroupV2Root string
 }
 
 // Result is what the engine needs from a successful check.
@@ -83,7 +87,14 @@ func Check(opts Options) (Result, error) {
 		errs = append(errs, fmt.Errorf("read mounts: %w", err))
 	}
 	res.CgroupV2Root = cgroup2Root(mounts)
-	if res.CgroupV2Root == "" {
+	if opts.CgroupV2Root != "" {
+		res.CgroupV2Root = ""
+		if m := findMountAt(mounts, "cgroup2", opts.CgroupV2Root); m != "" {
+			res.CgroupV2Root = m
+		} else {
+			errs = append(errs, fmt.Errorf("%w at cgroup_root %q: it must be a cgroup2 mount point listed in /proc/mounts (in Kubernetes: a hostPath volume of the host's /sys/fs/cgroup)", ErrNoCgroup2, opts.CgroupV2Root))
+		}
+	} else if res.CgroupV2Root == "" {
 		errs = append(errs, fmt.Errorf("%w in /proc/mounts: mount it with `mount -t cgroup2 none /sys/fs/cgroup` (or boot with systemd.unified_cgroup_hierarchy=1); in Kubernetes mount the host's /sys/fs/cgroup into the pod", ErrNoCgroup2))
 	}
 
@@ -242,4 +253,15 @@ func findMount(mounts []mount, fstype, preferred string) string {
 		}
 	}
 	return first
+}
+
+// findMountAt returns target if a filesystem of fstype is mounted exactly there.
+func findMountAt(mounts []mount, fstype, target string) string {
+	target = filepath.Clean(target)
+	for _, m := range mounts {
+		if m.fstype == fstype && m.target == target {
+			return target
+		}
+	}
+	return ""
 }

@@ -68,6 +68,7 @@ func TestCheck(t *testing.T) {
 		wantCgroup  string
 		wantWarn    []error
 		wantMounted []string
+		cgroupRoot  string
 	}{
 		{name: "all good, unified", caps: capsAll, uid: "0", mounts: mountsUnified, btf: true, wantCgroup: "/sys/fs/cgroup"},
 		{name: "hybrid: cgroup2 at unified, bpffs mounted for us", caps: capsAll, uid: "0", mounts: mountsHybrid, btf: true, mount: true,
@@ -85,6 +86,10 @@ func TestCheck(t *testing.T) {
 		{name: "cgroup v1 only, everything else missing too", caps: capsNone, uid: "1000", mounts: mountsV1, btf: false,
 			wantErrs: []error{ErrNotPrivileged, ErrNoBTF, ErrNoCgroup2}, wantFix: []string{"mount -t cgroup2 none /sys/fs/cgroup"},
 			wantWarn: []error{ErrNoTracefs, ErrNoBPFFS}},
+		{name: "cgroup_root: the host's cgroup2 mounted into a pod", caps: capsAll, uid: "0", btf: true, cgroupRoot: "/host/sys/fs/cgroup/",
+			mounts: mountsUnified + "cgroup2 /host/sys/fs/cgroup cgroup2 rw 0 0\n", wantCgroup: "/host/sys/fs/cgroup"},
+		{name: "cgroup_root that is no cgroup2 mount", caps: capsAll, uid: "0", btf: true, cgroupRoot: "/host/sys/fs/cgroup",
+			mounts: mountsUnified, wantErrs: []error{ErrNoCgroup2}, wantFix: []string{`cgroup_root "/host/sys/fs/cgroup"`}},
 		{name: "mount not allowed", caps: capsAll, uid: "0", mounts: mountsV1 + "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n", btf: true, mount: true,
 			mountErr: errors.New("operation not permitted"), wantCgroup: "/sys/fs/cgroup/unified", wantWarn: []error{ErrNoTracefs, ErrNoBPFFS},
 			wantFix: []string{"mount -t tracefs tracefs /sys/kernel/tracing", "mount -t bpf bpf /sys/fs/bpf", "operation not permitted"}},
@@ -93,7 +98,7 @@ func TestCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := fakeRoot(t, tt.caps, tt.uid, tt.mounts, tt.btf)
 			var mounted []string
-			res, err := Check(Options{Root: root, MountMissing: tt.mount, Mount: func(src, target, fstype string) error {
+			res, err := Check(Options{Root: root, CgroupV2Root: tt.cgroupRoot, MountMissing: tt.mount, Mount: func(src, target, fstype string) error {
 				if tt.mountErr != nil {
 					return tt.mountErr
 				}
