@@ -81,7 +81,7 @@ func createDefaultConfig() *Config {
 	return &Config{
 		FlushInterval: 10 * time.Second,
 		Flows:         FlowsConfig{Enabled: true},
-		Drops:         DropsConfig{Enabled: true, IgnoreReasons: []string{"NOT_SPECIFIED"}},
+		Drops:         DropsConfig{Enabled: true, IgnoreReasons: []string{"NOT_SPECIFIED", "QUEUE_PURGE"}},
 		DNS:           DNSConfig{Enabled: true, Timeout: 5 * time.Second},
 		HTTP:          HTTPConfig{Enabled: true},
 		ClusterCIDRs: []string{

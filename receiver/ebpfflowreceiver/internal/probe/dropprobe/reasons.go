@@ -19,8 +19,11 @@ const (
 	maxIgnoreSlots = 1024
 )
 
-// DefaultIgnoreReasons are normal frees, not drops.
-var DefaultIgnoreReasons = []string{"NOT_SPECIFIED"}
+// DefaultIgnoreReasons are normal frees, not drops: NOT_SPECIFIED is the
+// generic kfree_skb of paths without a reason, and QUEUE_PURGE frees what a
+// closing socket still held (the peer's FIN after an ordinary close), which
+// would otherwise mark every client-closed connection as dropped.
+var DefaultIgnoreReasons = []string{"NOT_SPECIFIED", "QUEUE_PURGE"}
 
 // Reasons names the running kernel's drop reasons, from its BTF
 // `enum skb_drop_reason` (names without the SKB_DROP_REASON_ prefix).
