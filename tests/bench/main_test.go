@@ -1,0 +1,36 @@
+package main
+
+import (
+	"math"
+	"testing"
+)
+
+// Sample lines in the shapes the probe, flow-table and translate benchmarks print.
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		pkg, line string
+		group     string
+		value     float64
+		target    float64
+	}{
+		{"flowprobe", "BenchmarkFlowProbeKernel \t  150031\t     11578 ns/op\t       229.4 kernel-ns/packet", "kernel", 229.4, targetNsPerPacket},
+		{"dropprobe", "BenchmarkDropProbeKernel/60k-keys  \t  167944\t 13474 ns/op\t 1.000 events/op\t 964.4 ns/event", "kernel", 964.4, 0},
+		{"tcpprobe", "BenchmarkDecode-2 \t15126536\t 147.8 ns/op\t 16 B/op\t 1 allocs/op", "user", 1e9 / 147.8, targetEventsPerSec},
+		{"flowtable", "BenchmarkUpdate/10k-all-active \t 78\t 16315877 ns/op\t 1231931 events/s\t 3709387 B/op", "user", 1231931, targetEventsPerSec},
+		{"translate", "BenchmarkLogs10kFlows \t 20\t 71460692 ns/op\t 7146 ns/flow", "user", 1e9 / 7146.0, 0},
+	}
+	for _, c := range cases {
+		m := benchLine.FindStringSubmatch(c.line)
+		if m == nil {
+			t.Fatalf("%q: no match", c.line)
+		}
+		rows := classify(c.pkg, m[1], parseMetrics(m[2]))
+		if len(rows) != 1 {
+			t.Fatalf("%q: %d rows", c.line, len(rows))
+		}
+		r := rows[0]
+		if r.group != c.group || math.Abs(r.value-c.value) > 1e-6*c.value || r.target != c.target {
+			t.Errorf("%q: got %s %v target %v, want %s %v target %v", c.line, r.group, r.value, r.target, c.group, c.value, c.target)
+		}
+	}
+}
