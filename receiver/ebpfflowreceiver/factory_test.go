@@ -19,7 +19,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	c := cfg.(*Config)
 	assert.True(t, c.Flows.Enabled)
 	assert.True(t, c.Drops.Enabled)
-	assert.Equal(t, []string{"NOT_SPECIFIED"}, c.Drops.IgnoreReasons)
+	assert.Equal(t, []string{"NOT_SPECIFIED", "QUEUE_PURGE"}, c.Drops.IgnoreReasons)
 }
 
 // fakeCore counts the calls the shared wrapper passes through.

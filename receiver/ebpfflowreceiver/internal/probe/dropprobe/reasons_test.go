@@ -17,7 +17,8 @@ func fakeKernel(t *testing.T) *btf.Spec {
 		{Name: "SKB_DROP_REASON_NOT_SPECIFIED", Value: 2},
 		{Name: "SKB_DROP_REASON_NO_SOCKET", Value: 3},
 		{Name: "SKB_DROP_REASON_NETFILTER_DROP", Value: 12},
-		{Name: "SKB_DROP_REASON_MAX", Value: 13},
+		{Name: "SKB_DROP_REASON_QUEUE_PURGE", Value: 13},
+		{Name: "SKB_DROP_REASON_MAX", Value: 14},
 		{Name: "SKB_DROP_REASON_SUBSYS_MASK", Value: 0xffff0000},
 	}}
 	subsys := &btf.Enum{Name: "skb_drop_reason_subsys", Size: 4, Values: []btf.EnumValue{
@@ -54,8 +55,8 @@ func TestReasonName(t *testing.T) {
 			t.Errorf("Name(%#x) = %q, want %q", reason, got, want)
 		}
 	}
-	if r.slots() != 13 {
-		t.Errorf("slots %d, want SKB_DROP_REASON_MAX 13", r.slots())
+	if r.slots() != 14 {
+		t.Errorf("slots %d, want SKB_DROP_REASON_MAX 14", r.slots())
 	}
 }
 
@@ -70,10 +71,10 @@ func TestIgnoreValues(t *testing.T) {
 		want   []uint32
 		errSub []string
 	}{
-		{name: "nil = default", in: nil, want: []uint32{2}},
+		{name: "nil = default", in: nil, want: []uint32{2, 13}},
 		{name: "empty = none", in: []string{}, want: []uint32{}},
 		{name: "prefix and case", in: []string{"skb_drop_reason_no_socket", " NetFilter_Drop "}, want: []uint32{3, 12}},
-		{name: "unknown", in: []string{"NO_SOCKET", "BOGUS"}, errSub: []string{`"BOGUS"`, "NOT_DROPPED_YET, CONSUMED, NOT_SPECIFIED, NO_SOCKET, NETFILTER_DROP"}},
+		{name: "unknown", in: []string{"NO_SOCKET", "BOGUS"}, errSub: []string{`"BOGUS"`, "NOT_DROPPED_YET, CONSUMED, NOT_SPECIFIED, NO_SOCKET, NETFILTER_DROP, QUEUE_PURGE"}},
 		{name: "MAX is not a reason", in: []string{"MAX"}, errSub: []string{`"MAX"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
