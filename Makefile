@@ -3,6 +3,7 @@
 #   make run     install what is missing, build, run on this node (examples/local.yaml)
 #   make test    unit + privileged tests, then the end-to-end test with the built binary
 #   make bench   the issue's performance figures, as ratios to their targets
+#   make nab     anomaly detector over NAB-style data: make nab NAB_DATA=<dir> NAB_OUT=<dir>
 #
 # Builds are always CGO_ENABLED=0 (static binary, and the whole graph shares one
 # build cache) and always -trimpath (set through GOFLAGS so `go test`/`go vet`
@@ -35,7 +36,7 @@ export BPF2GO_STRIP := $(STRIP)
 # Files the generators own: check-generated refuses them untracked.
 GENERATED_RE := (_bpfe[lb]\.(go|o)$$|/internal/metadata/|/internal/metadatatest/|/generated_[a-z_]+\.go$$|/documentation\.md$$|^distribution/otelcol-ebpfflow/)
 
-.PHONY: deps generate check-generated build vet test unit e2e bench run clean help
+.PHONY: deps generate check-generated build vet test unit e2e bench nab run clean help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -105,6 +106,13 @@ e2e: build
 bench: build
 	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
 		$(GO) run ./tests/bench -collector $(CURDIR)/$(BIN)
+
+## nab: score every CSV under NAB_DATA with the anomaly detector core, exactly as
+## the processor runs it (same code, default config), writing NAB result CSVs to NAB_OUT
+NAB_DATA ?= ../shared/nab/data
+NAB_OUT  ?= /tmp/ebpfflow-nab
+nab:
+	$(GO) run ./processor/anomalydetectionprocessor/cmd/nab -data $(NAB_DATA) -out $(NAB_OUT)
 
 ## run: deps + build + run the collector on this node with $(CONFIG)
 run: deps build

@@ -1,0 +1,62 @@
+package detector
+
+import "math"
+
+// verdict is the combiner's reading of one point.
+type verdict struct {
+	forecast Forecast
+	model    int     // index of the model behind forecast
+	z        float64 // deviation from forecast in its typical errors
+	score    float64 // in [0,1]
+}
+
+// promoteScore: below it, nothing is surprising and the verdict reports the
+// most skilled model's forecast as the expected value; above it, the
+// forecast of the model that is surprised.
+const promoteScore = 0.2
+
+// combine rates x against every model that is ready, each by its own
+// history of deviations, and keeps the highest score. A point is as
+// anomalous as the most surprised competent view finds it: the daily profile
+// flags a missing daily peak that the level models shrug off, the level
+// models flag a step the profiles have not learned, and each model's own
+// history discounts the errors it always makes (a level model on a cyclic
+// series, a profile on a noisy one).
+func combine(fs []Forecast, ss []surprise, x float64) (verdict, bool) {
+	top, best := -1, -1
+	var v verdict
+	for i := range fs {
+		if !fs[i].Ready {
+			continue
+		}
+		z := deviation(x, fs[i])
+		s := ss[i].observe(z)
+		if top < 0 || s > v.score {
+			top = i
+			v = verdict{forecast: fs[i], model: i, z: z, score: s}
+		}
+		if best < 0 || fs[i].Skill < fs[best].Skill {
+			best = i
+		}
+	}
+	if top < 0 {
+		return verdict{}, false
+	}
+	if v.score < promoteScore && best != top {
+		v.forecast, v.model, v.z = fs[best], best, deviation(x, fs[best])
+	}
+	return v, true
+}
+
+// relScaleFloor: a deviation is measured in units of at least 1% of the
+// expected value, so a flat or nearly flat series does not alert on changes
+// no operator would care about, and never divides by zero.
+const relScaleFloor = 0.01
+
+func deviation(x float64, f Forecast) float64 {
+	s := f.Scale
+	if floor := relScaleFloor*math.Abs(f.Expected) + 1e-12; s < floor {
+		s = floor
+	}
+	return math.Abs(x-f.Expected) / s
+}

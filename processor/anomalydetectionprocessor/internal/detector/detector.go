@@ -1,0 +1,167 @@
+// Package detector scores the points of one time series as they arrive: it
+// learns what is normal for the series and says how surprising each new
+// point is. It is pure Go with no collector dependency, keeps a few
+// kilobytes of fixed-size state per series and does constant work per point.
+//
+// Design, in order of the data flow:
+//
+//  1. Four online models forecast the next point (model.go): a fast and a
+//     slow exponentially weighted level (level.go), and time-of-day and
+//     hour-of-week profiles (seasonal.go). Each tracks its typical error.
+//  2. Each model's deviation, in units of its typical error, is rated
+//     against that model's own history of deviations (surprise.go): a tail
+//     probability, both for the point and for the average of the last few
+//     points. Rarity is judged per series, so scores are comparable across
+//     series with one threshold.
+//  3. The combiner (combiner.go) takes the most surprised model: a point is
+//     as anomalous as the best-informed view finds it.
+//  4. The detector (this file) turns that into a score in [0,1], fires when
+//     the score crosses the threshold, and stays quiet until the series has
+//     been calm for a while (one incident, one detection).
+package detector
+
+import (
+	"fmt"
+	"math"
+	"time"
+	"unsafe"
+)
+
+// Model rates. They are properties of the method, not per-deployment knobs.
+const (
+	minModelPoints = 16    // a model forecasts only after this many points
+	scaleAlpha     = 0.005 // memory of a model's typical error: ~200 points
+	sustainLen     = 8     // points averaged for the sustained-deviation view
+	sustainCap     = 10.0  // one point adds at most this to the average
+)
+
+// Names of the models, reported as Result.Basis.
+var modelNames = [numModels]string{"recent", "level", "daily", "weekly"}
+
+const numModels = 4
+
+// Result is the verdict on one point.
+type Result struct {
+	// Score in [0,1]: how surprising the point is for this series. A score
+	// s means the deviation had a probability of about 10^(-10*s). It is 0
+	// while warming up and while an incident is open.
+	Score float64
+	// Expected is the value the model behind Basis predicted.
+	Expected float64
+	// Deviation is |observed - expected| in units of that model's typical
+	// error.
+	Deviation float64
+	// Basis names the model the point was judged against: "recent",
+	// "level", "daily" or "weekly" (empty until a model is ready).
+	Basis string
+	// Anomalous is true on the point that opens an incident
+	// (Score >= Config.Threshold).
+	Anomalous bool
+	// Resolved is true on the point that closes an incident: the series has
+	// been calm for Config.ResolveAfter points.
+	Resolved bool
+	// Skipped is true when the value was NaN or infinite and was ignored.
+	Skipped bool
+}
+
+// Stats counts what a detector has seen.
+type Stats struct {
+	Points    uint64 // finite points scored or learned
+	Skipped   uint64 // NaN or infinite values ignored
+	Anomalies uint64 // incidents opened
+}
+
+// Detector scores one series. It is not safe for concurrent use.
+type Detector struct {
+	cfg Config
+
+	recent levelModel    // the last few points: steps and spikes
+	level  levelModel    // a longer baseline: noisy series
+	daily  seasonalModel // time of day
+	weekly seasonalModel // hour of week
+	models [numModels]Model
+
+	surprise [numModels]surprise // one per model
+
+	firing bool // an incident is open
+	calm   int  // consecutive calm points while firing
+	stats  Stats
+}
+
+// New returns a detector for one series. It panics on an invalid config:
+// callers validate configuration at start-up.
+func New(cfg Config) *Detector {
+	if err := cfg.Validate(); err != nil {
+		panic(fmt.Errorf("%w: %w", errInvalidConfig, err))
+	}
+	d := &Detector{
+		cfg:    cfg,
+		recent: newLevelModel(0.5),
+		level:  newLevelModel(0.05),
+		daily:  newSeasonalModel(24*time.Hour, 288, 0.3),
+		weekly: newSeasonalModel(7*24*time.Hour, 168, 0.3),
+	}
+	d.models = [numModels]Model{&d.recent, &d.level, &d.daily, &d.weekly}
+	for i := range d.surprise {
+		d.surprise[i] = newSurprise(cfg.Memory, cfg.Warmup)
+	}
+	return d
+}
+
+// Observe scores the point (t, v) against what the series has done so far,
+// then learns it. Points should arrive in time order; NaN and infinite
+// values are counted and skipped.
+func (d *Detector) Observe(t time.Time, v float64) Result {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		d.stats.Skipped++
+		return Result{Skipped: true}
+	}
+	d.stats.Points++
+
+	var fs [numModels]Forecast
+	for i, m := range d.models {
+		fs[i] = m.Step(t, v)
+	}
+	c, ok := combine(fs[:], d.surprise[:], v)
+	if !ok {
+		return Result{Expected: v}
+	}
+	r := Result{Expected: c.forecast.Expected, Deviation: c.z, Basis: modelNames[c.model]}
+	score := c.score
+	if d.stats.Points <= uint64(d.cfg.Warmup) {
+		score = 0
+	}
+	// While an incident is open, further points are not reported. It
+	// resolves once the series has scored below half the threshold for
+	// ResolveAfter points in a row.
+	if d.firing {
+		if score < d.cfg.Threshold/2 {
+			d.calm++
+		} else {
+			d.calm = 0
+		}
+		if d.calm >= d.cfg.ResolveAfter {
+			d.firing = false
+			r.Resolved = true
+		}
+		score = 0
+	}
+	r.Score = score
+	if score >= d.cfg.Threshold {
+		r.Anomalous = true
+		d.firing, d.calm = true, 0
+		d.stats.Anomalies++
+	}
+	return r
+}
+
+// Firing reports whether an incident is open for this series.
+func (d *Detector) Firing() bool { return d.firing }
+
+// Stats returns the counters of this detector.
+func (d *Detector) Stats() Stats { return d.stats }
+
+// StateBytes is the memory held by one detector. All state lives in
+// fixed-size fields (the model interfaces point into the detector itself),
+// so this is the same for every series.
+func (d *Detector) StateBytes() int { return int(unsafe.Sizeof(*d)) }

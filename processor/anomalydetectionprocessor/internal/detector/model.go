@@ -1,0 +1,57 @@
+package detector
+
+import "time"
+
+// Forecast is a model's one-step-ahead view of a point, made from the points
+// before it.
+type Forecast struct {
+	// Expected is the predicted value.
+	Expected float64
+	// Scale is the model's typical absolute error (a robust, outlier-clipped
+	// mean absolute error of its past forecasts).
+	Scale float64
+	// Skill is the model's plain (unclipped) mean absolute error: how well
+	// it has explained the series, big misses included. When nothing is
+	// surprising, the expected value reported is the most skilled model's.
+	Skill float64
+	// Ready is false while the model has not seen enough data to forecast.
+	Ready bool
+}
+
+// Model is one online predictor. Step returns the forecast for x made from
+// the points before it, then learns x. Implementations keep fixed-size state
+// and do a constant amount of work per call.
+type Model interface {
+	Step(t time.Time, x float64) Forecast
+}
+
+// errScale tracks a model's typical absolute error: an exponentially weighted
+// mean of |error|, with each error clipped at clip times the current mean so
+// that one outlier cannot inflate it.
+type errScale struct {
+	mae   float64 // clipped: the scale deviations are measured in
+	skill float64 // unclipped: used to choose the expected value to report
+	n     uint32
+}
+
+const scaleClip = 4.0
+
+func (s *errScale) update(absErr float64) {
+	if s.n == 0 {
+		s.mae, s.skill, s.n = absErr, absErr, 1
+		return
+	}
+	// Adapt fast at first (running mean), then at rate scaleAlpha.
+	a := 1 / float64(s.n+1)
+	if a < scaleAlpha {
+		a = scaleAlpha
+	}
+	s.skill += a * (absErr - s.skill)
+	if s.mae > 0 && absErr > scaleClip*s.mae {
+		absErr = scaleClip * s.mae
+	}
+	s.mae += a * (absErr - s.mae)
+	if s.n < 1<<31 {
+		s.n++
+	}
+}

@@ -1,0 +1,131 @@
+package detector
+
+import "math"
+
+// Surprise calibration: how rare is a deviation of size z for this series?
+//
+// tailHist keeps an exponentially decayed histogram of past deviations on a
+// log scale (a quarter octave per bin) and answers with the fraction of past
+// mass at or above z. One pseudo-point from a distribution-free reference
+// tail, min(1, 1/z²) (Chebyshev's bound), smooths the estimate and
+// extrapolates beyond anything seen so far: a deviation twice the size of
+// the largest one in memory is only four times rarer, not exponentially
+// so, which keeps heavy-tailed series from alerting on every new record.
+// The result is a probability, so scores of different series are
+// comparable and one threshold serves them all.
+
+const (
+	tailBins       = 48
+	tailMinLog2    = -4.0 // z below 1/16 falls in the first bin
+	tailBinsPerOct = 4.0
+	tailPrior      = 1.0 // weight of the reference pseudo-point
+	// maxDecades maps -log10(tail probability) to a score in [0,1].
+	maxDecades = 10.0
+)
+
+type tailHist struct {
+	decay float64 // per-point retention, 1 - 1/memory
+	w     float64 // weight of the next point; grows instead of decaying all bins
+	total float64
+	c     [tailBins]float64
+}
+
+func newTailHist(memory int) tailHist {
+	return tailHist{decay: 1 - 1/float64(memory), w: 1}
+}
+
+func tailBin(z float64) int {
+	if !(z > 0) {
+		return 0
+	}
+	b := int((math.Log2(z) - tailMinLog2) * tailBinsPerOct)
+	if b < 0 {
+		return 0
+	}
+	if b >= tailBins {
+		return tailBins - 1
+	}
+	return b
+}
+
+// tail returns the probability of a deviation of at least z.
+func (h *tailHist) tail(z float64) float64 {
+	b := tailBin(z)
+	above := 0.5 * h.c[b]
+	for i := b + 1; i < tailBins; i++ {
+		above += h.c[i]
+	}
+	ref := 1.0
+	if z > 1 {
+		ref = 1 / (z * z)
+	}
+	return (above/h.w + tailPrior*ref) / (h.total/h.w + tailPrior)
+}
+
+func (h *tailHist) add(z float64) {
+	h.c[tailBin(z)] += h.w
+	h.total += h.w
+	h.w /= h.decay
+	if h.w > 1e100 {
+		for i := range h.c {
+			h.c[i] /= h.w
+		}
+		h.total /= h.w
+		h.w = 1
+	}
+}
+
+// decades turns a tail probability into a score in [0,1].
+func decades(p float64) float64 {
+	if !(p > 0) {
+		return 1
+	}
+	s := -math.Log10(p) / maxDecades
+	if s < 0 {
+		return 0
+	}
+	if s > 1 {
+		return 1
+	}
+	return s
+}
+
+// surprise rates one model's deviations against that model's own history,
+// both point by point and as a short running average (a sustained shift
+// whose single points are unremarkable). A model that is routinely far off
+// thus raises no alarm, while a model that is usually right raises one as
+// soon as it is wrong by more than it has ever been.
+type surprise struct {
+	point     tailHist
+	sustained tailHist
+	ring      [sustainLen]float64 // last deviations, capped at sustainCap
+	ringPos   int
+	warmup    int // deviations to learn before scoring
+	seen      int
+}
+
+func newSurprise(memory, warmup int) surprise {
+	return surprise{point: newTailHist(memory), sustained: newTailHist(memory), warmup: warmup}
+}
+
+// observe returns the score in [0,1] of deviation z, then learns it.
+func (s *surprise) observe(z float64) float64 {
+	p := s.point.tail(z)
+	s.point.add(z)
+
+	s.ring[s.ringPos] = math.Min(z, sustainCap)
+	s.ringPos = (s.ringPos + 1) % sustainLen
+	mean := 0.0
+	for _, v := range s.ring {
+		mean += v
+	}
+	mean /= sustainLen
+	ps := s.sustained.tail(mean)
+	s.sustained.add(mean)
+
+	if s.seen < s.warmup {
+		s.seen++
+		return 0
+	}
+	return math.Max(decades(p), decades(ps))
+}
