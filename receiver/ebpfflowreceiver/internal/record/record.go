@@ -142,15 +142,15 @@ func (s TCPState) String() string {
 
 // TCPSample is one TCP socket's lifecycle as the tcp probe's kernel map holds it.
 type TCPSample struct {
-	Cookie     uint64
-	Local      netip.AddrPort
-	Remote     netip.AddrPort
-	CgroupID   uint64
-	PID        uint32 // process in whose context the connect/listen ran (0 if unknown)
-	Comm       string
-	State      TCPState // last state
-	Initiator  Initiator
-	CloseCause CloseCause // CloseNone while open
+	Cookie                     uint64
+	Local                      netip.AddrPort
+	Remote                     netip.AddrPort
+	CgroupID                   uint64
+	PID                        uint32 // process in whose context the connect/listen ran (0 if unknown)
+	Comm                       string
+	State                      TCPState // last state
+	Initiator                  Initiator
+	CloseCause                 CloseCause // CloseNone while open
 	ResetsSent, ResetsReceived uint32
 	Retransmits                uint32 // retransmitted segments (cumulative)
 	SRTT                       time.Duration

@@ -72,8 +72,8 @@ type Flow struct {
 	Dropped     bool   // packets of this flow were dropped in this interval
 	Scope       Scope
 
-	Start time.Time // first packet of the flow
-	End   time.Time // last packet seen (or close time)
+	Start  time.Time // first packet of the flow
+	End    time.Time // last packet seen (or close time)
 	Closed bool
 }
 

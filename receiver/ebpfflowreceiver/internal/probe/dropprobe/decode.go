@@ -6,15 +6,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
-)
-
-const (
-	afInet  = 2
-	afInet6 = 10
-
-	// maxBootNs bounds boottime stamps (~146 years) so they fit a Duration.
-	maxBootNs = 1 << 62
 )
 
 // Decode turns one `drops` map entry (struct drop_key, struct drop_value)
@@ -43,7 +36,7 @@ func decodeEntry(k *dropDropKey, v *dropDropValue, boot time.Time) (record.DropS
 	if v.Count == 0 {
 		return record.DropSample{}, fmt.Errorf("drop: zero count")
 	}
-	if v.LastSeen == 0 || v.LastSeen > maxBootNs {
+	if v.LastSeen == 0 || !probe.ValidStamp(v.LastSeen) {
 		return record.DropSample{}, fmt.Errorf("drop: invalid last_seen %d", v.LastSeen)
 	}
 	s := record.DropSample{
@@ -51,7 +44,7 @@ func decodeEntry(k *dropDropKey, v *dropDropValue, boot time.Time) (record.DropS
 		Location:  k.Location,
 		Transport: record.Transport(k.Proto),
 		Ifindex:   k.Ifindex,
-		Ifname:    cString(v.Ifname),
+		Ifname:    probe.Comm(v.Ifname),
 		CgroupID:  v.CgroupId,
 		Count:     v.Count,
 		Bytes:     v.Bytes,
@@ -60,13 +53,13 @@ func decodeEntry(k *dropDropKey, v *dropDropValue, boot time.Time) (record.DropS
 	// Addresses stay as on the wire: a v4-mapped IPv6 address is an IPv6
 	// packet, and Key must rebuild the exact kernel key from the sample.
 	switch k.Family {
-	case afInet:
+	case probe.AFInet:
 		s.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(k.Saddr[:4])), k.Sport)
 		s.Dest = netip.AddrPortFrom(netip.AddrFrom4([4]byte(k.Daddr[:4])), k.Dport)
 		if [12]uint8(k.Saddr[4:]) != [12]uint8{} || [12]uint8(k.Daddr[4:]) != [12]uint8{} {
 			return record.DropSample{}, fmt.Errorf("drop: IPv4 key with bytes past the address")
 		}
-	case afInet6:
+	case probe.AFInet6:
 		s.Source = netip.AddrPortFrom(netip.AddrFrom16(k.Saddr), k.Sport)
 		s.Dest = netip.AddrPortFrom(netip.AddrFrom16(k.Daddr), k.Dport)
 	case 0:
@@ -92,24 +85,13 @@ func key(s record.DropSample) dropDropKey {
 	}
 	switch src, dst := s.Source.Addr(), s.Dest.Addr(); {
 	case src.Is4():
-		k.Family = afInet
+		k.Family = probe.AFInet
 		a, b := src.As4(), dst.As4()
 		copy(k.Saddr[:], a[:])
 		copy(k.Daddr[:], b[:])
 	case src.Is6():
-		k.Family = afInet6
+		k.Family = probe.AFInet6
 		k.Saddr, k.Daddr = src.As16(), dst.As16()
 	}
 	return k
-}
-
-func cString(c [16]int8) string {
-	b := make([]byte, 0, len(c))
-	for _, ch := range c {
-		if ch == 0 {
-			break
-		}
-		b = append(b, byte(ch))
-	}
-	return string(b)
 }

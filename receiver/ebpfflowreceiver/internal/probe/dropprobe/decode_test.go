@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
@@ -65,7 +66,7 @@ func TestDecodeRealEntry(t *testing.T) {
 }
 
 func validKey() dropDropKey {
-	k := dropDropKey{Location: 0xffffffff81000000, Reason: 3, Ifindex: 2, Family: afInet6, Proto: 6, Sport: 443, Dport: 50000}
+	k := dropDropKey{Location: 0xffffffff81000000, Reason: 3, Ifindex: 2, Family: probe.AFInet6, Proto: 6, Sport: 443, Dport: 50000}
 	k.Saddr = netip.MustParseAddr("2001:db8::1").As16()
 	k.Daddr = netip.MustParseAddr("::ffff:10.0.0.1").As16() // mapped stays IPv6
 	return k
@@ -103,7 +104,7 @@ func TestDecode(t *testing.T) {
 		{name: "family", key: func() dropDropKey { k := validKey(); k.Family = 3; return k }, value: validValue, errSub: "family"},
 		{name: "padding", key: func() dropDropKey { k := validKey(); k.Pad[1] = 1; return k }, value: validValue, errSub: "padding"},
 		{name: "tuple without family", key: func() dropDropKey { k := nonIP; k.Sport = 1; return k }, value: validValue, errSub: "family"},
-		{name: "ipv4 with trailing bytes", key: func() dropDropKey { k := validKey(); k.Family = afInet; return k }, value: validValue, errSub: "IPv4"},
+		{name: "ipv4 with trailing bytes", key: func() dropDropKey { k := validKey(); k.Family = probe.AFInet; return k }, value: validValue, errSub: "IPv4"},
 		{name: "zero count", key: validKey, value: func() dropDropValue { v := validValue(); v.Count = 0; return v }, errSub: "count"},
 		{name: "no time", key: validKey, value: func() dropDropValue { v := validValue(); v.LastSeen = 0; return v }, errSub: "last_seen"},
 		{name: "time overflow", key: validKey, value: func() dropDropValue { v := validValue(); v.LastSeen = 1 << 63; return v }, errSub: "last_seen"},

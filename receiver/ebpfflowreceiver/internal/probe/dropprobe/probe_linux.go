@@ -19,9 +19,6 @@ import (
 // (~2 MiB of kernel memory). Beyond it new keys are counted as map-full.
 const DefaultMaxEntries = 16384
 
-// snapshotBatch is the number of entries read per BPF_MAP_LOOKUP_BATCH call.
-const snapshotBatch = 1024
-
 // Config sizes the kernel map and filters reasons.
 type Config struct {
 	MaxEntries uint32 // 0 = DefaultMaxEntries
@@ -136,45 +133,19 @@ func (p *Probe) Attach() error {
 // Snapshot reads every drop aggregate (cumulative counts). Entries that fail
 // to decode are counted in Counters().DecodeErrors and skipped.
 func (p *Probe) Snapshot(boot time.Time) ([]record.DropSample, error) {
-	var (
-		out    []record.DropSample
-		cursor ebpf.MapBatchCursor
-		keys   = make([]dropDropKey, snapshotBatch)
-		vals   = make([]dropDropValue, snapshotBatch)
-	)
-	for {
-		n, err := p.objs.Drops.BatchLookup(&cursor, keys, vals, nil)
-		for i := range n {
-			s, derr := decodeEntry(&keys[i], &vals[i], boot)
-			if derr != nil {
-				p.decodeErrors.Add(1)
-				continue
-			}
-			out = append(out, s)
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("snapshot drops: %w", err)
-		}
-	}
+	return probe.Snapshot(p.objs.Drops, func(k *dropDropKey, v *dropDropValue) (record.DropSample, error) {
+		return decodeEntry(k, v, boot)
+	}, &p.decodeErrors)
 }
 
 // Delete removes the kernel entries of these samples (as Snapshot returned
 // them). Entries already gone are not an error.
 func (p *Probe) Delete(samples []record.DropSample) error {
-	var errs []error
-	for _, s := range samples {
-		k := key(s)
-		if err := p.objs.Drops.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, err)
-		}
+	keys := make([]dropDropKey, len(samples))
+	for i, smp := range samples {
+		keys[i] = key(smp)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("delete drops: %w", errors.Join(errs...))
-	}
-	return nil
+	return probe.Delete(p.objs.Drops, keys)
 }
 
 // ReasonName names a drop reason as the running kernel does, without the

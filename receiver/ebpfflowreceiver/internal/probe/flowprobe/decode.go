@@ -1,22 +1,14 @@
 package flowprobe
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
 	"time"
 	"unsafe"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
-)
-
-const (
-	afInet  = 2
-	afInet6 = 10
-
-	// maxBootNs bounds boottime stamps (~146 years) so they fit a Duration.
-	maxBootNs = 1 << 62
 )
 
 var (
@@ -47,14 +39,14 @@ func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (record.Fl
 	if t != record.TransportTCP && t != record.TransportUDP {
 		return record.FlowSample{}, fmt.Errorf("flow: protocol %d is not TCP or UDP", k.Proto)
 	}
-	local, remote, err := addrs(k.Family, k.LocalAddr, k.RemoteAddr)
+	local, remote, err := probe.Addrs(k.Family, k.LocalAddr, k.RemoteAddr)
 	if err != nil {
-		return record.FlowSample{}, err
+		return record.FlowSample{}, fmt.Errorf("flow: %w", err)
 	}
 	if flowFlowInitiator(v.Initiator) > flowFlowInitiatorFLOW_INITIATOR_REMOTE {
 		return record.FlowSample{}, fmt.Errorf("flow: invalid initiator %d", v.Initiator)
 	}
-	if v.FirstNs == 0 || v.FirstNs > maxBootNs || v.LastNs > maxBootNs || v.LastNs < v.FirstNs {
+	if v.FirstNs == 0 || !probe.ValidStamp(v.FirstNs) || !probe.ValidStamp(v.LastNs) || v.LastNs < v.FirstNs {
 		return record.FlowSample{}, fmt.Errorf("flow: invalid times first=%d last=%d", v.FirstNs, v.LastNs)
 	}
 	if v.TxBytes < v.TxPackets || v.RxBytes < v.RxPackets {
@@ -67,7 +59,7 @@ func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (record.Fl
 		Remote:      netip.AddrPortFrom(remote, k.RemotePort),
 		CgroupID:    v.CgroupId,
 		PID:         v.Pid,
-		Comm:        comm(v.Comm),
+		Comm:        probe.Comm(v.Comm),
 		TxBytes:     v.TxBytes,
 		TxPackets:   v.TxPackets,
 		RxBytes:     v.RxBytes,
@@ -89,33 +81,7 @@ func encodeKey(s record.FlowSample) flowSockFlowKey {
 		RemotePort: s.Remote.Port(),
 		Proto:      uint8(s.Transport),
 	}
-	if s.Local.Addr().Is4() {
-		k.Family = afInet
-		l, r := s.Local.Addr().As4(), s.Remote.Addr().As4()
-		copy(k.LocalAddr[:], l[:])
-		copy(k.RemoteAddr[:], r[:])
-	} else {
-		k.Family = afInet6
-		k.LocalAddr = s.Local.Addr().As16()
-		k.RemoteAddr = s.Remote.Addr().As16()
-	}
+	k.Family = probe.PutAddr(&k.LocalAddr, s.Local.Addr())
+	probe.PutAddr(&k.RemoteAddr, s.Remote.Addr())
 	return k
-}
-
-func addrs(family uint8, l, r [16]uint8) (netip.Addr, netip.Addr, error) {
-	switch family {
-	case afInet:
-		return netip.AddrFrom4([4]byte(l[:4])), netip.AddrFrom4([4]byte(r[:4])), nil
-	case afInet6:
-		return netip.AddrFrom16(l), netip.AddrFrom16(r), nil
-	}
-	return netip.Addr{}, netip.Addr{}, fmt.Errorf("flow: invalid address family %d", family)
-}
-
-func comm(c [16]int8) string {
-	b := unsafe.Slice((*byte)(unsafe.Pointer(&c[0])), len(c))
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
 }

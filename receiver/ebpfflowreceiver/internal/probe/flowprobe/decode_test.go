@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
@@ -21,7 +22,7 @@ func encode(t testing.TB, v any) []byte {
 }
 
 func validKV() (flowSockFlowKey, flowSockFlowStats) {
-	k := flowSockFlowKey{Cookie: 42, LocalPort: 40000, RemotePort: 80, Family: afInet, Proto: 6}
+	k := flowSockFlowKey{Cookie: 42, LocalPort: 40000, RemotePort: 80, Family: probe.AFInet, Proto: 6}
 	copy(k.LocalAddr[:], []byte{10, 202, 0, 1})
 	copy(k.RemoteAddr[:], []byte{10, 202, 0, 2})
 	v := flowSockFlowStats{TxBytes: 1500, TxPackets: 3, RxBytes: 100, RxPackets: 2,
@@ -51,7 +52,7 @@ func TestDecode(t *testing.T) {
 	}
 
 	k6 := k
-	k6.Family = afInet6
+	k6.Family = probe.AFInet6
 	k6.LocalAddr = netip.MustParseAddr("fd00:202::1").As16()
 	k6.RemoteAddr = netip.MustParseAddr("fd00:202::2").As16()
 	got, err = Decode(encode(t, k6), encode(t, v), boot)

@@ -18,9 +18,6 @@ import (
 // a busy node's concurrent flows for one interval (~7 MiB of kernel memory).
 const DefaultMaxFlows = 65536
 
-// snapshotBatch is the number of entries read per BPF_MAP_LOOKUP_BATCH call.
-const snapshotBatch = 1024
-
 // Config sizes the kernel maps.
 type Config struct {
 	MaxFlows uint32 // LRU entries; 0 = DefaultMaxFlows
@@ -29,7 +26,7 @@ type Config struct {
 // Probe is the loaded flow probe.
 type Probe struct {
 	objs         flowObjects
-	links        []link.Link
+	links        probe.Links
 	decodeErrors atomic.Uint64
 	// suspended is CLOCK_BOOTTIME - CLOCK_MONOTONIC at load: the kernel
 	// stamps packets with the coarse CLOCK_MONOTONIC (no hardware clock read
@@ -82,7 +79,7 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 	for _, pr := range progs {
 		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroupV2Root, Attach: pr.attach, Program: pr.prog})
 		if err != nil {
-			p.closeLinks()
+			p.links.Close()
 			return fmt.Errorf("attach flow %s to %s: %w", pr.name, cgroupV2Root, err)
 		}
 		p.links = append(p.links, l)
@@ -95,47 +92,21 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 // (CLOCK_BOOTTIME zero).
 func (p *Probe) Snapshot(boot time.Time) ([]record.FlowSample, error) {
 	base := boot.Add(p.suspended)
-	var (
-		out    []record.FlowSample
-		cursor ebpf.MapBatchCursor
-		keys   = make([]flowSockFlowKey, snapshotBatch)
-		vals   = make([]flowSockFlowStats, snapshotBatch)
-	)
-	for {
-		n, err := p.objs.Flows.BatchLookup(&cursor, keys, vals, nil)
-		for i := range n {
-			s, derr := decode(&keys[i], &vals[i], base)
-			if derr != nil {
-				p.decodeErrors.Add(1)
-				continue
-			}
-			out = append(out, s)
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("snapshot flows: %w", err)
-		}
-	}
+	return probe.Snapshot(p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (record.FlowSample, error) {
+		return decode(k, v, base)
+	}, &p.decodeErrors)
 }
 
 // Delete removes the kernel entries of these flows (already reported as
 // finished). Flows the LRU already evicted are not an error.
 func (p *Probe) Delete(flows []record.FlowSample) error {
-	var errs []error
-	for _, f := range flows {
-		k := encodeKey(f)
-		if err := p.objs.Flows.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, err)
-		}
-		// The owner entry is keyed by cookie alone: other flows of the same
-		// (UDP) socket would lose their pid, so owners age out by LRU.
+	// The owner entry is keyed by cookie alone: other flows of the same (UDP)
+	// socket would lose their pid, so owners age out by LRU.
+	keys := make([]flowSockFlowKey, len(flows))
+	for i, f := range flows {
+		keys[i] = encodeKey(f)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("delete flows: %w", errors.Join(errs...))
-	}
-	return nil
+	return probe.Delete(p.objs.Flows, keys)
 }
 
 // Name identifies the probe in self-telemetry.
@@ -153,15 +124,8 @@ func (p *Probe) Counters() (probe.Counters, error) {
 
 // Close detaches and unloads everything.
 func (p *Probe) Close() error {
-	p.closeLinks()
+	p.links.Close()
 	return p.objs.Close()
-}
-
-func (p *Probe) closeLinks() {
-	for i := len(p.links) - 1; i >= 0; i-- {
-		p.links[i].Close()
-	}
-	p.links = nil
 }
 
 // programs lists the per-packet programs, for run-time statistics in benchmarks.

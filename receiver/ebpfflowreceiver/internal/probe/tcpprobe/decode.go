@@ -8,15 +8,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
-)
-
-const (
-	afInet  = 2
-	afInet6 = 10
-
-	// maxBootNs bounds boottime stamps (~146 years) so they fit a Duration.
-	maxBootNs = 1 << 62
 )
 
 // Decode turns one `socks` map entry (key = socket cookie, value =
@@ -53,7 +46,7 @@ func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time) (record.TCPSam
 	if (v.ClosedNs == 0) != (cause == tcpTcpCloseCauseTCP_CAUSE_NONE) {
 		return record.TCPSample{}, fmt.Errorf("tcp: close cause %d with close time %d", v.CloseCause, v.ClosedNs)
 	}
-	if v.OpenedNs > maxBootNs || v.ClosedNs > maxBootNs ||
+	if !probe.ValidStamp(v.OpenedNs) || !probe.ValidStamp(v.ClosedNs) ||
 		(v.OpenedNs != 0 && v.ClosedNs != 0 && v.ClosedNs < v.OpenedNs) {
 		return record.TCPSample{}, fmt.Errorf("tcp: invalid times opened=%d closed=%d", v.OpenedNs, v.ClosedNs)
 	}
@@ -67,7 +60,7 @@ func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time) (record.TCPSam
 		Remote:         netip.AddrPortFrom(remote, v.Dport),
 		CgroupID:       v.CgroupId,
 		PID:            v.Pid,
-		Comm:           comm(v.Comm),
+		Comm:           probe.Comm(v.Comm),
 		State:          record.TCPState(v.State),
 		Initiator:      initiator(tcpTcpInitiator(v.Initiator)),
 		CloseCause:     closeCause(cause),
@@ -75,8 +68,8 @@ func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time) (record.TCPSam
 		ResetsReceived: v.ResetsReceived,
 		Retransmits:    v.Retransmits,
 		SRTT:           time.Duration(v.SrttUs) * time.Microsecond,
-		OpenedAt:       wallTime(boot, v.OpenedNs),
-		ClosedAt:       wallTime(boot, v.ClosedNs),
+		OpenedAt:       probe.WallTime(boot, v.OpenedNs),
+		ClosedAt:       probe.WallTime(boot, v.ClosedNs),
 	}, nil
 }
 
@@ -85,9 +78,9 @@ func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time) (record.TCPSam
 // matches the IPv4 packets the flow and drop probes see.
 func tuple(family uint8, saddr, daddr [16]uint8) (netip.Addr, netip.Addr, error) {
 	switch family {
-	case afInet:
+	case probe.AFInet:
 		return netip.AddrFrom4([4]byte(saddr[:4])), netip.AddrFrom4([4]byte(daddr[:4])), nil
-	case afInet6:
+	case probe.AFInet6:
 		l, r := netip.AddrFrom16(saddr), netip.AddrFrom16(daddr)
 		if (l.Is4In6() || l.IsUnspecified()) && (r.Is4In6() || r.IsUnspecified()) && (l.Is4In6() || r.Is4In6()) {
 			// IPv4 traffic; a side not known yet is 0.0.0.0, not ::.
@@ -125,23 +118,4 @@ func closeCause(c tcpTcpCloseCause) record.CloseCause {
 		return record.CloseRefused
 	}
 	return record.CloseNone
-}
-
-func comm(c [16]int8) string {
-	b := make([]byte, 0, len(c))
-	for _, ch := range c {
-		if ch == 0 {
-			break
-		}
-		b = append(b, byte(ch))
-	}
-	return string(b)
-}
-
-// wallTime converts bpf_ktime_get_boot_ns; 0 means "not seen" and stays zero.
-func wallTime(boot time.Time, ns uint64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return boot.Add(time.Duration(ns))
 }

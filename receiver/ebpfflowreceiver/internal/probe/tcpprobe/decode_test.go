@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
@@ -67,7 +68,7 @@ func TestDecodeRealEntry(t *testing.T) {
 
 func valid() tcpTcpSockInfo {
 	v := tcpTcpSockInfo{
-		CgroupId: 7, OpenedNs: 1000, Family: afInet, State: uint8(record.TCPEstablished),
+		CgroupId: 7, OpenedNs: 1000, Family: probe.AFInet, State: uint8(record.TCPEstablished),
 		Initiator: uint8(tcpTcpInitiatorTCP_INITIATOR_REMOTE), Sport: 80, Dport: 40000, SrttUs: 250,
 	}
 	copy(v.Saddr[:], []byte{10, 0, 0, 1})
@@ -77,7 +78,7 @@ func valid() tcpTcpSockInfo {
 
 func TestDecode(t *testing.T) {
 	mapped := valid()
-	mapped.Family = afInet6
+	mapped.Family = probe.AFInet6
 	mapped.Saddr = netip.MustParseAddr("::ffff:10.0.0.1").As16()
 	mapped.Daddr = netip.MustParseAddr("::ffff:10.0.0.2").As16()
 

@@ -18,9 +18,6 @@ import (
 // memory).
 const DefaultMaxSockets = 65536
 
-// snapshotBatch is the number of entries read per BPF_MAP_LOOKUP_BATCH call.
-const snapshotBatch = 1024
-
 // Config sizes the kernel map.
 type Config struct {
 	MaxSockets uint32 // LRU entries; 0 = DefaultMaxSockets
@@ -31,7 +28,7 @@ var _ probe.Probe = (*Probe)(nil)
 // Probe is the loaded tcp lifecycle probe.
 type Probe struct {
 	objs         tcpObjects
-	links        []link.Link
+	links        probe.Links
 	decodeErrors atomic.Uint64
 }
 
@@ -72,7 +69,7 @@ func (p *Probe) Attach() error {
 	for _, pr := range progs {
 		l, err := link.AttachTracing(link.TracingOptions{Program: pr.prog})
 		if err != nil {
-			p.closeLinks()
+			p.links.Close()
 			return fmt.Errorf("attach tcp tp_btf/%s: %w", pr.name, err)
 		}
 		p.links = append(p.links, l)
@@ -83,44 +80,15 @@ func (p *Probe) Attach() error {
 // Snapshot reads every socket entry. Entries that fail to decode are counted
 // in Counters().DecodeErrors and skipped.
 func (p *Probe) Snapshot(boot time.Time) ([]record.TCPSample, error) {
-	var (
-		out    []record.TCPSample
-		cursor ebpf.MapBatchCursor
-		keys   = make([]uint64, snapshotBatch)
-		vals   = make([]tcpTcpSockInfo, snapshotBatch)
-	)
-	for {
-		n, err := p.objs.Socks.BatchLookup(&cursor, keys, vals, nil)
-		for i := range n {
-			s, derr := decodeInfo(keys[i], &vals[i], boot)
-			if derr != nil {
-				p.decodeErrors.Add(1)
-				continue
-			}
-			out = append(out, s)
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("snapshot tcp sockets: %w", err)
-		}
-	}
+	return probe.Snapshot(p.objs.Socks, func(cookie *uint64, v *tcpTcpSockInfo) (record.TCPSample, error) {
+		return decodeInfo(*cookie, v, boot)
+	}, &p.decodeErrors)
 }
 
 // Delete removes the entries of these sockets (already reported as closed).
 // Sockets the LRU already evicted are not an error.
 func (p *Probe) Delete(cookies []uint64) error {
-	var errs []error
-	for _, c := range cookies {
-		if err := p.objs.Socks.Delete(c); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("delete tcp sockets: %w", errors.Join(errs...))
-	}
-	return nil
+	return probe.Delete(p.objs.Socks, cookies)
 }
 
 // Name identifies the probe in self-telemetry.
@@ -138,15 +106,8 @@ func (p *Probe) Counters() (probe.Counters, error) {
 
 // Close detaches and unloads everything.
 func (p *Probe) Close() error {
-	p.closeLinks()
+	p.links.Close()
 	return p.objs.Close()
-}
-
-func (p *Probe) closeLinks() {
-	for i := len(p.links) - 1; i >= 0; i-- {
-		p.links[i].Close()
-	}
-	p.links = nil
 }
 
 // programs lists the loaded programs, for run-time statistics in benchmarks.
