@@ -1,6 +1,7 @@
 package dropprobe
 
 import (
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"net"
 	"net/netip"
 	"testing"
@@ -29,9 +30,9 @@ func BenchmarkDropProbeKernel(b *testing.B) {
 
 	udp := func(b *testing.B, port func(i int) uint16) {
 		p := attached(b, Config{MaxEntries: 65536})
-		ns := newNetns(b, "ebpfflow-dropbench")
+		ns := probetest.NewNetns(b, "ebpfflow-dropbench")
 		var c *net.UDPConn
-		ns.do(b, func() {
+		ns.Do(b, func() {
 			pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)

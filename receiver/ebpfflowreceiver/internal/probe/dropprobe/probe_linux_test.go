@@ -2,6 +2,7 @@ package dropprobe
 
 import (
 	"bytes"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"net"
 	"net/netip"
 	"strings"
@@ -32,7 +33,7 @@ func attached(t testing.TB, cfg Config) *Probe {
 // else the host dropped meanwhile).
 func matching(t testing.TB, p *Probe, ok func(record.DropSample) bool) []record.DropSample {
 	t.Helper()
-	all, err := p.Snapshot(bootTime(t))
+	all, err := p.Snapshot(probetest.BootTime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +78,14 @@ func TestUDPDrops(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := attached(t, Config{})
-			ns := newNetns(t, "ebpfflow-drop")
+			ns := probetest.NewNetns(t, "ebpfflow-drop")
 			dst := netip.AddrPortFrom(netip.MustParseAddr(tc.loopback), 5353)
 			if tc.firewall {
-				ns.run(t, tc.iptables, "-A", "INPUT", "-p", "udp", "--dport", "5353", "-j", "DROP")
+				ns.Run(t, tc.iptables, "-A", "INPUT", "-p", "udp", "--dport", "5353", "-j", "DROP")
 			}
 			start := time.Now()
 			var src netip.AddrPort
-			ns.do(t, func() { src = sendUDP(t, tc.network, net.JoinHostPort(tc.loopback, "0"), dst, k, size) })
+			ns.Do(t, func() { src = sendUDP(t, tc.network, net.JoinHostPort(tc.loopback, "0"), dst, k, size) })
 
 			got := matching(t, p, func(s record.DropSample) bool { return s.Dest == dst && s.Source == src })
 			if len(got) != 1 {
@@ -160,9 +161,9 @@ func TestIgnoreReasons(t *testing.T) {
 	})
 	t.Run("configured reason is ignored", func(t *testing.T) {
 		p := attached(t, Config{IgnoreReasons: []string{"skb_drop_reason_no_socket", "NOT_SPECIFIED"}})
-		ns := newNetns(t, "ebpfflow-drop")
+		ns := probetest.NewNetns(t, "ebpfflow-drop")
 		dst := netip.MustParseAddrPort("127.0.0.1:5354")
-		ns.do(t, func() { sendUDP(t, "udp4", "127.0.0.1:0", dst, 3, 10) })
+		ns.Do(t, func() { sendUDP(t, "udp4", "127.0.0.1:0", dst, 3, 10) })
 		if got := matching(t, p, func(s record.DropSample) bool { return s.Dest == dst }); len(got) != 0 {
 			t.Errorf("ignored NO_SOCKET reported: %+v", got)
 		}
@@ -196,9 +197,9 @@ func TestCounters(t *testing.T) {
 
 func TestMapFull(t *testing.T) {
 	p := attached(t, Config{MaxEntries: 1})
-	ns := newNetns(t, "ebpfflow-drop")
+	ns := probetest.NewNetns(t, "ebpfflow-drop")
 	// Three distinct destinations = three keys; the map holds one.
-	ns.do(t, func() {
+	ns.Do(t, func() {
 		for port := uint16(6000); port < 6003; port++ {
 			sendUDP(t, "udp4", "127.0.0.1:0", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), 1, 1)
 		}
@@ -216,13 +217,13 @@ func TestMapFull(t *testing.T) {
 // so the drop carries the receiving socket's cgroup.
 func TestSocketReceiveBufferDrop(t *testing.T) {
 	p := attached(t, Config{})
-	cg := inChildCgroup(t)
-	ns := newNetns(t, "ebpfflow-drop")
+	cg := probetest.InChildCgroup(t)
+	ns := probetest.NewNetns(t, "ebpfflow-drop")
 
 	const k, size = 200, 1000
 	var rcv *net.UDPConn
 	var src netip.AddrPort
-	ns.do(t, func() {
+	ns.Do(t, func() {
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -264,11 +265,11 @@ func TestSocketReceiveBufferDrop(t *testing.T) {
 
 func TestTCPAndICMPDrops(t *testing.T) {
 	p := attached(t, Config{})
-	ns := newNetns(t, "ebpfflow-drop")
-	ns.run(t, "iptables", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-j", "DROP")
+	ns := probetest.NewNetns(t, "ebpfflow-drop")
+	ns.Run(t, "iptables", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-j", "DROP")
 
 	tcpDst := netip.MustParseAddrPort("127.0.0.1:5355")
-	ns.do(t, func() {
+	ns.Do(t, func() {
 		d := net.Dialer{Timeout: time.Second}
 		if _, err := d.Dial("tcp4", tcpDst.String()); err == nil {
 			t.Fatal("connect to a closed port succeeded")

@@ -6,6 +6,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 )
 
 // BenchmarkFlowProbeKernel reports the in-kernel cost of flow accounting
@@ -22,7 +24,7 @@ func BenchmarkFlowProbeKernel(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	if err := p.Attach(benchCgroupRoot(b)); err != nil {
+	if err := p.Attach(probetest.CgroupV2Mount(b)); err != nil {
 		b.Fatal(err)
 	}
 	srv, err := net.ListenPacket("udp4", "127.0.0.1:0")

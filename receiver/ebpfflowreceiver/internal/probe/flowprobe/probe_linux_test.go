@@ -1,7 +1,6 @@
 package flowprobe
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
@@ -24,7 +24,7 @@ import (
 func attached(t *testing.T) (*Probe, string, time.Time) {
 	t.Helper()
 	privileged.Require(t)
-	root := cgroupV2Root(t)
+	root := probetest.CgroupV2Mount(t)
 	p, err := Load(Config{MaxFlows: 4096})
 	if err != nil {
 		t.Fatal(err)
@@ -33,58 +33,7 @@ func attached(t *testing.T) (*Probe, string, time.Time) {
 	if err := p.Attach(root); err != nil {
 		t.Fatal(err)
 	}
-	return p, root, bootTime(t)
-}
-
-func cgroupV2Root(t *testing.T) string {
-	t.Helper()
-	f, err := os.Open("/proc/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fs := strings.Fields(sc.Text()); len(fs) > 2 && fs[2] == "cgroup2" {
-			return fs[1]
-		}
-	}
-	privileged.Unsupported(t, "a cgroup v2 mount")
-	return ""
-}
-
-func bootTime(t *testing.T) time.Time {
-	t.Helper()
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		t.Fatal(err)
-	}
-	return time.Now().Add(-time.Duration(ts.Nano()))
-}
-
-func inode(t *testing.T, dir string) uint64 {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Ino
-}
-
-// ownCgroupID is the cgroup v2 id of this test process.
-func ownCgroupID(t *testing.T, root string) uint64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rel, ok := strings.CutPrefix(l, "0::"); ok {
-			return inode(t, filepath.Join(root, rel))
-		}
-	}
-	t.Fatal("no cgroup v2 line in /proc/self/cgroup")
-	return 0
+	return p, root, probetest.BootTime(t)
 }
 
 // find returns the sample of the flow local -> remote.
@@ -116,7 +65,7 @@ func addrPort(a net.Addr) netip.AddrPort {
 // TestUDPExact sends k datagrams of n bytes and expects exactly k packets
 // and k*(n + IP header + 8) bytes on both sockets' flows.
 func TestUDPExact(t *testing.T) {
-	p, root, boot := attached(t)
+	p, _, boot := attached(t)
 	for _, tc := range []struct {
 		net, addr string
 		iphdr     uint64
@@ -156,7 +105,7 @@ func TestUDPExact(t *testing.T) {
 			if c.PID != uint32(os.Getpid()) || c.Comm == "" {
 				t.Errorf("client flow pid=%d comm=%q, want pid %d", c.PID, c.Comm, os.Getpid())
 			}
-			if id := ownCgroupID(t, root); c.CgroupID != id {
+			if id := probetest.CgroupID(t, probetest.OwnCgroup(t)); c.CgroupID != id {
 				t.Errorf("client flow cgroup=%d, want %d", c.CgroupID, id)
 			}
 			s := find(t, p, boot, addrPort(srv.LocalAddr()), addrPort(cli.LocalAddr()))
@@ -282,7 +231,7 @@ func TestChildCgroupProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := find(t, p, boot, addrPort(from), addrPort(srv.LocalAddr()))
-	if want := inode(t, dir); f.CgroupID != want {
+	if want := probetest.CgroupID(t, dir); f.CgroupID != want {
 		t.Errorf("cgroup id %d, want %d (%s)", f.CgroupID, want, dir)
 	}
 	if f.PID != uint32(cmd.Process.Pid) || f.Comm != "socat" {
@@ -294,20 +243,3 @@ func TestChildCgroupProcess(t *testing.T) {
 }
 
 var _ syscall.Conn = (*net.TCPConn)(nil)
-
-func benchCgroupRoot(b *testing.B) string {
-	b.Helper()
-	f, err := os.Open("/proc/mounts")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fs := strings.Fields(sc.Text()); len(fs) > 2 && fs[2] == "cgroup2" {
-			return fs[1]
-		}
-	}
-	b.Fatal("no cgroup v2 mount")
-	return ""
-}

@@ -1,6 +1,7 @@
 package tcpprobe
 
 import (
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"io"
 	"net"
 	"testing"
@@ -58,7 +59,7 @@ func BenchmarkTCPProbeKernel(b *testing.B) {
 
 	// Like the engine, forget closed sockets every so often, so the LRU
 	// recycles entries instead of evicting live ones.
-	boot := bootTime(b)
+	boot := probetest.BootTime(b)
 	flush := func() {
 		samples, err := p.Snapshot(boot)
 		if err != nil {
@@ -111,7 +112,7 @@ func BenchmarkSnapshot(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	boot := bootTime(b)
+	boot := probetest.BootTime(b)
 	for b.Loop() {
 		s, err := p.Snapshot(boot)
 		if err != nil || len(s) != n {

@@ -3,6 +3,7 @@ package tcpprobe
 import (
 	"bytes"
 	"errors"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"io"
 	"net"
 	"net/netip"
@@ -34,7 +35,7 @@ func attached(t testing.TB) *Probe {
 // waitSample polls snapshots until the socket's sample satisfies ok.
 func waitSample(t *testing.T, p *Probe, cookie uint64, what string, ok func(record.TCPSample) bool) record.TCPSample {
 	t.Helper()
-	boot := bootTime(t)
+	boot := probetest.BootTime(t)
 	var last *record.TCPSample
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		samples, err := p.Snapshot(boot)
@@ -81,7 +82,7 @@ func addrPort(t *testing.T, a net.Addr) netip.AddrPort {
 
 func TestRefused(t *testing.T) {
 	p := attached(t)
-	cg := inChildCgroup(t)
+	cg := probetest.InChildCgroup(t)
 
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -107,8 +108,8 @@ func TestRefused(t *testing.T) {
 	if s.ResetsReceived != 1 || s.ResetsSent != 0 {
 		t.Errorf("resets sent=%d received=%d, want 0/1", s.ResetsSent, s.ResetsReceived)
 	}
-	if s.PID != uint32(os.Getpid()) || s.Comm != ownComm(t) {
-		t.Errorf("pid/comm %d/%q, want %d/%q", s.PID, s.Comm, os.Getpid(), ownComm(t))
+	if s.PID != uint32(os.Getpid()) || s.Comm != probetest.OwnComm(t) {
+		t.Errorf("pid/comm %d/%q, want %d/%q", s.PID, s.Comm, os.Getpid(), probetest.OwnComm(t))
 	}
 	if s.CgroupID != cg {
 		t.Errorf("cgroup id %d, want %d", s.CgroupID, cg)
@@ -147,7 +148,7 @@ func pair(t *testing.T, network, addr string) (c, s *net.TCPConn, cc, sc uint64)
 	}
 	c, s = conn.(*net.TCPConn), sconn.(*net.TCPConn)
 	t.Cleanup(func() { c.Close(); s.Close() })
-	return c, s, cc, cookieOf(t, s)
+	return c, s, cc, probetest.CookieOf(t, s)
 }
 
 func TestNormalClose(t *testing.T) {
@@ -249,14 +250,14 @@ func TestReset(t *testing.T) {
 
 func TestConnectTimeout(t *testing.T) {
 	p := attached(t)
-	a, b := vethPair(t)
-	b.run(t, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "DROP")
+	a, b := probetest.VethPair(t)
+	b.Run(t, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "DROP")
 	target := netip.MustParseAddrPort("10.200.7.2:9")
 
 	t.Run("client gives up", func(t *testing.T) {
 		var cookie uint64
 		var err error
-		a.do(t, func() { _, err = dialer(&cookie, 500*time.Millisecond).Dial("tcp4", target.String()) })
+		a.Do(t, func() { _, err = dialer(&cookie, 500*time.Millisecond).Dial("tcp4", target.String()) })
 		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 			t.Fatalf("dial: %v, want a timeout", err)
 		}
@@ -273,12 +274,12 @@ func TestConnectTimeout(t *testing.T) {
 		var cookie uint64
 		var err error
 		syncnt := func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_SYNCNT, 1) }
-		before := a.counter(t, "/proc/net/netstat", "TcpExt", "TCPSynRetrans")
-		a.do(t, func() { _, err = dialer(&cookie, 30*time.Second, syncnt).Dial("tcp4", target.String()) })
+		before := a.Counter(t, "/proc/net/netstat", "TcpExt", "TCPSynRetrans")
+		a.Do(t, func() { _, err = dialer(&cookie, 30*time.Second, syncnt).Dial("tcp4", target.String()) })
 		if !errors.Is(err, syscall.ETIMEDOUT) {
 			t.Fatalf("dial: %v, want ETIMEDOUT", err)
 		}
-		synRetrans := a.counter(t, "/proc/net/netstat", "TcpExt", "TCPSynRetrans") - before
+		synRetrans := a.Counter(t, "/proc/net/netstat", "TcpExt", "TCPSynRetrans") - before
 		s := waitSample(t, p, cookie, "closed", closed)
 		t.Logf("%+v (namespace TCPSynRetrans +%d)", s, synRetrans)
 		if s.CloseCause != record.CloseTimeout || s.Retransmits == 0 || uint64(s.Retransmits) != synRetrans {
@@ -289,11 +290,11 @@ func TestConnectTimeout(t *testing.T) {
 
 func TestRetransmits(t *testing.T) {
 	p := attached(t)
-	a, b := vethPair(t)
+	a, b := probetest.VethPair(t)
 
 	var ln net.Listener
 	var err error
-	b.do(t, func() { ln, err = net.Listen("tcp4", "10.200.7.2:8080") })
+	b.Do(t, func() { ln, err = net.Listen("tcp4", "10.200.7.2:8080") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +313,7 @@ func TestRetransmits(t *testing.T) {
 
 	var cookie uint64
 	var conn net.Conn
-	a.do(t, func() { conn, err = dialer(&cookie, 5*time.Second).Dial("tcp4", "10.200.7.2:8080") })
+	a.Do(t, func() { conn, err = dialer(&cookie, 5*time.Second).Dial("tcp4", "10.200.7.2:8080") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,12 +323,12 @@ func TestRetransmits(t *testing.T) {
 
 	// Black-hole the data long enough for a few RTOs (>= 200 ms each), then
 	// let it through.
-	b.run(t, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
+	b.Run(t, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
 	if _, err := c.Write(bytes.Repeat([]byte("r"), 10000)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(900 * time.Millisecond)
-	b.run(t, "iptables", "-D", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
+	b.Run(t, "iptables", "-D", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
 
 	var info *unix.TCPInfo
 	c.CloseWrite()
@@ -366,7 +367,7 @@ func TestDelete(t *testing.T) {
 	if err := p.Delete([]uint64{cookie, 1 << 62}); err != nil { // the second never existed
 		t.Fatal(err)
 	}
-	samples, err := p.Snapshot(bootTime(t))
+	samples, err := p.Snapshot(probetest.BootTime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,10 +387,10 @@ func TestDelete(t *testing.T) {
 // closes. Only an sk_err read at the CLOSE transition tells this from a FIN.
 func TestEstablishedTimeout(t *testing.T) {
 	p := attached(t)
-	a, b := vethPair(t)
+	a, b := probetest.VethPair(t)
 	var ln net.Listener
 	var err error
-	b.do(t, func() { ln, err = net.Listen("tcp4", "10.200.7.2:8081") })
+	b.Do(t, func() { ln, err = net.Listen("tcp4", "10.200.7.2:8081") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,14 +405,14 @@ func TestEstablishedTimeout(t *testing.T) {
 	var cookie uint64
 	var conn net.Conn
 	userTimeout := func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 800) }
-	a.do(t, func() { conn, err = dialer(&cookie, 5*time.Second, userTimeout).Dial("tcp4", "10.200.7.2:8081") })
+	a.Do(t, func() { conn, err = dialer(&cookie, 5*time.Second, userTimeout).Dial("tcp4", "10.200.7.2:8081") })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	waitSample(t, p, cookie, "established", established)
 
-	b.run(t, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8081", "-j", "DROP")
+	b.Run(t, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8081", "-j", "DROP")
 	if _, err := conn.Write([]byte("into the void")); err != nil {
 		t.Fatal(err)
 	}

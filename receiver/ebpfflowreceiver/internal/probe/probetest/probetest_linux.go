@@ -1,4 +1,7 @@
-package tcpprobe
+// Package probetest provides what the probes' privileged tests share: network
+// namespaces and veth pairs, cgroup v2 directories, socket cookies and the
+// boot clock. Tests only; nothing in the collector imports it.
+package probetest
 
 import (
 	"bufio"
@@ -15,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// bootTime is the wall-clock time of boot, as the engine passes it.
-func bootTime(t testing.TB) time.Time {
+// BootTime is the wall-clock time of boot, as the engine passes it.
+func BootTime(t testing.TB) time.Time {
 	t.Helper()
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
@@ -25,8 +28,8 @@ func bootTime(t testing.TB) time.Time {
 	return time.Now().Add(-time.Duration(ts.Nano()))
 }
 
-// cookieOf returns SO_COOKIE, the id bpf_get_socket_cookie returns.
-func cookieOf(t testing.TB, c syscall.Conn) uint64 {
+// CookieOf returns SO_COOKIE, the id bpf_get_socket_cookie returns.
+func CookieOf(t testing.TB, c syscall.Conn) uint64 {
 	t.Helper()
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -45,35 +48,38 @@ func cookieOf(t testing.TB, c syscall.Conn) uint64 {
 	return cookie
 }
 
-func run(t testing.TB, args ...string) {
+// Run runs a command and fails t with its output if it fails.
+func Run(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
 
-// netns is a network namespace made with `ip netns add`, removed at cleanup.
-type netns string
+// Netns is a network namespace made with `ip netns add`, removed at cleanup.
+type Netns string
 
-func newNetns(t testing.TB, name string) netns {
+// NewNetns creates a namespace named name-<pid> with lo up.
+func NewNetns(t testing.TB, name string) Netns {
 	t.Helper()
 	name = fmt.Sprintf("%s-%d", name, os.Getpid())
 	exec.Command("ip", "netns", "del", name).Run()
-	run(t, "ip", "netns", "add", name)
+	Run(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	n := netns(name)
-	n.run(t, "ip", "link", "set", "lo", "up")
+	n := Netns(name)
+	n.Run(t, "ip", "link", "set", "lo", "up")
 	return n
 }
 
-func (n netns) run(t testing.TB, args ...string) {
+// Run runs a command inside the namespace.
+func (n Netns) Run(t testing.TB, args ...string) {
 	t.Helper()
-	run(t, append([]string{"ip", "netns", "exec", string(n)}, args...)...)
+	Run(t, append([]string{"ip", "netns", "exec", string(n)}, args...)...)
 }
 
-// do runs fn on a thread switched into the namespace: sockets fn creates
+// Do runs fn on a thread switched into the namespace: sockets fn creates
 // live there (and keep working from any thread afterwards).
-func (n netns) do(t testing.TB, fn func()) {
+func (n Netns) Do(t testing.TB, fn func()) {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -98,20 +104,20 @@ func (n netns) do(t testing.TB, fn func()) {
 	fn()
 }
 
-// vethPair links two fresh namespaces: a=10.200.7.1/30, b=10.200.7.2/30.
-func vethPair(t testing.TB) (a, b netns) {
+// VethPair links two fresh namespaces: a=10.200.7.1/30, b=10.200.7.2/30.
+func VethPair(t testing.TB) (a, b Netns) {
 	t.Helper()
-	a, b = newNetns(t, "ebpfflow-tcp-a"), newNetns(t, "ebpfflow-tcp-b")
-	a.run(t, "ip", "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", string(b))
-	a.run(t, "ip", "addr", "add", "10.200.7.1/30", "dev", "veth-a")
-	b.run(t, "ip", "addr", "add", "10.200.7.2/30", "dev", "veth-b")
-	a.run(t, "ip", "link", "set", "veth-a", "up")
-	b.run(t, "ip", "link", "set", "veth-b", "up")
+	a, b = NewNetns(t, "ebpfflow-veth-a"), NewNetns(t, "ebpfflow-veth-b")
+	a.Run(t, "ip", "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", string(b))
+	a.Run(t, "ip", "addr", "add", "10.200.7.1/30", "dev", "veth-a")
+	b.Run(t, "ip", "addr", "add", "10.200.7.2/30", "dev", "veth-b")
+	a.Run(t, "ip", "link", "set", "veth-a", "up")
+	b.Run(t, "ip", "link", "set", "veth-b", "up")
 	return a, b
 }
 
-// cgroupV2Mount finds the cgroup2 mount point in /proc/mounts.
-func cgroupV2Mount(t testing.TB) string {
+// CgroupV2Mount finds the cgroup2 mount point in /proc/mounts.
+func CgroupV2Mount(t testing.TB) string {
 	t.Helper()
 	f, err := os.Open("/proc/mounts")
 	if err != nil {
@@ -128,8 +134,8 @@ func cgroupV2Mount(t testing.TB) string {
 	return ""
 }
 
-// ownCgroup returns the process's cgroup v2 directory.
-func ownCgroup(t testing.TB) string {
+// OwnCgroup returns the process's cgroup v2 directory.
+func OwnCgroup(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
@@ -137,15 +143,15 @@ func ownCgroup(t testing.TB) string {
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return filepath.Join(cgroupV2Mount(t), p)
+			return filepath.Join(CgroupV2Mount(t), p)
 		}
 	}
 	t.Fatal("no cgroup v2 entry in /proc/self/cgroup")
 	return ""
 }
 
-// cgroupID is what kernfs_node.id holds: the directory's inode number.
-func cgroupID(t testing.TB, dir string) uint64 {
+// CgroupID is what kernfs_node.id holds: the directory's inode number.
+func CgroupID(t testing.TB, dir string) uint64 {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
@@ -154,12 +160,12 @@ func cgroupID(t testing.TB, dir string) uint64 {
 	return st.Ino
 }
 
-// inChildCgroup moves the whole test process into a fresh cgroup until
+// InChildCgroup moves the whole test process into a fresh cgroup until
 // cleanup, and returns that cgroup's id.
-func inChildCgroup(t testing.TB) uint64 {
+func InChildCgroup(t testing.TB) uint64 {
 	t.Helper()
-	orig := ownCgroup(t)
-	dir := filepath.Join(cgroupV2Mount(t), fmt.Sprintf("ebpfflow-tcptest-%d", os.Getpid()))
+	orig := OwnCgroup(t)
+	dir := filepath.Join(CgroupV2Mount(t), fmt.Sprintf("ebpfflow-probetest-%d", os.Getpid()))
 	if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
 		t.Fatal(err)
 	}
@@ -174,11 +180,11 @@ func inChildCgroup(t testing.TB) uint64 {
 		}
 		os.Remove(dir)
 	})
-	return cgroupID(t, dir)
+	return CgroupID(t, dir)
 }
 
-// ownComm is the kernel's task comm of this process (15 bytes at most).
-func ownComm(t testing.TB) string {
+// OwnComm is the kernel's task comm of this process (15 bytes at most).
+func OwnComm(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/comm")
 	if err != nil {
@@ -187,9 +193,9 @@ func ownComm(t testing.TB) string {
 	return strings.TrimSpace(string(b))
 }
 
-// counter reads one /proc/net/netstat or /proc/net/snmp counter (e.g.
+// Counter reads one /proc/net/netstat or /proc/net/snmp counter (e.g.
 // "TcpExt", "TCPSynRetrans") as the namespace sees it.
-func (n netns) counter(t testing.TB, file, group, name string) uint64 {
+func (n Netns) Counter(t testing.TB, file, group, name string) uint64 {
 	t.Helper()
 	out, err := exec.Command("ip", "netns", "exec", string(n), "cat", file).Output()
 	if err != nil {
