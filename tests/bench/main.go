@@ -2,7 +2,7 @@
 // their targets (`make bench`, as root):
 //
 //   - in-kernel cost per packet of each probe: the probes' Go benchmarks named
-//     Benchmark*Kernel (BPF_PROG_TEST_RUN), and the live BPF run-time stats
+//     Benchmark*Kernel (real events, BPF run-time stats), and the live BPF run-time stats
 //     (kernel.bpf_stats_enabled) of the collector's own programs under load;
 //   - user-space events decoded per second per core: the decoder/flow-table
 //     benchmarks, run with GOMAXPROCS=1;
@@ -195,7 +195,7 @@ func classify(pkg, name string, m map[string]float64) []row {
 		if strings.Contains(strings.ToLower(pkg+top), "flow") {
 			target = targetNsPerPacket
 		}
-		return []row{{group: "kernel", name: full, value: v, unit: "ns/packet", target: target, note: "BPF_PROG_TEST_RUN (" + unit + ")"}}
+		return []row{{group: "kernel", name: full, value: v, unit: "ns/packet", target: target, note: "real events, BPF run-time stats (" + unit + ")"}}
 	}
 	if strings.HasPrefix(pkg, "translate") {
 		// Records -> pdata: per flow record, not per kernel event; no target.
