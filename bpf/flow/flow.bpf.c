@@ -193,7 +193,22 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 
 	struct sock_flow_stats *st = bpf_map_lookup_elem(&flows, &key);
 	if (!st) {
-		struct sock_flow_stats init = {.first_ns = now, .cgroup_id = bpf_skb_cgroup_id(skb)};
+		/* A new flow is inserted with this packet already counted: no
+		 * second lookup. If another CPU inserted it first (-EEXIST), the
+		 * packet is added to that entry below. */
+		struct sock_flow_stats init = {
+			.first_ns = now,
+			.last_ns = now,
+			.cgroup_id = bpf_skb_cgroup_id(skb),
+			.tcp_flags = l4.flags,
+		};
+		if (egress) {
+			init.tx_bytes = bytes;
+			init.tx_packets = segs;
+		} else {
+			init.rx_bytes = bytes;
+			init.rx_packets = segs;
+		}
 		bool opener = proto == IPPROTO_UDP_ ||
 			      ((l4.flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_);
 		if (opener)
@@ -208,9 +223,13 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			stat_inc(STAT_MAP_FULL);
 			return;
 		}
+		if (!err && proto != IPPROTO_TCP_)
+			return;
 		st = bpf_map_lookup_elem(&flows, &key);
 		if (!st)
 			return;
+		if (!err)
+			goto tcp; /* counted by the insert */
 	}
 
 	if (egress) {
@@ -225,6 +244,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		return;
 	st->tcp_flags |= l4.flags;
 
+tcp:;
 	struct bpf_sock *sk = skb->sk;
 	if (!sk)
 		return;
