@@ -3,9 +3,14 @@ package translate
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
@@ -56,4 +61,76 @@ func BenchmarkMetrics10kFlows(b *testing.B) {
 	}
 	b.ReportMetric(float64(tr.Series()), "series")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/flow")
+}
+
+// BenchmarkSteadyState10kFlows runs what the receiver does each flush with
+// 10k active flows: flowtable.Update, then Logs and Metrics. It reports the
+// live heap after a GC while the last flush's pdata is still held (what the
+// collector keeps at steady state) and the garbage per flush.
+func BenchmarkSteadyState10kFlows(b *testing.B) {
+	const n = 10000
+	flows := make([]record.FlowSample, n)
+	socks := make([]record.TCPSample, n)
+	for i := range flows {
+		pod := i % 100
+		local := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 244, 0, byte(pod)}), uint16(30000+i))
+		remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 96, 0, byte(i % 7)}), uint16(8000+i%50))
+		flows[i] = record.FlowSample{Cookie: uint64(i + 1), Transport: record.TransportTCP, Local: local, Remote: remote,
+			CgroupID: uint64(1000 + pod), FirstSeen: t0, LastSeen: t0, Initiator: record.InitiatorLocal}
+		socks[i] = record.TCPSample{Cookie: uint64(i + 1), Local: local, Remote: remote, State: record.TCPEstablished,
+			Initiator: record.InitiatorLocal, OpenedAt: t0, SRTT: time.Millisecond}
+	}
+	workloads := make(map[uint64]record.Workload)
+	tb := flowtable.New(flowtable.Config{
+		Identity: func(cg uint64, _ uint32, _ string, local netip.Addr) record.Workload {
+			w, ok := workloads[cg]
+			if !ok {
+				pod := cg - 1000
+				w = record.Workload{CgroupID: cg, CgroupPath: fmt.Sprintf("/kubepods/pod%04d/c%04d", pod, pod),
+					ContainerID: fmt.Sprintf("c%04d", pod), PodUID: fmt.Sprintf("pod%04d", pod), PodIP: local}
+				workloads[cg] = w
+			}
+			return w
+		},
+		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+	})
+	tr := New(t0, "node", "host")
+	var (
+		ld  plog.Logs
+		md  pmetric.Metrics
+		now = t1
+	)
+	flush := func() {
+		for i := range flows {
+			flows[i].TxBytes += 1500
+			flows[i].TxPackets++
+			flows[i].RxBytes += 52
+			flows[i].RxPackets++
+			flows[i].LastSeen = now
+		}
+		r := tb.Update(now, flows, socks, nil)
+		ld, md = tr.Logs(r.Report), tr.Metrics(r.Report)
+		now = now.Add(2 * time.Second)
+	}
+	for range 3 {
+		flush()
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		flush()
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	runtime.GC()
+	var live runtime.MemStats
+	runtime.ReadMemStats(&live)
+	if ld.LogRecordCount() != n || md.DataPointCount() == 0 {
+		b.Fatalf("records %d, points %d", ld.LogRecordCount(), md.DataPointCount())
+	}
+	b.ReportMetric(float64(live.HeapInuse)/(1<<20), "heapinuse-MB")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/n, "B/flow")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/n, "allocs/flow")
 }

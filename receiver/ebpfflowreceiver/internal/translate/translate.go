@@ -72,11 +72,86 @@ const (
 	attrDropLocation = "ebpfflow.drop.location"
 )
 
-// Upper bounds of a record's attribute count, to size its map once.
-const (
-	flowAttrCap = 32
-	dropAttrCap = 14
-)
+// maxAddrCache bounds the formatted-address cache of a Translator.
+const maxAddrCache = 4096
+
+// flowAttrCount is the exact number of attributes putFlow and newEvent write
+// for f, so each record's attribute slice is allocated once at its size.
+func flowAttrCount(f *record.Flow) int {
+	n := 1 + tupleAttrCount(f.Transport, f.Source, f.Dest) + 5 + 1 // event.name, tuple, 4 counters + role, verdict
+	if f.Transport == record.TransportTCP {
+		n += 2 // retransmits, resets
+		if f.State.String() != "" {
+			n++
+		}
+		if f.CloseCause.String() != "" {
+			n++
+		}
+		if f.SRTT > 0 {
+			n++
+		}
+	}
+	if f.Scope != 0 {
+		n++
+	}
+	if f.Closed {
+		n++
+	}
+	if !f.Start.IsZero() {
+		n++
+	}
+	if !f.End.IsZero() {
+		n++
+	}
+	if w := f.Remote; w != nil {
+		if w.ContainerID != "" {
+			n++
+		}
+		if w.PodUID != "" {
+			n++
+		}
+		if w.PID != 0 {
+			n++
+		}
+		if w.Executable != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// dropAttrCount is the exact number of attributes putDrop and newEvent write for d.
+func dropAttrCount(d *record.Drop) int {
+	n := 1 + 3 + tupleAttrCount(d.Transport, d.Source, d.Dest) // event.name, reason, count, bytes, tuple
+	if d.Location != "" {
+		n++
+	}
+	if d.Interface != "" {
+		n++
+	}
+	return n
+}
+
+func tupleAttrCount(tr record.Transport, src, dst netip.AddrPort) int {
+	n := 0
+	if tr != 0 {
+		n++
+	}
+	if src.Addr().IsValid() {
+		n += 2 // network.type, source.address
+	}
+	withPorts := tr == record.TransportTCP || tr == record.TransportUDP
+	if src.Addr().IsValid() && withPorts {
+		n++
+	}
+	if dst.Addr().IsValid() {
+		n++
+		if withPorts {
+			n++
+		}
+	}
+	return n
+}
 
 const (
 	verdictForwarded = "forwarded"
@@ -99,8 +174,9 @@ type Translator struct {
 	idleIntervals      uint64
 	maxSeries          int
 
-	intervalStart pcommon.Timestamp // end of the previous report: start of new series
-	interval      uint64            // reports seen by Metrics
+	intervalStart pcommon.Timestamp     // end of the previous report: start of new series
+	addrs         map[netip.Addr]string // formatted addresses, reused across reports (bounded)
+	interval      uint64                // reports seen by Metrics
 	series        map[seriesKey]*series
 
 	live         atomic.Int64
@@ -143,6 +219,7 @@ func New(start time.Time, nodeName, hostName string, opts ...Option) *Translator
 		maxSeries:     DefaultMaxSeries,
 		intervalStart: pcommon.NewTimestampFromTime(start),
 		series:        make(map[seriesKey]*series),
+		addrs:         make(map[netip.Addr]string),
 	}
 	for _, o := range opts {
 		o(t)
@@ -158,6 +235,9 @@ func (t *Translator) Logs(r record.Report) plog.Logs {
 	ld := plog.NewLogs()
 	now := pcommon.NewTimestampFromTime(r.Time)
 	byWorkload := make(map[record.Workload]plog.LogRecordSlice)
+	if len(t.addrs) > maxAddrCache {
+		clear(t.addrs) // bounded: a scan of many remote addresses must not pin them all
+	}
 	records := func(w record.Workload) plog.LogRecordSlice {
 		if s, ok := byWorkload[w]; ok {
 			return s
@@ -174,16 +254,16 @@ func (t *Translator) Logs(r record.Report) plog.Logs {
 	for i := range r.Flows {
 		f := &r.Flows[i]
 		lr := records(f.Local).AppendEmpty()
-		lr.Attributes().EnsureCapacity(flowAttrCap)
+		lr.Attributes().EnsureCapacity(flowAttrCount(f))
 		newEvent(lr, EventFlow, now)
-		putFlow(lr.Attributes(), f)
+		t.putFlow(lr.Attributes(), f)
 	}
 	for i := range r.Drops {
 		d := &r.Drops[i]
 		lr := records(d.Local).AppendEmpty()
-		lr.Attributes().EnsureCapacity(dropAttrCap)
+		lr.Attributes().EnsureCapacity(dropAttrCount(d))
 		newEvent(lr, EventDrop, now)
-		putDrop(lr.Attributes(), d)
+		t.putDrop(lr.Attributes(), d)
 	}
 	return ld
 }
@@ -224,8 +304,8 @@ func (t *Translator) putResource(m pcommon.Map, w record.Workload) {
 	}
 }
 
-func putFlow(m pcommon.Map, f *record.Flow) {
-	putTuple(m, f.Transport, f.Source, f.Dest)
+func (t *Translator) putFlow(m pcommon.Map, f *record.Flow) {
+	t.putTuple(m, f.Transport, f.Source, f.Dest)
 	m.PutInt(attrSrcBytes, clampInt(f.SourceBytes))
 	m.PutInt(attrSrcPackets, clampInt(f.SourcePackets))
 	m.PutInt(attrDstBytes, clampInt(f.DestBytes))
@@ -266,6 +346,12 @@ func putFlow(m pcommon.Map, f *record.Flow) {
 	}
 }
 
+// Attribute keys of a local peer's identity, by side.
+var peerKeys = [2]struct{ containerID, podUID, pid, exec string }{
+	{"source." + attrContainerID, "source." + attrPodUID, "source." + attrProcessPID, "source." + attrProcessExecName},
+	{"destination." + attrContainerID, "destination." + attrPodUID, "destination." + attrProcessPID, "destination." + attrProcessExecName},
+}
+
 // peerSide is the side ("source" or "destination") of the remote end.
 func peerSide(local record.Role) string {
 	if local == record.RoleServer {
@@ -277,28 +363,32 @@ func peerSide(local record.Role) string {
 // putPeer writes the identity of a peer that is itself a workload on this
 // node, so both ends of node-local traffic are known without k8sattributes.
 func putPeer(m pcommon.Map, side string, w *record.Workload) {
+	k := &peerKeys[1]
+	if side == "source" {
+		k = &peerKeys[0]
+	}
 	if w.ContainerID != "" {
-		m.PutStr(side+"."+attrContainerID, w.ContainerID)
+		m.PutStr(k.containerID, w.ContainerID)
 	}
 	if w.PodUID != "" {
-		m.PutStr(side+"."+attrPodUID, w.PodUID)
+		m.PutStr(k.podUID, w.PodUID)
 	}
 	if w.PID != 0 {
-		m.PutInt(side+"."+attrProcessPID, int64(w.PID))
+		m.PutInt(k.pid, int64(w.PID))
 	}
 	if w.Executable != "" {
-		m.PutStr(side+"."+attrProcessExecName, w.Executable)
+		m.PutStr(k.exec, w.Executable)
 	}
 }
 
-func putDrop(m pcommon.Map, d *record.Drop) {
+func (t *Translator) putDrop(m pcommon.Map, d *record.Drop) {
 	m.PutStr(attrDropReason, d.Reason)
 	m.PutInt(attrDropCount, clampInt(d.Count))
 	m.PutInt(attrDropBytes, clampInt(d.Bytes))
 	if d.Location != "" {
 		m.PutStr(attrDropLocation, d.Location)
 	}
-	putTuple(m, d.Transport, d.Source, d.Dest)
+	t.putTuple(m, d.Transport, d.Source, d.Dest)
 	if d.Interface != "" {
 		m.PutStr(attrIfName, d.Interface)
 	}
@@ -306,7 +396,7 @@ func putDrop(m pcommon.Map, d *record.Drop) {
 
 // putTuple writes the 5-tuple. Ports only exist for TCP and UDP; a drop of a
 // packet that could not be parsed has no addresses at all.
-func putTuple(m pcommon.Map, tr record.Transport, src, dst netip.AddrPort) {
+func (t *Translator) putTuple(m pcommon.Map, tr record.Transport, src, dst netip.AddrPort) {
 	if tr != 0 {
 		m.PutStr(attrTransport, tr.String())
 	}
@@ -315,17 +405,28 @@ func putTuple(m pcommon.Map, tr record.Transport, src, dst netip.AddrPort) {
 	}
 	withPorts := tr == record.TransportTCP || tr == record.TransportUDP
 	if src.Addr().IsValid() {
-		m.PutStr(attrSrcAddr, src.Addr().Unmap().String())
+		m.PutStr(attrSrcAddr, t.addrString(src.Addr()))
 		if withPorts {
 			m.PutInt(attrSrcPort, int64(src.Port()))
 		}
 	}
 	if dst.Addr().IsValid() {
-		m.PutStr(attrDstAddr, dst.Addr().Unmap().String())
+		m.PutStr(attrDstAddr, t.addrString(dst.Addr()))
 		if withPorts {
 			m.PutInt(attrDstPort, int64(dst.Port()))
 		}
 	}
+}
+
+// addrString formats a (valid) address without its IPv4-mapping, once per
+// address: the same pod and service addresses recur in every report.
+func (t *Translator) addrString(a netip.Addr) string {
+	if s, ok := t.addrs[a]; ok {
+		return s
+	}
+	s := a.Unmap().String()
+	t.addrs[a] = s
+	return s
 }
 
 func networkType(a netip.Addr) string {
