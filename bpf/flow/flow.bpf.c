@@ -10,13 +10,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
+#define IPPROTO_MPTCP_ 262
+#define IPPROTO_NONE_ 59
 #define TCP_SYN_ 0x02
 #define TCP_ACK_ 0x10
 #define EEXIST_ 17
 
-/* Sized from Config.MaxFlows before load. 64Ki flows (~7 MiB) holds a busy
- * node's concurrent connections for one flush interval; LRU so a flood of
- * short flows evicts the oldest instead of blinding the probe. */
+/* Sized from Config.MaxFlows before load (default 64Ki entries, ~200 B each
+ * with the hash and LRU bookkeeping: 12.5 MiB). One entry per local socket
+ * and peer, and user space deletes finished flows every flush interval, so
+ * it holds a busy node's concurrent flows. LRU so that a flood of short flows
+ * evicts the least recently active entry (user space counts the eviction)
+ * instead of blinding the probe; an LRU insert never fails for lack of room. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -24,31 +29,79 @@ struct {
 	__type(value, struct sock_flow_stats);
 } flows SEC(".maps");
 
-/* Socket creator by cookie. Sockets outlive no more than this many
- * concurrent creations before the oldest owner is forgotten (then pid 0). */
+/* Who created a socket: written by cgroup/sock_create in the creating
+ * process, freed with the socket, and cloned to every socket accepted from a
+ * listener (BPF_F_CLONE), so a server's connections carry its pid too. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
 	__type(value, struct sock_owner);
 } owners SEC(".maps");
+
+/* Packet clock. bpf_ktime_get_coarse_ns is a helper call (~35 ns per packet
+ * on a CPU with return-thunk mitigations); bpf_jiffies64 is inlined by the
+ * verifier into one load. Stamps are CLOCK_MONOTONIC ns at tick resolution:
+ * jiffies count ticks of tick_ns (set from CLOCK_MONOTONIC_COARSE's
+ * resolution before load), and clock_offset, taken once from the coarse
+ * clock at the first new flow, pins them to CLOCK_MONOTONIC. */
+const volatile __u64 tick_ns = 4000000;
+__u64 clock_offset = 0;
+
+static __always_inline __u64 now_ns(void)
+{
+	return bpf_jiffies64() * tick_ns + clock_offset;
+}
 
 /* Only here so the enum reaches BTF, and Go through bpf2go -type. */
 const enum flow_initiator unused_flow_initiator __attribute__((unused)) = FLOW_INITIATOR_UNKNOWN;
 
-/* socket() runs in the creating process: remember who it was. Accepted TCP
- * sockets are created in softirq and get no owner here; user space takes the
- * listener's. */
+/* socket() runs in the creating process: remember who it was. The
+ * bpf_get_current_* helpers are allowed in cgroup/sock_create (checked by the
+ * verifier at load; the privileged tests assert the pid). MPTCP sockets are
+ * kept too: Go (1.24+) listens with MPTCP by default, and their TCP subflows
+ * are kernel sockets that never pass through this hook. */
 SEC("cgroup/sock_create")
-int flow_sock_create(struct bpf_sock *ctx)
+int flow_sock_create(struct bpf_sock *sk)
 {
-	if (ctx->protocol != IPPROTO_TCP_ && ctx->protocol != IPPROTO_UDP_)
+	if (sk->protocol != IPPROTO_TCP_ && sk->protocol != IPPROTO_UDP_ && sk->protocol != IPPROTO_MPTCP_)
 		return 1;
-	__u64 cookie = bpf_get_socket_cookie(ctx);
-	struct sock_owner o = {.pid = bpf_get_current_pid_tgid() >> 32};
-	bpf_get_current_comm(o.comm, sizeof(o.comm));
-	bpf_map_update_elem(&owners, &cookie, &o, BPF_ANY);
+	struct sock_owner *o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o) {
+		stat_inc(STAT_MAP_FULL); /* storage allocation failed: pid 0 */
+		return 1;
+	}
+	o->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
 	return 1;
+}
+
+/* Copies the owner of a packet's socket into a new flow entry: the socket's
+ * own (set at socket(), or cloned from its listener when accepted). An MPTCP
+ * subflow is a kernel socket that never passed through socket(): it takes
+ * its MPTCP socket's owner and keeps a copy, so that sockets accepted from a
+ * subflow listener (MPTCP, or fallen back to plain TCP for a plain TCP
+ * client) inherit it by BPF_F_CLONE. Request and timewait sockets have none. */
+static __always_inline void set_owner(struct sock_flow_stats *st, struct bpf_sock *sk)
+{
+	struct sock_owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	if (!o) {
+		/* Resolved at load: dead code, removed by the verifier, on a
+		 * kernel without MPTCP or older than the helper (5.19). */
+		if (!bpf_core_type_exists(struct mptcp_sock) ||
+		    !bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_skc_to_mptcp_sock))
+			return;
+		struct mptcp_sock *msk = bpf_skc_to_mptcp_sock(sk);
+		if (!msk)
+			return;
+		o = bpf_sk_storage_get(&owners, msk, 0, 0);
+		if (!o)
+			return;
+		struct sock_owner copy = *o;
+		bpf_sk_storage_get(&owners, sk, &copy, BPF_SK_STORAGE_GET_F_CREATE);
+	}
+	st->pid = o->pid;
+	__builtin_memcpy(st->comm, o->comm, sizeof(st->comm));
 }
 
 /* Copies len bytes at off from the packet: straight from the linear data
@@ -72,7 +125,8 @@ static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, cons
 /* Skips IPv6 extension headers (bounded). BIG TCP super-packets carry a
  * Hop-by-Hop jumbo header that segmentation removes: its length is returned
  * in *jumbo so the wire bytes exclude it. A non-first fragment has no L4
- * header: reported as protocol 0. */
+ * header: reported as IPPROTO_NONE. (Local sockets' packets are seen before
+ * fragmentation and after reassembly, so fragments are not expected.) */
 static __always_inline int ipv6_skip_ext(struct __sk_buff *skb, __u8 *proto, __u32 *off, __u32 *jumbo)
 {
 	for (int i = 0; i < IPV6_MAX_EXT; i++) {
@@ -88,11 +142,14 @@ static __always_inline int ipv6_skip_ext(struct __sk_buff *skb, __u8 *proto, __u
 				*jumbo = 8;
 			*proto = h[0];
 			*off += (h[1] + 1) * 8;
+			if (*off > 0x3ff)
+				return -1; /* beyond what load() addresses */
 			break;
 		case 44: /* fragment */
 			if (load(skb, *off, h, sizeof(h)))
 				return -1;
-			*proto = ((h[2] << 8 | h[3]) & 0xFFF8) ? 0 : h[0];
+			/* A later fragment's payload is no transport header. */
+			*proto = ((h[2] << 8 | h[3]) & 0xFFF8) ? IPPROTO_NONE_ : h[0];
 			*off += 8;
 			break;
 		default:
@@ -132,11 +189,26 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, __u8 proto
 	return 0;
 }
 
+/* Copies the socket's smoothed RTT and retransmission count. They change as
+ * the socket sends and as ACKs are processed (after ingress): each egress
+ * packet sees them current, so only egress pays for the read. */
+static __always_inline void tcp_state(struct sock_flow_stats *st, struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	if (!sk)
+		return;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk); /* NULL unless a full TCP socket */
+	if (!tp)
+		return;
+	st->srtt_us = tp->srtt_us >> 3;
+	st->retrans = tp->total_retrans;
+}
+
 static __always_inline void account(struct __sk_buff *skb, bool egress)
 {
 	struct sock_flow_key key = {};
 	union addr src = {}, dst = {};
-	struct l4 l4;
+	struct l4 l4 = {}; /* no undefined reads the verifier would refuse */
 	__u32 l3len, jumbo = 0;
 	__u8 proto;
 
@@ -145,7 +217,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	/* cgroup_skb data starts at the network header. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
-		if (load(skb, 0, &ip, sizeof(ip)))
+		if (load(skb, 0, &ip, sizeof(ip)) || ip.ihl < 5)
 			goto parse_error;
 		proto = ip.protocol;
 		l3len = ip.ihl * 4;
@@ -189,10 +261,15 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	 * carry the IP + L4 headers: count the wire. */
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
 	__u64 bytes = skb->len - jumbo + (__u64)(segs - 1) * (l3len - jumbo + l4.hlen);
-	__u64 now = bpf_ktime_get_coarse_ns();
 
 	struct sock_flow_stats *st = bpf_map_lookup_elem(&flows, &key);
 	if (!st) {
+		/* The first new flow pins the packet clock to CLOCK_MONOTONIC,
+		 * once (compare-and-swap), so no stamp ever goes backwards. */
+		if (!clock_offset)
+			__sync_val_compare_and_swap(&clock_offset, 0,
+						    bpf_ktime_get_coarse_ns() - bpf_jiffies64() * tick_ns);
+		__u64 now = now_ns();
 		/* A new flow is inserted with this packet already counted: no
 		 * second lookup. If another CPU inserted it first (-EEXIST), the
 		 * packet is added to that entry below. */
@@ -213,23 +290,21 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			      ((l4.flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_);
 		if (opener)
 			init.initiator = egress ? FLOW_INITIATOR_LOCAL : FLOW_INITIATOR_REMOTE;
-		struct sock_owner *o = bpf_map_lookup_elem(&owners, &key.cookie);
-		if (o) {
-			init.pid = o->pid;
-			__builtin_memcpy(init.comm, o->comm, sizeof(init.comm));
-		}
+		struct bpf_sock *sk = skb->sk;
+		if (sk)
+			set_owner(&init, sk);
+		if (proto == IPPROTO_TCP_ && egress)
+			tcp_state(&init, skb);
 		long err = bpf_map_update_elem(&flows, &key, &init, BPF_NOEXIST);
-		if (err && err != -EEXIST_) {
+		if (!err)
+			return; /* counted by the insert */
+		if (err != -EEXIST_) {
 			stat_inc(STAT_MAP_FULL);
 			return;
 		}
-		if (!err && proto != IPPROTO_TCP_)
-			return;
 		st = bpf_map_lookup_elem(&flows, &key);
 		if (!st)
 			return;
-		if (!err)
-			goto tcp; /* counted by the insert */
 	}
 
 	if (egress) {
@@ -239,23 +314,12 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		__sync_fetch_and_add(&st->rx_bytes, bytes);
 		__sync_fetch_and_add(&st->rx_packets, segs);
 	}
-	st->last_ns = now;
+	st->last_ns = now_ns();
 	if (proto != IPPROTO_TCP_)
 		return;
 	st->tcp_flags |= l4.flags;
-
-tcp:;
-	struct bpf_sock *sk = skb->sk;
-	if (!sk)
-		return;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk)
-		return;
-	struct bpf_tcp_sock *tp = bpf_tcp_sock(sk);
-	if (!tp)
-		return;
-	st->srtt_us = tp->srtt_us >> 3;
-	st->retrans = tp->total_retrans;
+	if (egress)
+		tcp_state(st, skb);
 	return;
 
 parse_error:

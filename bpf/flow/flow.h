@@ -31,19 +31,19 @@ struct sock_flow_stats {
 	__u64 tx_packets;
 	__u64 rx_bytes;
 	__u64 rx_packets;
-	__u64 first_ns;  /* bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC) of the first packet */
+	__u64 first_ns;  /* CLOCK_MONOTONIC ns of the first packet, at tick resolution */
 	__u64 last_ns;   /* ... of the latest packet */
 	__u64 cgroup_id; /* cgroup v2 id of the socket owner */
-	__u32 pid;       /* process that created the socket; 0 if unknown */
-	__u32 srtt_us;   /* tcp_sock srtt_us >> 3, TCP only */
-	__u32 retrans;   /* tcp_sock total_retrans, TCP only */
+	__u32 pid;       /* process that created the socket (or its listener); 0 if unknown */
+	__u32 srtt_us;   /* tcp_sock srtt_us >> 3 as of the latest egress packet, TCP only */
+	__u32 retrans;   /* tcp_sock total_retrans, likewise */
 	__u8 initiator;  /* enum flow_initiator */
 	__u8 tcp_flags;  /* union of TCP flags seen */
 	__u8 pad[2];
 	char comm[16];
 };
 
-/* Who created a socket, stored from cgroup/sock_create. */
+/* Who created a socket: sk_storage written by cgroup/sock_create. */
 struct sock_owner {
 	__u32 pid;
 	char comm[16];

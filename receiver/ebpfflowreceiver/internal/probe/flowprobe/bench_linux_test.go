@@ -1,61 +1,150 @@
 package flowprobe
 
 import (
+	"io"
 	"net"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 )
 
 // BenchmarkFlowProbeKernel reports the in-kernel cost of flow accounting
-// per packet (ns/packet, from BPF run-time statistics) while b.N UDP
-// datagrams cross loopback: each is seen once on egress and once on ingress.
+// per packet from BPF run-time statistics (run_time_ns / run_cnt of the
+// egress and ingress programs) while real packets cross loopback, for a UDP
+// and a TCP flow. kernel-ns/packet is what the statistics say. They include
+// their own overhead (two clock reads around every run), so an empty
+// cgroup_skb program rides along on the same packets: floor-ns is its
+// figure and net-ns the probe's cost above it.
 func BenchmarkFlowProbeKernel(b *testing.B) {
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		b.Fatalf("enable BPF run-time stats: %v", err)
 	}
 	defer stats.Close()
+	root := probetest.CgroupV2Mount(b)
 	p, err := Load(Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	if err := p.Attach(probetest.CgroupV2Mount(b)); err != nil {
+	if err := p.Attach(root); err != nil {
 		b.Fatal(err)
 	}
-	srv, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := net.Dial("udp4", srv.LocalAddr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cli.Close()
-	buf := make([]byte, 64)
-	b.ResetTimer()
-	for range b.N {
-		cli.Write(buf)
-		srv.ReadFrom(buf)
-	}
-	b.StopTimer()
-	var runNs, runs uint64
-	for _, prog := range p.programs() {
-		st, err := prog.Stats()
+	floor := emptyProgram(b, root)
+
+	b.Run("udp", func(b *testing.B) {
+		srv, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}
-		runNs += uint64(st.Runtime)
-		runs += st.RunCount
+		defer srv.Close()
+		cli, err := net.Dial("udp4", srv.LocalAddr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cli.Close()
+		buf := make([]byte, 64)
+		measure(b, p.programs(), floor, func() {
+			cli.Write(buf)
+			srv.ReadFrom(buf)
+		})
+	})
+	b.Run("tcp", func(b *testing.B) {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			io.Copy(c, c) // echo
+		}()
+		cli, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cli.Close()
+		buf := make([]byte, 64)
+		measure(b, p.programs(), floor, func() {
+			cli.Write(buf)
+			io.ReadFull(cli, buf)
+		})
+	})
+}
+
+// measure runs round b.N times and reports the programs' run-time
+// statistics over those rounds, per run (= per skb).
+func measure(b *testing.B, progs []*ebpf.Program, floor []*ebpf.Program, round func()) {
+	round() // first packets insert the flows: measure the steady state
+	perRun := func(ps []*ebpf.Program, base []ebpf.ProgramStats) float64 {
+		var ns, runs uint64
+		for i, prog := range ps {
+			st, err := prog.Stats()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ns += uint64(st.Runtime - base[i].Runtime)
+			runs += st.RunCount - base[i].RunCount
+		}
+		if runs == 0 {
+			b.Fatal("programs did not run")
+		}
+		return float64(ns) / float64(runs)
 	}
-	if runs > 0 {
-		b.ReportMetric(float64(runNs)/float64(runs), "kernel-ns/packet")
+	snap := func(ps []*ebpf.Program) []ebpf.ProgramStats {
+		out := make([]ebpf.ProgramStats, len(ps))
+		for i, prog := range ps {
+			st, err := prog.Stats()
+			if err != nil {
+				b.Fatal(err)
+			}
+			out[i] = *st
+		}
+		return out
 	}
+	base, floorBase := snap(progs), snap(floor)
+	b.ResetTimer()
+	for range b.N {
+		round()
+	}
+	b.StopTimer()
+	k, f := perRun(progs, base), perRun(floor, floorBase)
+	b.ReportMetric(k, "kernel-ns/packet")
+	b.ReportMetric(f, "floor-ns")
+	b.ReportMetric(k-f, "net-ns")
+}
+
+// emptyProgram attaches `return 1` as cgroup_skb egress and ingress on
+// root: the cost of running any program under run-time statistics.
+func emptyProgram(b *testing.B, root string) []*ebpf.Program {
+	var progs []*ebpf.Program
+	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetEgress, ebpf.AttachCGroupInetIngress} {
+		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Type:         ebpf.CGroupSKB,
+			License:      "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { prog.Close() })
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: at, Program: prog})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { l.Close() })
+		progs = append(progs, prog)
+	}
+	return progs
 }
 
 // BenchmarkFlowProbeKernelManyFlows is the live case: 5k connected UDP

@@ -18,7 +18,9 @@ var (
 
 // Decode turns one `flows` map entry (struct sock_flow_key, struct
 // sock_flow_stats) into a sample. base is the wall-clock time of
-// CLOCK_MONOTONIC zero, to which the kernel's coarse monotonic stamps are added.
+// CLOCK_MONOTONIC zero, to which the kernel's monotonic stamps are added:
+// the boot time, plus the time spent suspended if the machine ever was
+// (Probe.Snapshot takes the boot time and adds that itself).
 func Decode(key, value []byte, base time.Time) (record.FlowSample, error) {
 	if len(key) != keySize {
 		return record.FlowSample{}, fmt.Errorf("flow key: %d bytes, want %d", len(key), keySize)

@@ -67,6 +67,8 @@ const (
 	flowProgFlowEgress         = "flow_egress"
 	flowProgFlowIngress        = "flow_ingress"
 	flowProgFlowSockCreate     = "flow_sock_create"
+	flowVarClockOffset         = "clock_offset"
+	flowVarTickNs              = "tick_ns"
 	flowVarUnusedFlowInitiator = "unused_flow_initiator"
 )
 
@@ -130,6 +132,8 @@ type flowMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowVariableSpecs struct {
+	ClockOffset         *ebpf.VariableSpec `ebpf:"clock_offset"`
+	TickNs              *ebpf.VariableSpec `ebpf:"tick_ns"`
 	UnusedFlowInitiator *ebpf.VariableSpec `ebpf:"unused_flow_initiator"`
 }
 
@@ -170,6 +174,8 @@ func (m *flowMaps) Close() error {
 //
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowVariables struct {
+	ClockOffset         *ebpf.Variable `ebpf:"clock_offset"`
+	TickNs              *ebpf.Variable `ebpf:"tick_ns"`
 	UnusedFlowInitiator *ebpf.Variable `ebpf:"unused_flow_initiator"`
 }
 

@@ -15,7 +15,8 @@ import (
 )
 
 // DefaultMaxFlows bounds the `flows` LRU map when Config.MaxFlows is 0:
-// a busy node's concurrent flows for one interval (~7 MiB of kernel memory).
+// a busy node's concurrent flows for one interval, at ~200 B of kernel
+// memory each (12.5 MiB; see bpf/flow/flow.bpf.c).
 const DefaultMaxFlows = 65536
 
 // Config sizes the kernel maps.
@@ -29,39 +30,83 @@ type Probe struct {
 	links        probe.Links
 	decodeErrors atomic.Uint64
 	// suspended is CLOCK_BOOTTIME - CLOCK_MONOTONIC at load: the kernel
-	// stamps packets with the coarse CLOCK_MONOTONIC (no hardware clock read
+	// stamps packets from jiffies pinned to CLOCK_MONOTONIC (no clock read
 	// per packet), which stops during suspend. Taken once so the same stamp
 	// always decodes to the same time.
 	suspended time.Duration
+	ownerErr  error // why FlowSockCreate is nil
 }
 
 // Load loads the programs and maps into the kernel without attaching them.
-func Load(cfg Config) (*Probe, error) {
+func Load(cfg Config) (*Probe, error) { return load(cfg, nil) }
+
+// load is Load with a hook to alter the spec first (tests).
+func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 	spec, err := loadFlow()
 	if err != nil {
 		return nil, fmt.Errorf("load flow spec: %w", err)
+	}
+	if edit != nil {
+		edit(spec)
 	}
 	n := cfg.MaxFlows
 	if n == 0 {
 		n = DefaultMaxFlows
 	}
 	spec.Maps["flows"].MaxEntries = n
-	spec.Maps["owners"].MaxEntries = n
+	// The kernel stamps packets in jiffies times the tick length, which is
+	// the resolution of CLOCK_MONOTONIC_COARSE (1e9/CONFIG_HZ).
+	var res unix.Timespec
+	if err := unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res); err != nil || res.Nano() <= 0 {
+		return nil, fmt.Errorf("flow probe tick length: clock_getres(CLOCK_MONOTONIC_COARSE) = %d: %v", res.Nano(), err)
+	}
+	if err := spec.Variables["tick_ns"].Set(uint64(res.Nano())); err != nil {
+		return nil, fmt.Errorf("flow probe tick length: %w", err)
+	}
 
 	p := &Probe{}
 	var bt, mono unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt) == nil && unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
 		p.suspended = time.Duration(bt.Nano() - mono.Nano()).Round(time.Millisecond)
 	}
-	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load flow probe: %+v", ve)
-		}
-		return nil, fmt.Errorf("load flow probe: %w", err)
+	// The packet programs and every map: without them there is no probe.
+	var core struct {
+		flowMaps
+		FlowEgress  *ebpf.Program `ebpf:"flow_egress"`
+		FlowIngress *ebpf.Program `ebpf:"flow_ingress"`
+	}
+	if err := spec.LoadAndAssign(&core, nil); err != nil {
+		return nil, fmt.Errorf("load flow probe: %w", verbose(err))
+	}
+	p.objs.flowMaps = core.flowMaps
+	p.objs.FlowEgress, p.objs.FlowIngress = core.FlowEgress, core.FlowIngress
+	// The owner program on the same maps. A kernel that refuses it (no
+	// bpf_get_current_* or sk_storage in cgroup/sock_create) costs the pid
+	// and comm of flows, not the flows.
+	var owner struct {
+		Prog *ebpf.Program `ebpf:"flow_sock_create"`
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"owners": core.Owners, "stats": core.Stats}}
+	if err := spec.LoadAndAssign(&owner, opts); err != nil {
+		p.ownerErr = fmt.Errorf("flow probe without socket owners (pid and comm are 0): load cgroup/sock_create: %w", verbose(err))
+	} else {
+		p.objs.FlowSockCreate = owner.Prog
 	}
 	return p, nil
 }
+
+// verbose includes the verifier log's tail in a load error.
+func verbose(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("%+v", ve)
+	}
+	return err
+}
+
+// OwnerError says why flows carry no pid and comm (the kernel refused the
+// cgroup/sock_create program), or is nil.
+func (p *Probe) OwnerError() error { return p.ownerErr }
 
 // Attach attaches the programs to the cgroup v2 root, which covers every
 // socket on the node. bpf_link attachments are multi-attach: they coexist
@@ -77,6 +122,9 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 		{"cgroup_skb/ingress", p.objs.FlowIngress, ebpf.AttachCGroupInetIngress},
 	}
 	for _, pr := range progs {
+		if pr.prog == nil {
+			continue // see OwnerError
+		}
 		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroupV2Root, Attach: pr.attach, Program: pr.prog})
 		if err != nil {
 			p.links.Close()
