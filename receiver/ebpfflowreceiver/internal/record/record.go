@@ -172,3 +172,20 @@ type DropSample struct {
 	Bytes     uint64
 	LastSeen  time.Time
 }
+
+// DNSPacket is one UDP datagram or TCP segment a local socket sent to port 53
+// or received from port 53, as the dns probe captured it: where it went and a
+// bounded prefix of its L4 payload. Payload is only valid during the callback
+// that delivers the packet; keep a copy of what must outlive it.
+type DNSPacket struct {
+	Time      time.Time
+	Cookie    uint64 // socket cookie of the local (asking) socket
+	CgroupID  uint64
+	Egress    bool // sent by the local socket (a query); false: received (an answer)
+	Transport Transport
+	Local     netip.AddrPort
+	Remote    netip.AddrPort
+	Seq       uint32 // TCP only: sequence number of Payload[0]
+	Len       uint32 // L4 payload length on the wire
+	Payload   []byte // first min(Len, capture limit) bytes of the L4 payload
+}

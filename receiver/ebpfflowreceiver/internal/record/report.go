@@ -96,4 +96,32 @@ type Report struct {
 	Time  time.Time
 	Flows []Flow
 	Drops []Drop
+	DNS   []DNSLookup
 }
+
+// DNSLookup is one DNS query from a local socket and its answer, or its
+// timeout. Times are the kernel's: query sent, answer received.
+type DNSLookup struct {
+	Local     Workload // the asking socket's owner (filled by the engine)
+	Cookie    uint64
+	CgroupID  uint64
+	Transport Transport
+	Client    netip.AddrPort // the asking socket
+	Server    netip.AddrPort // where the query was sent
+	Responder netip.AddrPort // where the answer came from when not Server (zero otherwise)
+
+	ID      uint16
+	Name    string   // question name without the trailing dot ("." for the root)
+	Type    string   // question type ("A", "AAAA", "SRV", … or "TYPE65" when unnamed)
+	RCode   string   // "NOERROR", "NXDOMAIN", "SERVFAIL", … or "TIMEOUT" when unanswered
+	Answers []string // answer section RDATA in presentation form, as `dig +short` prints it
+
+	Truncated   bool // the answer had the TC bit set
+	Retransmits int  // the same query (socket, id, question) sent again before the answer
+
+	Start    time.Time     // first transmission of the query
+	Duration time.Duration // until the answer; the configured timeout when unanswered
+}
+
+// Timeout reports whether the lookup got no answer in time.
+func (l *DNSLookup) Timeout() bool { return l.RCode == "TIMEOUT" }
