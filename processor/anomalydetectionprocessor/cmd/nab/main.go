@@ -28,7 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/internal/detector"
+	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly/detector"
 )
 
 func main() {

@@ -211,3 +211,44 @@ func TestConfigValidate(t *testing.T) {
 		assert.Panics(t, func() { New(c) }, name)
 	}
 }
+
+// Dismiss closes the incident just opened: the detector can report the
+// next anomaly without waiting for the dismissed one to resolve.
+func TestDismiss(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Warmup = 20
+	d := New(cfg)
+	i := 0
+	for ; i < 200; i++ {
+		d.Observe(t0.Add(time.Duration(i)*time.Minute), 100+float64(i%5))
+	}
+	r := d.Observe(t0.Add(time.Duration(i)*time.Minute), 180)
+	i++
+	require.True(t, r.Anomalous)
+	require.True(t, d.Firing())
+	d.Dismiss()
+	assert.False(t, d.Firing())
+	assert.Zero(t, d.Stats().Anomalies)
+	r = d.Observe(t0.Add(time.Duration(i)*time.Minute), 1e6)
+	assert.True(t, r.Anomalous, "a new incident opens at once")
+}
+
+// SetResolution: on a series flat at zero, one event is one unit of
+// deviation, not an infinite one; many events still stand out.
+func TestResolution(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Warmup = 20
+	score := func(res, v float64) Result {
+		d := New(cfg)
+		d.SetResolution(res)
+		for i := 0; i < 300; i++ {
+			d.Observe(t0.Add(time.Duration(i)*time.Minute), 0)
+		}
+		return d.Observe(t0.Add(300*time.Minute), v)
+	}
+	assert.True(t, score(0, 0.1).Anomalous, "without resolution any event is infinitely rare")
+	r := score(0.1, 0.1)
+	assert.False(t, r.Anomalous, "one event: %+v", r)
+	assert.InDelta(t, 1, r.Deviation, 1e-9)
+	assert.True(t, score(0.1, 5).Anomalous, "fifty events")
+}

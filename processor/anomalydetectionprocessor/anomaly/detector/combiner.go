@@ -22,14 +22,14 @@ const promoteScore = 0.2
 // models flag a step the profiles have not learned, and each model's own
 // history discounts the errors it always makes (a level model on a cyclic
 // series, a profile on a noisy one).
-func combine(fs []Forecast, ss []surprise, x float64) (verdict, bool) {
+func combine(fs []Forecast, ss []surprise, x, resolution float64) (verdict, bool) {
 	top, best := -1, -1
 	var v verdict
 	for i := range fs {
 		if !fs[i].Ready {
 			continue
 		}
-		z := deviation(x, fs[i])
+		z := deviation(x, fs[i], resolution)
 		s := ss[i].observe(z)
 		if top < 0 || s > v.score {
 			top = i
@@ -43,20 +43,24 @@ func combine(fs []Forecast, ss []surprise, x float64) (verdict, bool) {
 		return verdict{}, false
 	}
 	if v.score < promoteScore && best != top {
-		v.forecast, v.model, v.z = fs[best], best, deviation(x, fs[best])
+		v.forecast, v.model, v.z = fs[best], best, deviation(x, fs[best], resolution)
 	}
 	return v, true
 }
 
 // relScaleFloor: a deviation is measured in units of at least 1% of the
 // expected value, so a flat or nearly flat series does not alert on changes
-// no operator would care about, and never divides by zero.
+// no operator would care about, and never divides by zero. The caller's
+// resolution (Detector.SetResolution) is a second, absolute floor.
 const relScaleFloor = 0.01
 
-func deviation(x float64, f Forecast) float64 {
+func deviation(x float64, f Forecast, resolution float64) float64 {
 	s := f.Scale
 	if floor := relScaleFloor*math.Abs(f.Expected) + 1e-12; s < floor {
 		s = floor
+	}
+	if s < resolution {
+		s = resolution
 	}
 	return math.Abs(x-f.Expected) / s
 }

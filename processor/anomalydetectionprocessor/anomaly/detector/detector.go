@@ -83,9 +83,10 @@ type Detector struct {
 
 	surprise [numModels]surprise // one per model
 
-	firing bool // an incident is open
-	calm   int  // consecutive calm points while firing
-	stats  Stats
+	firing     bool    // an incident is open
+	calm       int     // consecutive calm points while firing
+	resolution float64 // absolute floor of the deviation unit (SetResolution)
+	stats      Stats
 }
 
 // New returns a detector for one series. It panics on an invalid config:
@@ -122,7 +123,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	for i, m := range d.models {
 		fs[i] = m.Step(t, v)
 	}
-	c, ok := combine(fs[:], d.surprise[:], v)
+	c, ok := combine(fs[:], d.surprise[:], v, d.resolution)
 	if !ok {
 		return Result{Expected: v}
 	}
@@ -153,6 +154,33 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		d.stats.Anomalies++
 	}
 	return r
+}
+
+// SetResolution sets the smallest change of the series that means
+// anything, for the points that follow: deviations are measured in units of
+// at least this much. For a series of counts it is one event (one timeout
+// among the window's queries, one drop per window): on a series that has
+// been flat at zero, the first event is then a deviation of one unit, not
+// an infinite one, and only a rise of several events is rare. It may change
+// from point to point (the volume behind a ratio does). The default, 0,
+// leaves only the relative floor of 1% of the expected value.
+func (d *Detector) SetResolution(r float64) {
+	if r >= 0 && !math.IsInf(r, 0) {
+		d.resolution = r
+	}
+}
+
+// Dismiss closes the incident the last point opened, for a caller that
+// decides not to report it (too little volume behind it, a change too small
+// to matter, a fall where only rises count). Without it the detector would
+// stay quiet until that unreported incident resolved, and miss a real one
+// starting meanwhile. The point stays learned; the next anomalous point can
+// open a new incident.
+func (d *Detector) Dismiss() {
+	if d.firing {
+		d.firing, d.calm = false, 0
+		d.stats.Anomalies--
+	}
 }
 
 // Firing reports whether an incident is open for this series.

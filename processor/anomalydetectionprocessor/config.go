@@ -1,0 +1,20 @@
+package anomalydetectionprocessor // import "github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor"
+
+import (
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
+)
+
+// Config is the anomaly_detection processor's configuration: the engine's
+// settings, shared with the anomaly_detection connector (keys and defaults
+// in README.md; Validate names the offending key).
+type Config struct {
+	anomaly.Config `mapstructure:",squash"`
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+func createDefaultConfig() *Config {
+	return &Config{Config: anomaly.DefaultConfig()}
+}
