@@ -22,6 +22,7 @@ const (
 	metricResets
 	metricConnFailures
 	metricDrops
+	metricDNSDuration
 )
 
 // metricDefs is indexed by metricID; emission follows this order.
@@ -35,11 +36,27 @@ var metricDefs = [...]struct {
 	metricResets:       {"ebpfflow.tcp.resets", "{reset}", "TCP resets sent or received."},
 	metricConnFailures: {"ebpfflow.tcp.connection.failures", "{connection}", "TCP connections that ended refused or timed out."},
 	metricDrops:        {"ebpfflow.network.drops", "{packet}", "Packets the kernel dropped, by drop reason."},
+	metricDNSDuration:  {"dns.lookup.duration", "s", "Time from a DNS query leaving the asking socket to its answer arriving; unanswered queries count with the configured timeout and error.type TIMEOUT."},
 }
 
 // rttBounds are the explicit bucket bounds of ebpfflow.tcp.rtt in seconds:
 // 100 µs (same host) to 10 s (retransmission back-off), about 2.5x apart.
-var rttBounds = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+var rttBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// dnsBounds are those of dns.lookup.duration: a node-local cache answers in
+// well under a millisecond, a resolver's retry back-off takes seconds.
+var dnsBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// histogramBounds returns the bucket bounds of a histogram metric, nil for sums.
+func histogramBounds(id metricID) []float64 {
+	switch id {
+	case metricRTT:
+		return rttBounds
+	case metricDNSDuration:
+		return dnsBounds
+	}
+	return nil
+}
 
 // edge is a series' data point attributes. Only low-cardinality values go
 // here: never addresses or client ports. Empty / zero fields are omitted.
@@ -53,6 +70,10 @@ type edge struct {
 	peerPodUID string
 	cause      string
 	reason     string
+	errorType  string // error.type
+	server     string // server.address: the resolver of dns.lookup.duration
+	qtype      string
+	qname      string // only when enabled (cardinality)
 }
 
 type seriesKey struct {
@@ -76,7 +97,12 @@ type histogram struct {
 	count    uint64
 	sum      float64
 	min, max float64
-	buckets  [len(rttBounds) + 1]uint64
+	bounds   []float64
+	buckets  []uint64 // len(bounds)+1
+}
+
+func newHistogram(bounds []float64) *histogram {
+	return &histogram{bounds: bounds, buckets: make([]uint64, len(bounds)+1)}
 }
 
 func (h *histogram) observe(v float64) {
@@ -89,7 +115,7 @@ func (h *histogram) observe(v float64) {
 	h.count++
 	h.sum += v
 	// Bucket i holds (bounds[i-1], bounds[i]]; the last one everything above.
-	h.buckets[sort.SearchFloat64s(rttBounds[:], v)]++
+	h.buckets[sort.SearchFloat64s(h.bounds, v)]++
 }
 
 // Metrics folds the report into the cumulative state and returns every live
@@ -107,6 +133,9 @@ func (t *Translator) Metrics(r record.Report) pmetric.Metrics {
 	for i := range r.Drops {
 		d := &r.Drops[i]
 		t.add(metricResource(d.Local), metricDrops, edge{transport: transportName(d.Transport), reason: d.Reason}, d.Count)
+	}
+	for i := range r.DNS {
+		t.addDNS(&r.DNS[i])
 	}
 	t.evictIdle()
 	now := pcommon.NewTimestampFromTime(r.Time)
@@ -145,13 +174,7 @@ func (t *Translator) addFlow(f *record.Flow) {
 		return
 	}
 	if f.SRTT > 0 {
-		if s := t.get(res, metricRTT, e); s != nil {
-			if s.hist == nil {
-				s.hist = &histogram{}
-			}
-			s.hist.observe(f.SRTT.Seconds())
-			s.touched = t.interval
-		}
+		t.observe(res, metricRTT, e, f.SRTT.Seconds())
 	}
 	t.add(res, metricRetransmits, e, uint64(f.Retransmits))
 	t.add(res, metricResets, e, uint64(f.Resets))
@@ -159,6 +182,17 @@ func (t *Translator) addFlow(f *record.Flow) {
 		fe := e
 		fe.cause = f.CloseCause.String()
 		t.add(res, metricConnFailures, fe, 1)
+	}
+}
+
+// observe adds one sample to a histogram series.
+func (t *Translator) observe(res record.Workload, m metricID, e edge, v float64) {
+	if s := t.get(res, m, e); s != nil {
+		if s.hist == nil {
+			s.hist = newHistogram(histogramBounds(m))
+		}
+		s.hist.observe(v)
+		s.touched = t.interval
 	}
 }
 
@@ -244,7 +278,7 @@ func (t *Translator) emit(now pcommon.Timestamp) pmetric.Metrics {
 		}
 		s := t.series[*k]
 		var attrs pcommon.Map
-		if k.metric == metricRTT {
+		if s.hist != nil {
 			dp := m.Histogram().DataPoints().AppendEmpty()
 			dp.SetStartTimestamp(s.start)
 			dp.SetTimestamp(now)
@@ -252,8 +286,8 @@ func (t *Translator) emit(now pcommon.Timestamp) pmetric.Metrics {
 			dp.SetSum(s.hist.sum)
 			dp.SetMin(s.hist.min)
 			dp.SetMax(s.hist.max)
-			dp.ExplicitBounds().FromRaw(rttBounds[:])
-			dp.BucketCounts().FromRaw(s.hist.buckets[:])
+			dp.ExplicitBounds().FromRaw(s.hist.bounds)
+			dp.BucketCounts().FromRaw(s.hist.buckets)
 			attrs = dp.Attributes()
 		} else {
 			dp := m.Sum().DataPoints().AppendEmpty()
@@ -273,7 +307,7 @@ func newMetric(ms pmetric.MetricSlice, id metricID) pmetric.Metric {
 	m.SetName(def.name)
 	m.SetUnit(def.unit)
 	m.SetDescription(def.description)
-	if id == metricRTT {
+	if histogramBounds(id) != nil {
 		m.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 		return m
 	}
@@ -308,6 +342,18 @@ func putEdge(m pcommon.Map, e *edge) {
 	if e.reason != "" {
 		m.PutStr(attrDropReason, e.reason)
 	}
+	if e.errorType != "" {
+		m.PutStr(attrErrorType, e.errorType)
+	}
+	if e.server != "" {
+		m.PutStr(attrServerAddr, e.server)
+	}
+	if e.qtype != "" {
+		m.PutStr(attrDNSQType, e.qtype)
+	}
+	if e.qname != "" {
+		m.PutStr(attrDNSQName, e.qname)
+	}
 }
 
 func compareKeys(a, b seriesKey) int {
@@ -328,6 +374,10 @@ func compareKeys(a, b seriesKey) int {
 		cmp.Compare(x.peerPodUID, y.peerPodUID),
 		cmp.Compare(x.cause, y.cause),
 		cmp.Compare(x.reason, y.reason),
+		cmp.Compare(x.errorType, y.errorType),
+		cmp.Compare(x.server, y.server),
+		cmp.Compare(x.qtype, y.qtype),
+		cmp.Compare(x.qname, y.qname),
 	)
 }
 

@@ -11,6 +11,7 @@
 package translate // import "github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/translate"
 
 import (
+	mrand "math/rand/v2"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -179,6 +180,9 @@ type Translator struct {
 	interval      uint64                // reports seen by Metrics
 	series        map[seriesKey]*series
 
+	dnsQNameOnMetrics bool
+	ids               *mrand.ChaCha8 // trace and span ids
+
 	live         atomic.Int64
 	evictedIdle  atomic.Uint64
 	evictedLimit atomic.Uint64
@@ -227,8 +231,8 @@ func New(start time.Time, nodeName, hostName string, opts ...Option) *Translator
 	return t
 }
 
-// Logs returns one network.flow record per flow and one network.drop record
-// per drop aggregate, grouped into one ResourceLogs per local workload in
+// Logs returns one network.flow record per flow, one network.drop record
+// per drop aggregate and one dns.lookup record per DNS lookup, grouped into one ResourceLogs per local workload in
 // order of first appearance. Every record's Timestamp and ObservedTimestamp
 // are the report time: the end of the interval its counters cover.
 func (t *Translator) Logs(r record.Report) plog.Logs {
@@ -265,6 +269,7 @@ func (t *Translator) Logs(r record.Report) plog.Logs {
 		newEvent(lr, EventDrop, now)
 		t.putDrop(lr.Attributes(), d)
 	}
+	t.dnsLogs(&r, now, records)
 	return ld
 }
 

@@ -1,0 +1,197 @@
+package translate
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	mrand "math/rand/v2"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+// EventDNS is the event name of a DNS lookup record.
+const EventDNS = "dns.lookup"
+
+// DNS attribute keys (semconv dns.* where one exists).
+const (
+	attrDNSQName      = "dns.question.name"
+	attrDNSQType      = "ebpfflow.dns.question.type"
+	attrDNSID         = "ebpfflow.dns.id"
+	attrDNSRCode      = "ebpfflow.dns.response_code"
+	attrDNSAnswers    = "dns.answers"
+	attrDNSDurationMs = "ebpfflow.dns.duration_ms"
+	attrDNSRespAddr   = "ebpfflow.dns.responder.address"
+	attrDNSRespPort   = "ebpfflow.dns.responder.port"
+	attrDNSTruncated  = "ebpfflow.dns.truncated"
+	attrDNSRetrans    = "ebpfflow.dns.retransmits"
+	attrErrorType     = "error.type"
+	attrClientAddr    = "client.address"
+	attrClientPort    = "client.port"
+	attrServerAddr    = "server.address"
+	attrServerPort    = "server.port"
+)
+
+const rcodeOK = "NOERROR"
+
+// WithDNSQuestionNameOnMetrics adds dns.question.name to dns.lookup.duration:
+// one series per name asked, so off by default.
+func WithDNSQuestionNameOnMetrics(on bool) Option {
+	return func(t *Translator) { t.dnsQNameOnMetrics = on }
+}
+
+// dnsAttrCount is the exact number of attributes putDNS and newEvent write.
+func dnsAttrCount(l *record.DNSLookup) int {
+	n := 1 + 11 // event.name; name, type, id, rcode, answers, duration, client×2, server×2, transport
+	if l.Client.Addr().IsValid() {
+		n++ // network.type
+	}
+	if l.RCode != rcodeOK {
+		n++
+	}
+	if l.Responder.IsValid() {
+		n += 2
+	}
+	if l.Truncated {
+		n++
+	}
+	if l.Retransmits > 0 {
+		n++
+	}
+	return n
+}
+
+func (t *Translator) putDNS(m pcommon.Map, l *record.DNSLookup) {
+	m.PutStr(attrDNSQName, l.Name)
+	m.PutStr(attrDNSQType, l.Type)
+	m.PutInt(attrDNSID, int64(l.ID))
+	m.PutStr(attrDNSRCode, l.RCode)
+	if l.RCode != rcodeOK {
+		m.PutStr(attrErrorType, l.RCode)
+	}
+	answers := m.PutEmptySlice(attrDNSAnswers)
+	answers.EnsureCapacity(len(l.Answers))
+	for _, a := range l.Answers {
+		answers.AppendEmpty().SetStr(a)
+	}
+	m.PutDouble(attrDNSDurationMs, float64(l.Duration.Nanoseconds())/1e6)
+	m.PutStr(attrTransport, l.Transport.String())
+	if nt := networkType(l.Client.Addr()); nt != "" {
+		m.PutStr(attrNetworkType, nt)
+	}
+	m.PutStr(attrClientAddr, t.addrString(l.Client.Addr()))
+	m.PutInt(attrClientPort, int64(l.Client.Port()))
+	m.PutStr(attrServerAddr, t.addrString(l.Server.Addr()))
+	m.PutInt(attrServerPort, int64(l.Server.Port()))
+	if l.Responder.IsValid() {
+		m.PutStr(attrDNSRespAddr, t.addrString(l.Responder.Addr()))
+		m.PutInt(attrDNSRespPort, int64(l.Responder.Port()))
+	}
+	if l.Truncated {
+		m.PutBool(attrDNSTruncated, true)
+	}
+	if l.Retransmits > 0 {
+		m.PutInt(attrDNSRetrans, int64(l.Retransmits))
+	}
+}
+
+// addDNS feeds dns.lookup.duration. The resolver's address is a metric
+// attribute on purpose: "which resolver is slow" is the question, and a
+// node talks to a handful of them.
+func (t *Translator) addDNS(l *record.DNSLookup) {
+	e := edge{
+		transport: l.Transport.String(),
+		server:    l.Server.Addr().Unmap().String(),
+		qtype:     l.Type,
+	}
+	if l.RCode != rcodeOK {
+		e.errorType = l.RCode
+	}
+	if t.dnsQNameOnMetrics {
+		e.qname = l.Name
+	}
+	t.observe(metricResource(l.Local), metricDNSDuration, e, l.Duration.Seconds())
+}
+
+// Traces returns one CLIENT span "DNS {qtype}" per lookup, from the query
+// leaving the socket to its answer (or the timeout), grouped into one
+// ResourceSpans per local workload. Each lookup is its own trace: the
+// kernel does not know the application's trace context.
+func (t *Translator) Traces(r record.Report) ptrace.Traces {
+	td := ptrace.NewTraces()
+	byWorkload := make(map[record.Workload]ptrace.SpanSlice)
+	for i := range r.DNS {
+		l := &r.DNS[i]
+		spans, ok := byWorkload[l.Local]
+		if !ok {
+			rs := td.ResourceSpans().AppendEmpty()
+			t.putResource(rs.Resource().Attributes(), l.Local)
+			ss := rs.ScopeSpans().AppendEmpty()
+			ss.Scope().SetName(metadata.ScopeName)
+			ss.Scope().SetVersion(t.scopeVersion)
+			spans = ss.Spans()
+			byWorkload[l.Local] = spans
+		}
+		sp := spans.AppendEmpty()
+		sp.SetName("DNS " + l.Type)
+		sp.SetKind(ptrace.SpanKindClient)
+		sp.SetTraceID(t.traceID())
+		sp.SetSpanID(t.spanID())
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(l.Start))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(l.Start.Add(l.Duration)))
+		sp.Attributes().EnsureCapacity(dnsAttrCount(l) - 1)
+		t.putDNS(sp.Attributes(), l)
+		if l.RCode != rcodeOK {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+			sp.Status().SetMessage(l.RCode)
+		}
+	}
+	return td
+}
+
+// dnsLogs appends one dns.lookup record per lookup. The record's time is
+// the query's; the observed time is the report's.
+func (t *Translator) dnsLogs(r *record.Report, now pcommon.Timestamp, records func(record.Workload) plog.LogRecordSlice) {
+	for i := range r.DNS {
+		l := &r.DNS[i]
+		lr := records(l.Local).AppendEmpty()
+		lr.Attributes().EnsureCapacity(dnsAttrCount(l))
+		newEvent(lr, EventDNS, pcommon.NewTimestampFromTime(l.Start))
+		lr.SetObservedTimestamp(now)
+		if l.RCode != rcodeOK {
+			lr.SetSeverityNumber(plog.SeverityNumberWarn)
+			lr.SetSeverityText("WARN")
+		} else {
+			lr.SetSeverityNumber(plog.SeverityNumberInfo)
+			lr.SetSeverityText("INFO")
+		}
+		t.putDNS(lr.Attributes(), l)
+	}
+}
+
+// traceID and spanID are random, as W3C trace context requires; a fast
+// generator seeded once from crypto/rand is enough for that.
+func (t *Translator) traceID() pcommon.TraceID {
+	var id pcommon.TraceID
+	binary.LittleEndian.PutUint64(id[:8], t.rng().Uint64())
+	binary.LittleEndian.PutUint64(id[8:], t.rng().Uint64()|1) // never all zero
+	return id
+}
+
+func (t *Translator) spanID() pcommon.SpanID {
+	var id pcommon.SpanID
+	binary.LittleEndian.PutUint64(id[:], t.rng().Uint64()|1)
+	return id
+}
+
+func (t *Translator) rng() *mrand.ChaCha8 {
+	if t.ids == nil {
+		var seed [32]byte
+		_, _ = rand.Read(seed[:]) // never fails (crypto/rand panics instead)
+		t.ids = mrand.NewChaCha8(seed)
+	}
+	return t.ids
+}
