@@ -225,7 +225,9 @@ func TestSpanExtraction(t *testing.T) {
 // and p99 from their bucket increases.
 func TestMetricExtraction(t *testing.T) {
 	e, tr := newEngine(t)
-	sec := func(s int) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t0.Add(time.Duration(s) * time.Second)) }
+	sec := func(s int) pcommon.Timestamp {
+		return pcommon.NewTimestampFromTime(t0.Add(time.Duration(s) * time.Second))
+	}
 	batch := func(i int, counter [2]int64, starts [2]int, buckets []uint64) {
 		md := pmetric.NewMetrics()
 		for p := range 2 {

@@ -137,8 +137,7 @@ func dnsLookups() []record.DNSLookup {
 			Start: t0.Add(1 * time.Second), Duration: 5 * time.Second,
 		},
 		{ // over TCP after truncation, answered from another address than asked
-			Local: curl, Transport: record.TransportTCP, Client: ap("[2001:db8::7]:50100"), Server: ap("[2001:db8::53]:53"),
-			Responder: ap("[2001:db8::54]:53"),
+			Local: curl, Transport: record.TransportTCP, Client: ap("[2001:db8::7]:50100"), Server: ap("[2001:db8::53]:53"), Responder: ap("[2001:db8::54]:53"),
 			ID: 31337, Name: "big.example.org", Type: "TXT", RCode: "NOERROR", Truncated: true,
 			Answers: []string{`"v=spf1 -all"`, `"a" "b"`},
 			Start:   t0.Add(8 * time.Second), Duration: 32 * time.Millisecond,
