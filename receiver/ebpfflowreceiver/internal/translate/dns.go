@@ -153,13 +153,16 @@ func (t *Translator) Traces(r record.Report) ptrace.Traces {
 }
 
 // dnsLogs appends one dns.lookup record per lookup. The record's time is
-// the query's; the observed time is the report's.
+// when the outcome became known (the answer, or the timeout expiring), so a
+// consumer windowing by event time sees a TIMEOUT when it happens, not
+// dns.timeout in the past; the query's time is Timestamp - duration (and
+// the span's start). The observed time is the report's.
 func (t *Translator) dnsLogs(r *record.Report, now pcommon.Timestamp, records func(record.Workload) plog.LogRecordSlice) {
 	for i := range r.DNS {
 		l := &r.DNS[i]
 		lr := records(l.Local).AppendEmpty()
 		lr.Attributes().EnsureCapacity(dnsAttrCount(l))
-		newEvent(lr, EventDNS, pcommon.NewTimestampFromTime(l.Start))
+		newEvent(lr, EventDNS, pcommon.NewTimestampFromTime(l.Start.Add(l.Duration)))
 		lr.SetObservedTimestamp(now)
 		if l.RCode != rcodeOK {
 			lr.SetSeverityNumber(plog.SeverityNumberWarn)

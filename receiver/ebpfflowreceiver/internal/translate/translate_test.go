@@ -234,7 +234,7 @@ func TestLogsEventNameMirrored(t *testing.T) {
 		require.True(t, ok)
 		assert.Equal(t, lr.EventName(), v.Str())
 		assert.Contains(t, []string{EventFlow, EventDrop, EventDNS}, lr.EventName())
-		if lr.EventName() != EventDNS { // a lookup's time is its query's
+		if lr.EventName() != EventDNS { // a lookup's time is its outcome's
 			assert.Equal(t, pcommon.NewTimestampFromTime(t1), lr.Timestamp())
 		}
 		assert.Equal(t, pcommon.NewTimestampFromTime(t1), lr.ObservedTimestamp())
