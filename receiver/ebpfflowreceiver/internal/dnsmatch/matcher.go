@@ -1,0 +1,300 @@
+// Package dnsmatch turns the DNS packets the dns probe captures at the asking
+// socket into lookups: it parses each message (golang.org/x/net/dns/dnsmessage),
+// reassembles DNS over TCP, matches answers to queries and reports every
+// query exactly once — answered, or TIMEOUT when no answer came in time.
+//
+// State is bounded: pending queries and TCP streams are capped, and what is
+// forgotten at a cap is counted, never silent. Pure Go, no collector imports.
+package dnsmatch
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultTimeout    = 5 * time.Second
+	DefaultMaxPending = 65536
+	DefaultMaxStreams = 4096
+)
+
+// Config bounds the matcher.
+type Config struct {
+	Timeout    time.Duration // a query unanswered this long is reported as TIMEOUT
+	MaxPending int           // queries awaiting an answer; the oldest is forgotten beyond
+	MaxStreams int           // DNS-over-TCP streams being reassembled; the least recent is forgotten beyond
+}
+
+// Stats are cumulative counters.
+type Stats struct {
+	Queries          uint64 // distinct queries seen
+	Answers          uint64 // answers matched to a query
+	Timeouts         uint64 // queries reported as TIMEOUT
+	Retransmits      uint64 // a pending query sent again by the same socket
+	UnmatchedAnswers uint64 // answers to no pending query (late, or asked before start)
+	Malformed        uint64 // messages (or TCP stream bytes) that could not be parsed
+	Evicted          uint64 // pending queries forgotten at MaxPending
+	StreamsEvicted   uint64 // TCP streams forgotten at MaxStreams
+}
+
+// key identifies a query: the asking socket, the message id and the
+// question. The name is hashed case-insensitively (answers may change its
+// case, RFC 4343) so that matching allocates nothing.
+type key struct {
+	cookie       uint64
+	id           uint16
+	qtype        uint16
+	qclass       uint16
+	nameHash     uint64
+	transportTCP bool
+}
+
+// pending is a query awaiting its answer, on a list oldest first.
+type pending struct {
+	key        key
+	lookup     record.DNSLookup
+	prev, next *pending
+}
+
+// Matcher matches queries and answers. Not safe for concurrent use.
+type Matcher struct {
+	cfg        Config
+	seed       maphash.Seed
+	pending    map[key]*pending
+	head, tail *pending // oldest, newest
+	done       []record.DNSLookup
+	streams    streams
+	stats      Stats
+	parser     dnsmessage.Parser
+}
+
+// New returns a matcher; a bad value names its field.
+func New(cfg Config) (*Matcher, error) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
+	var errs []error
+	if cfg.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("Timeout: must be positive, got %v", cfg.Timeout))
+	}
+	if cfg.MaxPending < 0 {
+		errs = append(errs, fmt.Errorf("MaxPending: must be positive, got %d", cfg.MaxPending))
+	}
+	if cfg.MaxStreams < 0 {
+		errs = append(errs, fmt.Errorf("MaxStreams: must be positive, got %d", cfg.MaxStreams))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	m := &Matcher{cfg: cfg, seed: maphash.MakeSeed(), pending: make(map[key]*pending)}
+	m.streams.init(cfg.MaxStreams)
+	return m, nil
+}
+
+// Add takes one captured packet. Its payload is not kept.
+func (m *Matcher) Add(p *record.DNSPacket) {
+	if p.Transport == record.TransportTCP {
+		m.addTCP(p)
+		return
+	}
+	m.message(p, p.Payload, p.Len > uint32(len(p.Payload)))
+}
+
+// Flush returns the lookups answered since the last Flush and those whose
+// query has waited Timeout by now (as TIMEOUT, Duration = Timeout).
+func (m *Matcher) Flush(now time.Time) []record.DNSLookup {
+	for q := m.head; q != nil && !now.Before(q.lookup.Start.Add(m.cfg.Timeout)); q = m.head {
+		m.unlink(q)
+		q.lookup.RCode = rcodeTimeout
+		q.lookup.Duration = m.cfg.Timeout
+		m.stats.Timeouts++
+		m.done = append(m.done, q.lookup)
+	}
+	m.expireStreams(now)
+	out := m.done
+	m.done = nil
+	return out
+}
+
+// Pending returns the number of queries awaiting an answer.
+func (m *Matcher) Pending() int { return len(m.pending) }
+
+// Stats returns the cumulative counters.
+func (m *Matcher) Stats() Stats { return m.stats }
+
+const rcodeTimeout = "TIMEOUT"
+
+// message handles one DNS message of p. truncated: the capture holds only a
+// prefix of it, so records past the prefix are missing, not malformed.
+func (m *Matcher) message(p *record.DNSPacket, msg []byte, truncated bool) {
+	h, err := m.parser.Start(msg)
+	if err != nil {
+		m.stats.Malformed++
+		return
+	}
+	q, err := m.parser.Question()
+	if err != nil {
+		m.stats.Malformed++
+		return
+	}
+	switch {
+	case !h.Response && p.Egress:
+		m.query(p, &h, &q)
+	case h.Response && !p.Egress:
+		m.answer(p, &h, &q, truncated)
+	}
+	// A query received or an answer sent is a server's side: the probe
+	// captures client sides only, so this is a client on port 53 itself.
+}
+
+func (m *Matcher) keyOf(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question) key {
+	var mh maphash.Hash
+	mh.SetSeed(m.seed)
+	for _, c := range q.Name.Data[:q.Name.Length] {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		mh.WriteByte(c)
+	}
+	return key{
+		cookie: p.Cookie, id: h.ID, qtype: uint16(q.Type), qclass: uint16(q.Class),
+		nameHash: mh.Sum64(), transportTCP: p.Transport == record.TransportTCP,
+	}
+}
+
+func (m *Matcher) query(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question) {
+	k := m.keyOf(p, h, q)
+	if old, ok := m.pending[k]; ok {
+		old.lookup.Retransmits++
+		m.stats.Retransmits++
+		return
+	}
+	if len(m.pending) >= m.cfg.MaxPending {
+		m.unlink(m.head)
+		m.stats.Evicted++
+	}
+	m.stats.Queries++
+	e := &pending{key: k, lookup: record.DNSLookup{
+		Cookie:    p.Cookie,
+		CgroupID:  p.CgroupID,
+		Transport: p.Transport,
+		Client:    p.Local,
+		Server:    p.Remote,
+		ID:        h.ID,
+		Name:      nameString(q.Name),
+		Type:      typeString(q.Type),
+		Start:     p.Time,
+	}}
+	m.pending[k] = e
+	e.prev = m.tail
+	if m.tail != nil {
+		m.tail.next = e
+	} else {
+		m.head = e
+	}
+	m.tail = e
+}
+
+func (m *Matcher) answer(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question, truncated bool) {
+	e, ok := m.pending[m.keyOf(p, h, q)]
+	if !ok {
+		m.stats.UnmatchedAnswers++
+		return
+	}
+	m.unlink(e)
+	m.stats.Answers++
+	l := &e.lookup
+	rcode := h.RCode
+	l.Answers, rcode = m.records(rcode, truncated)
+	l.RCode = rcodeString(rcode)
+	l.Truncated = h.Truncated
+	if p.Remote != l.Server {
+		l.Responder = p.Remote
+	}
+	l.Duration = p.Time.Sub(l.Start)
+	if l.Duration < 0 {
+		l.Duration = 0 // packets of two CPUs can arrive out of order by a hair
+	}
+	m.done = append(m.done, *l)
+}
+
+// records returns the answer section in presentation form, and the response
+// code extended by an OPT record's upper bits (RFC 6891) when one is there.
+// Parsing stops at the first record that does not parse: with a truncated
+// capture that is where the prefix ends; otherwise what parsed is kept.
+func (m *Matcher) records(rcode dnsmessage.RCode, truncated bool) ([]string, dnsmessage.RCode) {
+	if err := m.parser.SkipAllQuestions(); err != nil {
+		return nil, rcode
+	}
+	var answers []string
+	for {
+		rh, err := m.parser.AnswerHeader()
+		if err != nil {
+			if !errors.Is(err, dnsmessage.ErrSectionDone) {
+				return answers, rcode
+			}
+			break
+		}
+		s, err := m.rdata(&rh)
+		if err != nil {
+			return answers, rcode
+		}
+		answers = append(answers, s)
+	}
+	if truncated {
+		return answers, rcode
+	}
+	if err := m.parser.SkipAllAuthorities(); err != nil {
+		return answers, rcode
+	}
+	for {
+		rh, err := m.parser.AdditionalHeader()
+		if err != nil {
+			return answers, rcode
+		}
+		if rh.Type == dnsmessage.TypeOPT {
+			return answers, rh.ExtendedRCode(rcode)
+		}
+		if err := m.parser.SkipAdditional(); err != nil {
+			return answers, rcode
+		}
+	}
+}
+
+// unlink removes e from the list and the map.
+func (m *Matcher) unlink(e *pending) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		m.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		m.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+	delete(m.pending, e.key)
+}
+
+// nameString is the name without its trailing dot ("." for the root).
+func nameString(n dnsmessage.Name) string {
+	s := n.String()
+	if len(s) > 1 && s[len(s)-1] == '.' {
+		return s[:len(s)-1]
+	}
+	return s
+}
