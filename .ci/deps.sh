@@ -29,6 +29,7 @@ declare -A want=(
 	[socat]=/usr/bin/socat
 	[ncat]=/usr/bin/ncat
 	[dnsutils]=/usr/bin/dig
+	[dnsmasq-base]=/usr/sbin/dnsmasq
 	[git]=/usr/bin/git
 	[make]=/usr/bin/make
 	[ca-certificates]=/etc/ssl/certs/ca-certificates.crt

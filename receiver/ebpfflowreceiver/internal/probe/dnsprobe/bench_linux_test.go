@@ -1,0 +1,227 @@
+package dnsprobe
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/dnsmatch"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+// loopResolver is a UDP "resolver" on 127.0.0.1:53 in a fresh namespace
+// that answers every query with one A record, and a connected client.
+func loopResolver(b *testing.B) (cli net.Conn, q []byte) {
+	ns := probetest.NewNetns(b, "ebpfflow-dnsbench")
+	var srv net.PacketConn
+	var err error
+	ns.Do(b, func() {
+		if srv, err = net.ListenPacket("udp4", "127.0.0.1:53"); err != nil {
+			return
+		}
+		cli, err = net.Dial("udp4", "127.0.0.1:53")
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close(); cli.Close() })
+	qm := dnsmessage.Message{Header: dnsmessage.Header{ID: 1, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName("svc.default.svc.cluster.local."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
+	q, _ = qm.Pack()
+	am := qm
+	am.Response = true
+	am.Answers = []dnsmessage.Resource{{Header: dnsmessage.ResourceHeader{Name: qm.Questions[0].Name, Class: dnsmessage.ClassINET, TTL: 5},
+		Body: &dnsmessage.AResource{A: [4]byte{10, 96, 0, 1}}}}
+	a, _ := am.Pack()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, from, err := srv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			a[0], a[1] = buf[0], buf[1] // the query's id
+			srv.WriteTo(a, from)
+		}
+	}()
+	return cli, q
+}
+
+// BenchmarkDNSProbeKernel reports the in-kernel cost per packet from BPF
+// run-time statistics while a client asks a resolver on loopback:
+// dns-ns/packet is the programs' time per captured DNS packet (the query
+// out, the answer in, each copied to the ring buffer), other-ns/packet per
+// packet that is not DNS (ports checked, nothing copied), floor-ns the
+// statistics' own overhead (an empty program on the same packets).
+func BenchmarkDNSProbeKernel(b *testing.B) {
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF run-time stats: %v", err)
+	}
+	defer stats.Close()
+	root := probetest.CgroupV2Mount(b)
+	p, err := Load(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(root); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx, time.Now(), func(*record.DNSPacket) {}) // drain
+	floor := emptyProgram(b, root)
+
+	b.Run("dns", func(b *testing.B) {
+		cli, q := loopResolver(b)
+		buf := make([]byte, 512)
+		measure(b, p, floor, "dns-ns/packet", func() {
+			cli.Write(q)
+			cli.Read(buf)
+		})
+	})
+	b.Run("other", func(b *testing.B) {
+		srv, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer srv.Close()
+		cli, err := net.Dial("udp4", srv.LocalAddr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cli.Close()
+		buf := make([]byte, 64)
+		measure(b, p, floor, "other-ns/packet", func() {
+			cli.Write(buf)
+			srv.ReadFrom(buf)
+		})
+	})
+}
+
+// measure runs round b.N times and reports the probe programs' run time
+// per run (every packet runs one of them) or, for DNS, per captured packet.
+func measure(b *testing.B, p *Probe, floor []*ebpf.Program, unit string, round func()) {
+	round()
+	snap := func(ps []*ebpf.Program) (ns, runs uint64) {
+		for _, prog := range ps {
+			st, err := prog.Stats()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ns += uint64(st.Runtime)
+			runs += st.RunCount
+		}
+		return ns, runs
+	}
+	c0, _ := p.Counters()
+	ns0, runs0 := snap(p.programs())
+	fns0, fruns0 := snap(floor)
+	b.ResetTimer()
+	for range b.N {
+		round()
+	}
+	b.StopTimer()
+	c1, _ := p.Counters()
+	ns1, runs1 := snap(p.programs())
+	fns1, fruns1 := snap(floor)
+	per := runs1 - runs0
+	if unit == "dns-ns/packet" {
+		per = c1.Events - c0.Events // the captured packets carry the whole cost
+	}
+	if per == 0 || fruns1 == fruns0 {
+		b.Fatal("programs did not run")
+	}
+	b.ReportMetric(float64(ns1-ns0)/float64(per), unit)
+	b.ReportMetric(float64(fns1-fns0)/float64(fruns1-fruns0), "floor-ns")
+	if lost := c1.RingbufFull - c0.RingbufFull; lost > 0 {
+		b.Errorf("%d records lost to a full ring buffer", lost)
+	}
+}
+
+// emptyProgram attaches `return 1` as cgroup_skb egress and ingress on root.
+func emptyProgram(b *testing.B, root string) []*ebpf.Program {
+	var progs []*ebpf.Program
+	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetEgress, ebpf.AttachCGroupInetIngress} {
+		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Type:         ebpf.CGroupSKB,
+			License:      "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { prog.Close() })
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: at, Program: prog})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { l.Close() })
+		progs = append(progs, prog)
+	}
+	return progs
+}
+
+// BenchmarkDNSUserSpace is the user-space pipeline's capacity on one core:
+// real query/answer records already in the ring buffer are read, decoded
+// and matched (dnsmatch), as the engine does. One op = one lookup (two
+// records); queries/s is the rate the pipeline keeps up with.
+func BenchmarkDNSUserSpace(b *testing.B) {
+	p, err := Load(Config{RingBytes: 256 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(probetest.CgroupV2Mount(b)); err != nil {
+		b.Fatal(err)
+	}
+	cli, q := loopResolver(b)
+	buf := make([]byte, 512)
+	const batch = 50000 // lookups per fill: 100k records, ~130 MB of ring
+	m, err := dnsmatch.New(dnsmatch.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	boot := probetest.BootTime(b)
+	b.ResetTimer()
+	var elapsed time.Duration
+	for done := 0; done < b.N; done += batch {
+		b.StopTimer()
+		n := min(batch, b.N-done)
+		for i := range n {
+			q[0], q[1] = byte(i>>8), byte(i) // a new id per query
+			cli.Write(q)
+			cli.Read(buf)
+		}
+		b.StartTimer()
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		seen := 0
+		p.Run(ctx, boot, func(pkt *record.DNSPacket) {
+			m.Add(pkt)
+			if seen++; seen == 2*n {
+				cancel()
+			}
+		})
+		m.Flush(time.Now())
+		elapsed += time.Since(start)
+	}
+	b.StopTimer()
+	c, _ := p.Counters()
+	if c.RingbufFull > 0 || c.DecodeErrors > 0 {
+		b.Fatalf("lost records: %+v", c)
+	}
+	if s := m.Stats(); s.Answers != uint64(b.N) {
+		b.Fatalf("%d of %d lookups matched: %+v", s.Answers, b.N, s)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "queries/s")
+}

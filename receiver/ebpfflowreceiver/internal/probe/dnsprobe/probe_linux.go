@@ -1,0 +1,145 @@
+package dnsprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+)
+
+// DefaultRingBytes sizes the ring buffer when Config.RingBytes is 0: 6,000+
+// full-size records, a few seconds of a busy node's DNS if user space stalls.
+const DefaultRingBytes = 8 << 20
+
+// Config sizes the probe.
+type Config struct {
+	RingBytes int // ring buffer size: a power of two, at least one page
+}
+
+// Probe is the loaded dns probe.
+type Probe struct {
+	objs         dnsObjects
+	links        probe.Links
+	reader       *ringbuf.Reader
+	decodeErrors atomic.Uint64
+}
+
+// Load loads the programs and the ring buffer without attaching them.
+func Load(cfg Config) (*Probe, error) {
+	n := cfg.RingBytes
+	if n == 0 {
+		n = DefaultRingBytes
+	}
+	if page := os.Getpagesize(); n < page || n&(n-1) != 0 {
+		return nil, fmt.Errorf("dns probe: ring buffer size %d: must be a power of two of at least %d bytes", n, page)
+	}
+	spec, err := loadDns()
+	if err != nil {
+		return nil, fmt.Errorf("load dns spec: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = uint32(n)
+	if err := spec.Variables["wakeup_bytes"].Set(uint64(n / 4)); err != nil {
+		return nil, fmt.Errorf("dns probe: %w", err)
+	}
+	p := &Probe{}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			err = fmt.Errorf("%+v", ve)
+		}
+		return nil, fmt.Errorf("load dns probe: %w", err)
+	}
+	if p.reader, err = ringbuf.NewReader(p.objs.Events); err != nil {
+		return nil, errors.Join(fmt.Errorf("dns probe ring buffer: %w", err), p.objs.Close())
+	}
+	return p, nil
+}
+
+// Attach attaches the programs to the cgroup v2 root, which covers every
+// socket on the node, as multi-attach links beside other cgroup programs.
+func (p *Probe) Attach(cgroupV2Root string) error {
+	for _, pr := range []struct {
+		name   string
+		prog   *ebpf.Program
+		attach ebpf.AttachType
+	}{
+		{"cgroup_skb/egress", p.objs.DnsEgress, ebpf.AttachCGroupInetEgress},
+		{"cgroup_skb/ingress", p.objs.DnsIngress, ebpf.AttachCGroupInetIngress},
+	} {
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroupV2Root, Attach: pr.attach, Program: pr.prog})
+		if err != nil {
+			p.links.Close()
+			return fmt.Errorf("attach dns %s to %s: %w", pr.name, cgroupV2Root, err)
+		}
+		p.links = append(p.links, l)
+	}
+	return nil
+}
+
+// pollInterval is how often a blocked Run checks for cancellation and for
+// records: the kernel wakes the reader only when the ring is a quarter full.
+const pollInterval = 200 * time.Millisecond
+
+// Run reads the ring buffer and hands each packet to handle until ctx is
+// done or the probe is closed; then it returns nil. The packet and its
+// payload are reused: handle must copy what it keeps. A record that does not
+// decode is counted (Counters().DecodeErrors) and skipped. boot is the wall
+// time of CLOCK_BOOTTIME zero.
+func (p *Probe) Run(ctx context.Context, boot time.Time, handle func(*record.DNSPacket)) error {
+	var (
+		rec ringbuf.Record
+		pkt record.DNSPacket
+	)
+	for ctx.Err() == nil {
+		p.reader.SetDeadline(time.Now().Add(pollInterval))
+		if err := p.reader.ReadInto(&rec); err != nil {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				continue
+			case errors.Is(err, ringbuf.ErrClosed):
+				return nil
+			}
+			return fmt.Errorf("read dns ring buffer: %w", err)
+		}
+		if err := decode(rec.RawSample, boot, &pkt); err != nil {
+			p.decodeErrors.Add(1)
+			continue
+		}
+		handle(&pkt)
+	}
+	return nil
+}
+
+// Name identifies the probe in self-telemetry.
+func (p *Probe) Name() string { return "dns" }
+
+// Counters returns the kernel counters plus user-space decode errors.
+func (p *Probe) Counters() (probe.Counters, error) {
+	c, err := probe.ReadStats(p.objs.Stats)
+	if err != nil {
+		return c, fmt.Errorf("dns counters: %w", err)
+	}
+	c.DecodeErrors = p.decodeErrors.Load()
+	return c, nil
+}
+
+// Close detaches and unloads everything; a Run in progress returns.
+func (p *Probe) Close() error {
+	p.links.Close()
+	rerr := p.reader.Close()
+	return errors.Join(rerr, p.objs.Close())
+}
+
+// programs lists the per-packet programs, for run-time statistics in benchmarks.
+func (p *Probe) programs() []*ebpf.Program {
+	return []*ebpf.Program{p.objs.DnsEgress, p.objs.DnsIngress}
+}
