@@ -14,6 +14,7 @@ import (
 const (
 	minFlushInterval = 100 * time.Millisecond
 	maxMaxFlows      = 1 << 22 // 4M flows: ~0.5 GiB of kernel map at ~128 B/entry
+	maxDNSPending    = 1 << 20 // pending queries held in user space, ~200 B each
 )
 
 // Config is the ebpfflow receiver's configuration. Every signal is on by
@@ -61,12 +62,18 @@ type DropsConfig struct {
 	_             struct{}
 }
 
-// DNSConfig is accepted now; DNS capture is not implemented yet.
+// DNSConfig controls dns.lookup records and spans and dns.lookup.duration.
 type DNSConfig struct {
 	Enabled bool `mapstructure:"enabled"`
 	// Timeout after which an unanswered query is reported as TIMEOUT.
 	Timeout time.Duration `mapstructure:"timeout"`
-	_       struct{}
+	// MaxPending bounds the queries awaiting an answer; beyond it the oldest
+	// is forgotten and counted (ebpfflow_events_lost{probe="dns",cause="evicted"}).
+	MaxPending int `mapstructure:"max_pending"`
+	// MetricsQuestionName adds dns.question.name to dns.lookup.duration:
+	// a series per name asked, so off by default.
+	MetricsQuestionName bool `mapstructure:"metrics_question_name"`
+	_                   struct{}
 }
 
 // HTTPConfig is accepted now; HTTP capture is not implemented yet.
@@ -82,7 +89,7 @@ func createDefaultConfig() *Config {
 		FlushInterval: 10 * time.Second,
 		Flows:         FlowsConfig{Enabled: true},
 		Drops:         DropsConfig{Enabled: true, IgnoreReasons: []string{"NOT_SPECIFIED", "QUEUE_PURGE"}},
-		DNS:           DNSConfig{Enabled: true, Timeout: 5 * time.Second},
+		DNS:           DNSConfig{Enabled: true, Timeout: 5 * time.Second, MaxPending: 65536},
 		HTTP:          HTTPConfig{Enabled: true},
 		ClusterCIDRs: []string{
 			"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", // RFC 1918
@@ -99,9 +106,8 @@ func (cfg *Config) Validate() error {
 	if cfg.FlushInterval < minFlushInterval {
 		errs = append(errs, fmt.Errorf("flush_interval: must be at least %v, got %v", minFlushInterval, cfg.FlushInterval))
 	}
-	if !cfg.Flows.Enabled && !cfg.Drops.Enabled {
-		// Revisit when dns and http capture land: they will be enough alone.
-		errs = append(errs, errors.New("flows.enabled, drops.enabled: both false leaves nothing to observe"))
+	if !cfg.Flows.Enabled && !cfg.Drops.Enabled && !cfg.DNS.Enabled {
+		errs = append(errs, errors.New("flows.enabled, drops.enabled, dns.enabled: all false leaves nothing to observe"))
 	}
 	for i, r := range cfg.Drops.IgnoreReasons {
 		if strings.TrimSpace(r) == "" {
@@ -110,6 +116,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.DNS.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("dns.timeout: must be positive, got %v", cfg.DNS.Timeout))
+	}
+	if cfg.DNS.MaxPending < 1 || cfg.DNS.MaxPending > maxDNSPending {
+		errs = append(errs, fmt.Errorf("dns.max_pending: must be between 1 and %d, got %d", maxDNSPending, cfg.DNS.MaxPending))
 	}
 	if _, err := cfg.clusterPrefixes(); err != nil {
 		errs = append(errs, err)

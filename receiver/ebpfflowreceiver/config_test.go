@@ -22,7 +22,7 @@ func TestLoadConfig(t *testing.T) {
 	full := createDefaultConfig()
 	full.FlushInterval = 2 * time.Second
 	full.Drops = DropsConfig{Enabled: false, IgnoreReasons: []string{"NOT_SPECIFIED", "SKB_DROP_REASON_SOCKET_FILTER"}}
-	full.DNS = DNSConfig{Enabled: false, Timeout: 2 * time.Second}
+	full.DNS = DNSConfig{Enabled: false, Timeout: 2 * time.Second, MaxPending: 1000, MetricsQuestionName: true}
 	full.HTTP = HTTPConfig{Enabled: false}
 	full.ClusterCIDRs = []string{"10.244.0.0/16", "10.96.0.0/12", "fd00:10::/56"}
 	full.MaxFlows = 131072
@@ -42,8 +42,9 @@ func TestLoadConfig(t *testing.T) {
 		{name: "max_flows_zero", errSubstr: []string{"max_flows: must be between 1 and 4194304, got 0"}},
 		{name: "max_flows_too_large", errSubstr: []string{"max_flows: must be between 1 and 4194304, got 4194305"}},
 		{name: "dns_timeout_zero", errSubstr: []string{"dns.timeout: must be positive, got 0s"}},
+		{name: "dns_max_pending_zero", errSubstr: []string{"dns.max_pending: must be between 1 and 1048576, got 0"}},
 		{name: "empty_ignore_reason", errSubstr: []string{"drops.ignore_reasons[1]: empty drop reason"}},
-		{name: "nothing_enabled", errSubstr: []string{"flows.enabled, drops.enabled: both false leaves nothing to observe"}},
+		{name: "nothing_enabled", errSubstr: []string{"flows.enabled, drops.enabled, dns.enabled: all false leaves nothing to observe"}},
 		{name: "unknown_key", errSubstr: []string{"flush_intervall"}, unmarshal: true},
 	}
 	for _, tt := range tests {

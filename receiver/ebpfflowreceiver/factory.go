@@ -10,7 +10,7 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 )
 
-// receivers holds one core per receiver ID across its logs and metrics pipelines.
+// receivers holds one core per receiver ID across its logs, metrics and traces pipelines.
 var receivers = newSharedReceivers()
 
 // NewFactory returns the factory of the ebpfflow receiver.
@@ -20,6 +20,7 @@ func NewFactory() receiver.Factory {
 		func() component.Config { return createDefaultConfig() },
 		receiver.WithLogs(createLogs, metadata.LogsStability),
 		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
+		receiver.WithTraces(createTraces, metadata.TracesStability),
 	)
 }
 
@@ -38,6 +39,15 @@ func createMetrics(_ context.Context, set receiver.Settings, cfg component.Confi
 		return nil, err
 	}
 	r.setMetrics(next)
+	return r, nil
+}
+
+func createTraces(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Traces) (receiver.Traces, error) {
+	r, err := getReceiver(set, cfg.(*Config))
+	if err != nil {
+		return nil, err
+	}
+	r.setTraces(next)
 	return r, nil
 }
 

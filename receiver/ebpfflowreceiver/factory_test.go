@@ -28,12 +28,14 @@ type fakeCore struct {
 	startErr          error
 	logs              consumer.Logs
 	metrics           consumer.Metrics
+	traces            consumer.Traces
 }
 
 func (f *fakeCore) Start(context.Context, component.Host) error { f.starts++; return f.startErr }
 func (f *fakeCore) Shutdown(context.Context) error              { f.shutdowns++; return nil }
 func (f *fakeCore) setLogs(l consumer.Logs)                     { f.logs = l }
 func (f *fakeCore) setMetrics(m consumer.Metrics)               { f.metrics = m }
+func (f *fakeCore) setTraces(tr consumer.Traces)                { f.traces = tr }
 
 func TestSharedReceiverOneCorePerConfig(t *testing.T) {
 	s := newSharedReceivers()

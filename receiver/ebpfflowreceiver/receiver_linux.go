@@ -42,6 +42,7 @@ type ebpfflowReceiver struct {
 
 	logs    consumer.Logs
 	metrics consumer.Metrics
+	traces  consumer.Traces
 
 	// Set by Start. eng is nil before Start and after Shutdown; it is not
 	// under mu, so that Shutdown never waits behind a blocked consumer.
@@ -73,6 +74,7 @@ func newReceiver(set receiver.Settings, cfg *Config) (receiverCore, error) {
 
 func (r *ebpfflowReceiver) setLogs(next consumer.Logs)       { r.logs = next }
 func (r *ebpfflowReceiver) setMetrics(next consumer.Metrics) { r.metrics = next }
+func (r *ebpfflowReceiver) setTraces(next consumer.Traces)   { r.traces = next }
 
 // Start loads and attaches the probes. It fails when the node cannot run
 // them at all (privileges, kernel features), with an error that says how to
@@ -83,8 +85,8 @@ func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return err // Validate has run, so this is a programming error
 	}
-	if r.cfg.DNS.Enabled || r.cfg.HTTP.Enabled {
-		r.set.Logger.Info("dns and http capture are not implemented in this version; their settings are accepted and have no effect yet")
+	if r.cfg.HTTP.Enabled {
+		r.set.Logger.Info("http capture is not implemented in this version; its settings are accepted and have no effect yet")
 	}
 	hostName, err := os.Hostname()
 	if err != nil {
@@ -93,7 +95,8 @@ func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
 	r.host = host
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.tr = translate.New(time.Now(), os.Getenv(nodeNameEnv), hostName,
-		translate.WithScopeVersion(r.set.BuildInfo.Version))
+		translate.WithScopeVersion(r.set.BuildInfo.Version),
+		translate.WithDNSQuestionNameOnMetrics(r.cfg.DNS.MetricsQuestionName))
 
 	eng := engine.New(engine.Config{
 		FlushInterval:     r.cfg.FlushInterval,
@@ -103,6 +106,9 @@ func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
 		ClusterCIDRs:      prefixes,
 		MaxFlows:          uint32(r.cfg.MaxFlows), // Validate bounds it to 1..1<<22
 		CgroupRoot:        r.cfg.CgroupRoot,
+		DNS:               r.cfg.DNS.Enabled,
+		DNSTimeout:        r.cfg.DNS.Timeout,
+		DNSMaxPending:     r.cfg.DNS.MaxPending,
 	}, r.set.Logger, r.consume)
 	if err := eng.Start(); err != nil {
 		r.cancel()
@@ -145,7 +151,7 @@ func (r *ebpfflowReceiver) Shutdown(ctx context.Context) error {
 func (r *ebpfflowReceiver) consume(rep record.Report) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.logs != nil && len(rep.Flows)+len(rep.Drops) > 0 {
+	if r.logs != nil && len(rep.Flows)+len(rep.Drops)+len(rep.DNS) > 0 {
 		ld := r.tr.Logs(rep)
 		ctx := r.obs.StartLogsOp(r.ctx)
 		err := r.logs.ConsumeLogs(ctx, ld)
@@ -159,6 +165,12 @@ func (r *ebpfflowReceiver) consume(rep record.Report) {
 			err := r.metrics.ConsumeMetrics(ctx, md)
 			r.obs.EndMetricsOp(ctx, transport, n, err)
 		}
+	}
+	if r.traces != nil && len(rep.DNS) > 0 {
+		td := r.tr.Traces(rep)
+		ctx := r.obs.StartTracesOp(r.ctx)
+		err := r.traces.ConsumeTraces(ctx, td)
+		r.obs.EndTracesOp(ctx, transport, td.SpanCount(), err)
 	}
 	if eng := r.eng.Load(); eng != nil {
 		r.reportProbes(eng.Stats())
@@ -204,6 +216,8 @@ const (
 	causeMapFull     = "map_full"
 	causeParseError  = "parse_error"
 	causeDecodeError = "decode_error"
+	causeEvicted     = "evicted"          // dns: pending queries / TCP streams forgotten at the limit
+	causeUnmatched   = "unmatched_answer" // dns: an answer to no pending query (late, or asked before start)
 )
 
 // registerTelemetry exposes the engine's and translator's counters through
@@ -224,9 +238,14 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 			st := stats()
 			for name, ps := range st.Probes {
 				c := ps.Counters
-				mapFull := c.MapFull
-				if name == engine.ProbeFlow { // flows the kernel LRU evicted before they were reported
+				mapFull, decodeErrors, evicted, unmatched := c.MapFull, c.DecodeErrors, uint64(0), uint64(0)
+				switch name {
+				case engine.ProbeFlow: // flows the kernel LRU evicted before they were reported
 					mapFull += st.Evicted
+				case engine.ProbeDNS: // what the matcher could not use
+					decodeErrors += st.DNS.Malformed
+					evicted = st.DNS.Evicted + st.DNS.StreamsEvicted
+					unmatched = st.DNS.UnmatchedAnswers
 				}
 				for _, l := range [...]struct {
 					cause string
@@ -235,11 +254,20 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 					{causeRingbufFull, c.RingbufFull},
 					{causeMapFull, mapFull},
 					{causeParseError, c.ParseErrors},
-					{causeDecodeError, c.DecodeErrors},
+					{causeDecodeError, decodeErrors},
+					{causeEvicted, evicted},
+					{causeUnmatched, unmatched},
 				} {
+					if l.n == 0 && (l.cause == causeEvicted || l.cause == causeUnmatched) && name != engine.ProbeDNS {
+						continue // only the dns matcher has these
+					}
 					o.Observe(clamp(l.n), metric.WithAttributes(attribute.String("probe", name), attribute.String("cause", l.cause)))
 				}
 			}
+			return nil
+		}),
+		tb.RegisterEbpfflowDNSPendingCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(stats().DNSPending))
 			return nil
 		}),
 		tb.RegisterEbpfflowFlowsActiveCallback(func(_ context.Context, o metric.Int64Observer) error {

@@ -9,14 +9,15 @@ import (
 )
 
 // receiverCore is what the platform file provides: one eBPF engine feeding
-// the logs and metrics consumers of one receiver ID.
+// the logs, metrics and traces consumers of one receiver ID.
 type receiverCore interface {
 	component.Component
 	setLogs(consumer.Logs)
 	setMetrics(consumer.Metrics)
+	setTraces(consumer.Traces)
 }
 
-// sharedReceivers gives the logs and the metrics pipeline of one receiver
+// sharedReceivers gives the logs, metrics and traces pipelines of one receiver
 // the same core: the probes attach once, however many pipelines use them.
 // The collector creates both from the same *Config, so the config pointer
 // identifies the receiver (as contrib's internal/sharedcomponent does).

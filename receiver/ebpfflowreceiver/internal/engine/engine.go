@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/dnsmatch"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
@@ -25,6 +26,7 @@ const (
 	ProbeFlow = "flow"
 	ProbeTCP  = "tcp"
 	ProbeDrop = "drop"
+	ProbeDNS  = "dns"
 )
 
 // Defaults for zero Config fields.
@@ -46,6 +48,9 @@ type Config struct {
 	ClusterCIDRs      []netip.Prefix
 	MaxFlows          uint32
 	CgroupRoot        string // cgroup v2 mount to attach to; "" = found in /proc/mounts
+	DNS               bool
+	DNSTimeout        time.Duration // a query unanswered this long is reported as TIMEOUT (0 = matcher default)
+	DNSMaxPending     int           // queries awaiting an answer (0 = matcher default)
 }
 
 // ProbeStats is one probe's self-telemetry. Err is set while the probe is
@@ -60,6 +65,8 @@ type Stats struct {
 	Probes      map[string]ProbeStats
 	FlowsActive int
 	Evicted     uint64 // cumulative flows lost to LRU eviction
+	DNS         dnsmatch.Stats
+	DNSPending  int // queries awaiting an answer
 }
 
 // Sources are what the flush loop reads; the Linux probes implement them,
@@ -74,6 +81,12 @@ type tcpSource interface {
 	probe.Probe
 	Snapshot(boot time.Time) ([]record.TCPSample, error)
 	Delete(cookies []uint64) error
+}
+
+// dnsSource streams captured DNS packets until ctx ends or it is closed.
+type dnsSource interface {
+	probe.Probe
+	Run(ctx context.Context, boot time.Time, handle func(*record.DNSPacket)) error
 }
 
 type dropSource interface {
@@ -116,7 +129,17 @@ type Engine struct {
 	flows flowSource
 	tcp   tcpSource
 	drops dropSource
+	dns   dnsSource
 	table *flowtable.Table
+	// identity resolves a DNS lookup's asking socket; flows resolve theirs in the table.
+	identity func(cgroupID uint64, pid uint32, comm string, local netip.Addr) record.Workload
+
+	// The DNS reader goroutine feeds the matcher, the flush drains it.
+	dnsMu      sync.Mutex
+	matcher    *dnsmatch.Matcher
+	dnsStats   dnsmatch.Stats
+	dnsPending int
+	dnsDone    chan struct{}
 
 	active      atomic.Int64
 	evicted     atomic.Uint64
@@ -167,6 +190,46 @@ func (e *Engine) run() {
 	e.cancel = cancel
 	e.done = make(chan struct{})
 	go e.loop(ctx)
+	if e.dns != nil {
+		e.dnsDone = make(chan struct{})
+		go e.readDNS(ctx)
+	}
+}
+
+// readDNS feeds the matcher from the dns probe until the engine closes. A
+// reader that fails marks the probe down; the other probes keep running.
+func (e *Engine) readDNS(ctx context.Context) {
+	defer close(e.dnsDone)
+	err := e.dns.Run(ctx, e.boot, func(p *record.DNSPacket) {
+		e.dnsMu.Lock()
+		e.matcher.Add(p)
+		e.dnsMu.Unlock()
+	})
+	if err != nil && ctx.Err() == nil {
+		e.log.Warn("dns probe reader stopped; running without DNS", zap.Error(err))
+		if s := e.slot(ProbeDNS); s != nil {
+			s.setReadErr(err)
+		}
+	}
+}
+
+// flushDNS returns the lookups completed or timed out since the last flush,
+// with their workloads resolved.
+func (e *Engine) flushDNS(now time.Time) []record.DNSLookup {
+	if e.matcher == nil {
+		return nil
+	}
+	e.dnsMu.Lock()
+	lookups := e.matcher.Flush(now)
+	e.dnsStats, e.dnsPending = e.matcher.Stats(), e.matcher.Pending()
+	e.dnsMu.Unlock()
+	for i := range lookups {
+		l := &lookups[i]
+		if e.identity != nil {
+			l.Local = e.identity(l.CgroupID, 0, "", l.Client.Addr())
+		}
+	}
+	return lookups
 }
 
 func (e *Engine) loop(ctx context.Context) {
@@ -193,23 +256,27 @@ func (e *Engine) flush(now time.Time) {
 		drops []record.DropSample
 		err   error
 	)
+	lookups := e.flushDNS(now)
 	// TCP before flows: every packet of a socket seen closed is then already
 	// in the flow sample its final record is built from.
 	if e.tcp != nil {
 		tcp, err = e.tcp.Snapshot(e.boot)
 		if e.readFailed(ProbeTCP, "read tcp sockets", err) {
+			e.sinkDNSOnly(now, lookups)
 			return
 		}
 	}
 	if e.flows != nil {
 		flows, err = e.flows.Snapshot(e.boot)
 		if e.readFailed(ProbeFlow, "read flows", err) {
+			e.sinkDNSOnly(now, lookups)
 			return
 		}
 	}
 	if e.drops != nil {
 		drops, err = e.drops.Snapshot(e.boot)
 		if e.readFailed(ProbeDrop, "read drops", err) {
+			e.sinkDNSOnly(now, lookups)
 			return
 		}
 	}
@@ -231,7 +298,16 @@ func (e *Engine) flush(now time.Time) {
 	if len(res.DeleteDrops) > 0 && e.drops != nil {
 		e.deleteFailed(ProbeDrop, "delete drops", e.drops.Delete(res.DeleteDrops))
 	}
+	res.Report.DNS = lookups
 	e.sink(res.Report)
+}
+
+// sinkDNSOnly delivers the lookups of a flush whose map reads failed: they
+// are already out of the matcher, and nothing about them depends on the maps.
+func (e *Engine) sinkDNSOnly(now time.Time, lookups []record.DNSLookup) {
+	if len(lookups) > 0 {
+		e.sink(record.Report{Time: now, DNS: lookups})
+	}
 }
 
 // readFailed records a read error in Stats; it logs only the first of a run
@@ -281,6 +357,9 @@ func (e *Engine) Stats() Stats {
 		FlowsActive: int(e.active.Load()),
 		Evicted:     e.evicted.Load(),
 	}
+	e.dnsMu.Lock()
+	st.DNS, st.DNSPending = e.dnsStats, e.dnsPending
+	e.dnsMu.Unlock()
 	for _, s := range slots {
 		ps := ProbeStats{Err: s.err}
 		if s.p != nil {
@@ -316,6 +395,9 @@ func (e *Engine) Close() error {
 	if cancel != nil {
 		cancel()
 		<-done
+		if e.dnsDone != nil {
+			<-e.dnsDone
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -338,7 +420,7 @@ func (e *Engine) closeProbes() error {
 			s.err = errClosed
 		}
 	}
-	e.flows, e.tcp, e.drops = nil, nil, nil
+	e.flows, e.tcp, e.drops, e.dns = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 

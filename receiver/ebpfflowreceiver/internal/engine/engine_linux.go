@@ -8,11 +8,13 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/dnsmatch"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/identity"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/kallsyms"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/preflight"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/dnsprobe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/dropprobe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/flowprobe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/tcpprobe"
@@ -21,8 +23,16 @@ import (
 // start runs preflight, loads and attaches the enabled probes and builds the
 // flow table. Callers hold e.mu; on error they close what was loaded.
 func (e *Engine) start() error {
-	if !e.cfg.Flows && !e.cfg.Drops {
-		return errors.New("no probe enabled: enable flows or drops")
+	if !e.cfg.Flows && !e.cfg.Drops && !e.cfg.DNS {
+		return errors.New("no probe enabled: enable flows, drops or dns")
+	}
+	var matcher *dnsmatch.Matcher
+	if e.cfg.DNS {
+		m, err := dnsmatch.New(dnsmatch.Config{Timeout: e.cfg.DNSTimeout, MaxPending: e.cfg.DNSMaxPending})
+		if err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
+		matcher = m
 	}
 	pre, err := preflight.Check(preflight.Options{MountMissing: true, CgroupV2Root: e.cfg.CgroupRoot})
 	if err != nil {
@@ -59,6 +69,14 @@ func (e *Engine) start() error {
 		}
 	}
 
+	if e.cfg.DNS {
+		np, err := loadDNS(pre.CgroupV2Root)
+		e.addSlot(ProbeDNS, np, err)
+		if err == nil {
+			e.dns, e.matcher = np, matcher
+		}
+	}
+
 	var failed []error
 	live := 0
 	for _, s := range e.slots {
@@ -74,6 +92,7 @@ func (e *Engine) start() error {
 	}
 
 	res := identity.NewResolver(pre.CgroupV2Root)
+	e.identity = res.Workload
 	cfg := flowtable.Config{
 		Identity:      res.Workload,
 		IsNodeAddr:    res.IsHostAddr,
@@ -110,6 +129,17 @@ func (e *Engine) addSlot(name string, p probe.Probe, err error) {
 
 func loadFlow(maxFlows uint32, cgroupRoot string) (*flowprobe.Probe, error) {
 	p, err := flowprobe.Load(flowprobe.Config{MaxFlows: maxFlows})
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	if err := p.Attach(cgroupRoot); err != nil {
+		return nil, errors.Join(fmt.Errorf("attach to cgroup %s: %w", cgroupRoot, err), p.Close())
+	}
+	return p, nil
+}
+
+func loadDNS(cgroupRoot string) (*dnsprobe.Probe, error) {
+	p, err := dnsprobe.Load(dnsprobe.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}

@@ -28,6 +28,7 @@ type TelemetryBuilder struct {
 	meter                       metric.Meter
 	mu                          sync.Mutex
 	registrations               []metric.Registration
+	EbpfflowDNSPending          metric.Int64ObservableGauge
 	EbpfflowEvents              metric.Int64ObservableCounter
 	EbpfflowEventsLost          metric.Int64ObservableCounter
 	EbpfflowFlowsActive         metric.Int64ObservableGauge
@@ -45,6 +46,21 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterEbpfflowDNSPendingCallback sets callback for observable EbpfflowDNSPending metric.
+func (builder *TelemetryBuilder) RegisterEbpfflowDNSPendingCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.EbpfflowDNSPending, obs: o})
+		return nil
+	}, builder.EbpfflowDNSPending)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
 }
 
 // RegisterEbpfflowEventsCallback sets callback for observable EbpfflowEvents metric.
@@ -165,9 +181,15 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.EbpfflowDNSPending, err = builder.meter.Int64ObservableGauge(
+		"otelcol_ebpfflow_dns_pending",
+		metric.WithDescription("DNS queries awaiting an answer (or their timeout) in the matcher. [Alpha]"),
+		metric.WithUnit("{query}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.EbpfflowEvents, err = builder.meter.Int64ObservableCounter(
 		"otelcol_ebpfflow_events",
-		metric.WithDescription("Events the probe handled in the kernel (packets for the flow probe, socket transitions for the tcp probe, freed packets for the drop probe). [Alpha]"),
+		metric.WithDescription("Events the probe handled in the kernel (packets for the flow probe, socket transitions for the tcp probe, freed packets for the drop probe, DNS packets for the dns probe). [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

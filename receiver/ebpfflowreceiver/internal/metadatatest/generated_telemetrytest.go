@@ -21,10 +21,24 @@ func NewSettings(tt *componenttest.Telemetry) receiver.Settings {
 	return set
 }
 
+func AssertEqualEbpfflowDNSPending(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_ebpfflow_dns_pending",
+		Description: "DNS queries awaiting an answer (or their timeout) in the matcher. [Alpha]",
+		Unit:        "{query}",
+		Data: metricdata.Gauge[int64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_ebpfflow_dns_pending")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualEbpfflowEvents(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfflow_events",
-		Description: "Events the probe handled in the kernel (packets for the flow probe, socket transitions for the tcp probe, freed packets for the drop probe). [Alpha]",
+		Description: "Events the probe handled in the kernel (packets for the flow probe, socket transitions for the tcp probe, freed packets for the drop probe, DNS packets for the dns probe). [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
