@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -82,6 +83,7 @@ type collector struct {
 	dir         string
 	logsPath    string
 	metricsPath string
+	tracesPath  string
 	healthURL   string
 	metricsURL  string
 	exited      chan struct{}
@@ -97,6 +99,9 @@ exporters:
     flush_interval: 100ms
   file/metrics:
     path: %[2]s
+    flush_interval: 100ms
+  file/traces:
+    path: %[5]s
     flush_interval: 100ms
 extensions:
   health_check:
@@ -119,10 +124,16 @@ service:
     metrics:
       receivers: [ebpfflow]
       exporters: [file/metrics]
+    traces:
+      receivers: [ebpfflow]
+      exporters: [file/traces]
 `
 
-// startCollector runs the binary with the ebpfflow receiver (1 s flushes)
-// feeding file exporters, and waits until health_check reports it ready.
+// collectorConfigOverride replaces collectorConfig when set (same verbs).
+var collectorConfigOverride string
+
+// startCollector runs the binary with the ebpfflow receiver (1 s flushes,
+// default DNS timeout of 5 s) feeding file exporters, and waits until health_check reports it ready.
 func startCollector(t *testing.T, bin, dir string) *collector {
 	t.Helper()
 	hp, mp := freePort(t), freePort(t)
@@ -130,12 +141,13 @@ func startCollector(t *testing.T, bin, dir string) *collector {
 		dir:         dir,
 		logsPath:    filepath.Join(dir, "logs.json"),
 		metricsPath: filepath.Join(dir, "metrics.json"),
+		tracesPath:  filepath.Join(dir, "traces.json"),
 		healthURL:   fmt.Sprintf("http://127.0.0.1:%d/", hp),
 		metricsURL:  fmt.Sprintf("http://127.0.0.1:%d/metrics", mp),
 		exited:      make(chan struct{}),
 	}
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, collectorConfig, c.logsPath, c.metricsPath, hp, mp), 0o644); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, cmp.Or(collectorConfigOverride, collectorConfig), c.logsPath, c.metricsPath, hp, mp, c.tracesPath), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(filepath.Join(dir, "collector.log"))

@@ -80,14 +80,20 @@ func run(t testing.TB, name string, args ...string) string {
 // newPodPair builds two pods joined by a veth pair:
 // a = 10.202.0.10 / fd00:202::10, b = 10.202.0.20 / fd00:202::20.
 func newPodPair(t *testing.T) (a, b *pod) {
+	return newPodPairNet(t, "a", "b", 202)
+}
+
+// newPodPairNet builds pods named na and nb joined by a veth pair, at
+// 10.<net>.0.10 / fd00:<net>::10 and 10.<net>.0.20 / fd00:<net>::20.
+func newPodPairNet(t *testing.T, na, nb string, net int) (a, b *pod) {
 	t.Helper()
 	root, err := cgroup2Root()
 	if err != nil {
 		t.Fatal(err)
 	}
 	tag := fmt.Sprintf("%d", os.Getpid()%100000)
-	a = &pod{name: "a", ip4: netip.MustParseAddr("10.202.0.10"), ip6: netip.MustParseAddr("fd00:202::10")}
-	b = &pod{name: "b", ip4: netip.MustParseAddr("10.202.0.20"), ip6: netip.MustParseAddr("fd00:202::20")}
+	a = &pod{name: na, ip4: netip.MustParseAddr(fmt.Sprintf("10.%d.0.10", net)), ip6: netip.MustParseAddr(fmt.Sprintf("fd00:%d::10", net))}
+	b = &pod{name: nb, ip4: netip.MustParseAddr(fmt.Sprintf("10.%d.0.20", net)), ip6: netip.MustParseAddr(fmt.Sprintf("fd00:%d::20", net))}
 	tree := &cgroupTree{}
 	t.Cleanup(func() { tree.remove(t) })
 	for _, p := range []*pod{a, b} {
@@ -105,7 +111,7 @@ func newPodPair(t *testing.T) (a, b *pod) {
 		ns := p.netns
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	}
-	va, vb := "ebfa"+tag, "ebfb"+tag
+	va, vb := "eb"+na+tag, "eb"+nb+tag // interface names: at most 15 bytes
 	run(t, "ip", "link", "add", va, "type", "veth", "peer", "name", vb)
 	for _, x := range []struct {
 		p   *pod
