@@ -38,6 +38,9 @@ import (
 const (
 	targetNsPerPacket  = 150.0
 	targetEventsPerSec = 200_000.0
+	targetDNSQueries   = 50_000.0 // DNS lookups/s/core the pipeline keeps up with
+	targetPoints       = 0.0      // anomaly points/s/core: informational
+	targetSeriesBytes  = 8192.0   // anomaly detector state per series
 	targetRSSMB        = 64.0
 )
 
@@ -122,18 +125,19 @@ func fatalf(format string, args ...any) {
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
-// goBenchmarks runs every benchmark of the receiver with one CPU and sorts
-// the results: Benchmark*Kernel are in-kernel costs, the rest user space.
+// goBenchmarks runs every benchmark of the receiver and the anomaly
+// detection with one CPU and sorts the results: Benchmark*Kernel are
+// in-kernel costs, the rest user space.
 func goBenchmarks() ([]row, error) {
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchtime", "1s", "-cpu", "1", "-count", "1",
-		"./receiver/...")
+		"./receiver/...", "./processor/anomalydetectionprocessor/anomaly/...")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	fmt.Println("== go test -bench . -cpu 1 ./receiver/...")
+	fmt.Println("== go test -bench . -cpu 1 ./receiver/... ./processor/anomalydetectionprocessor/anomaly/...")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -196,6 +200,16 @@ func classify(pkg, name string, m map[string]float64) []row {
 			target = targetNsPerPacket
 		}
 		return []row{{group: "kernel", name: full, value: v, unit: "ns/packet", target: target, note: "real events, BPF run-time stats (" + unit + ")"}}
+	}
+	if unit, v := pick(m, "queries/s"); unit != "" {
+		return []row{{group: "user", name: full, value: v, unit: "queries/s/core", target: targetDNSQueries, higherBest: true, note: "DNS lookups without loss"}}
+	}
+	if unit, v := pick(m, "points/s"); unit != "" {
+		out := []row{{group: "anomaly", name: full, value: v, unit: "points/s/core", target: targetPoints, higherBest: true, note: "scored points"}}
+		if _, b := pick(m, "B/series"); b > 0 {
+			out = append(out, row{group: "anomaly", name: full, value: b, unit: "B/series", target: targetSeriesBytes, note: "state per series"})
+		}
+		return out
 	}
 	if strings.HasPrefix(pkg, "translate") {
 		// Records -> pdata: per flow record, not per kernel event; no target.
