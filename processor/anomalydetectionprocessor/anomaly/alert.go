@@ -136,7 +136,8 @@ type candidate struct {
 	idx             int64
 	at              int64
 	obs, exp, score float64
-	left            int // windows still to confirm it
+	unit            float64 // the typical error the detection was measured in
+	left            int     // windows still to confirm it
 }
 
 // judge applies the gates to a detection; what passes waits in pending for
@@ -158,6 +159,9 @@ func (e *Engine) judge(s *Series, idx int64, v, vol float64, r detector.Result) 
 		return
 	}
 	c := candidate{s: s, idx: idx, at: (idx + 1) * e.win, obs: v, exp: exp, score: r.Score, left: e.cfg.ConfirmWindows - 1}
+	if r.Deviation > 0 {
+		c.unit = math.Abs(v-exp) / r.Deviation
+	}
 	if c.left <= 0 {
 		e.pending = append(e.pending, c)
 		return
@@ -170,14 +174,27 @@ func (e *Engine) judge(s *Series, idx int64, v, vol float64, r detector.Result) 
 // one. A step stays near its new level; a noise excursion falls back.
 const confirmFraction = 0.75
 
+// burstFraction and burstErrors: how far a window of a burst must still be.
+const (
+	burstFraction = 0.25
+	burstErrors   = 6.0
+)
+
 // confirm follows a detection through the windows after it: it is alerted
 // once it has lasted confirm_windows (the value stays at least three
 // quarters of the way from the expected value to the anomalous one), and dismissed as
 // transient as soon as it does not.
+//
+// A window also confirms it when it is still a quarter of the way there and
+// many typical errors from the value expected before the detection: bursty
+// series (drops, retransmissions, timeouts) do not hold one level, but an
+// outage keeps them far from normal.
 func (e *Engine) confirm(s *Series, idx int64, v float64) {
 	c := s.pend
 	dev := c.obs - c.exp
-	if (v-c.exp)*math.Copysign(1, dev) < confirmFraction*math.Abs(dev) {
+	along := (v - c.exp) * math.Copysign(1, dev)
+	stillRare := along >= burstFraction*math.Abs(dev) && along >= burstErrors*c.unit
+	if along < confirmFraction*math.Abs(dev) && !stillRare {
 		s.pend = nil
 		s.det.Dismiss()
 		e.stats.Suppressed[CauseTransient].Add(1)
@@ -197,7 +214,7 @@ func (e *Engine) resolve(s *Series, idx int64) {
 		return
 	}
 	if s.firing {
-		e.leave(s, (idx+1)*e.win, false)
+		e.leave(s, (idx+1)*e.win, resolvedNormal)
 	}
 }
 
@@ -206,13 +223,23 @@ func (e *Engine) mute(s *Series, c Cause) {
 	e.stats.Suppressed[c].Add(1)
 }
 
-func (e *Engine) join(inc *incident, s *Series, t int64) {
+func (e *Engine) join(inc *incident, s *Series, c *candidate, t int64) {
 	s.firing, s.inc, s.firedAt = true, inc, t
+	s.firedObs, s.firedExp = c.obs, c.exp
 	inc.members = append(inc.members, s)
 }
 
+// How an incident ended.
+type resolution uint8
+
+const (
+	resolvedNormal  resolution = iota // the value came back
+	resolvedExpired                   // the series stopped reporting
+	resolvedSettled                   // the value stayed at its new level for the quiet period
+)
+
 // leave takes s out of its incident; the last one out resolves it.
-func (e *Engine) leave(s *Series, t int64, expired bool) {
+func (e *Engine) leave(s *Series, t int64, how resolution) {
 	inc := s.inc
 	s.firing, s.inc = false, nil
 	for i, m := range inc.members {
@@ -225,7 +252,7 @@ func (e *Engine) leave(s *Series, t int64, expired bool) {
 		return
 	}
 	inc.edge.inc = nil
-	e.emitResolved(inc, t, expired)
+	e.emitResolved(inc, t, how)
 }
 
 // flushPending turns the batch's detections into alerts, one per edge.
@@ -264,7 +291,7 @@ func (e *Engine) fire(k EdgeKey, cs []candidate) {
 		case s.firedAt != 0 && ct-s.firedAt < e.quiet:
 			e.mute(s, CauseQuietPeriod)
 		case ed.inc != nil:
-			e.join(ed.inc, s, ct)
+			e.join(ed.inc, s, &c, ct)
 			e.stats.Suppressed[CauseGrouped].Add(1)
 		default:
 			fresh = append(fresh, c)
@@ -303,8 +330,8 @@ func (e *Engine) fire(k EdgeKey, cs []candidate) {
 		firedObs: pc.obs,
 	}
 	inc.id = incidentID(pc.s.id.Edge, inc.since)
-	for _, c := range fresh {
-		e.join(inc, c.s, t)
+	for i := range fresh {
+		e.join(inc, fresh[i].s, &fresh[i], t)
 	}
 	ed.inc, ed.lastAlert = inc, t
 	e.emitFiring(inc, fresh, t)
@@ -396,7 +423,7 @@ func (e *Engine) emitFiring(inc *incident, cs []candidate, t int64) {
 	e.stats.AlertsFiring.Add(1)
 }
 
-func (e *Engine) emitResolved(inc *incident, t int64, expired bool) {
+func (e *Engine) emitResolved(inc *incident, t int64, how resolution) {
 	s := inc.primary
 	a := Alert{
 		ID:       inc.id,
@@ -414,7 +441,7 @@ func (e *Engine) emitResolved(inc *incident, t int64, expired bool) {
 		Signals:  []string{s.signalName() + " " + s.sig.Measure},
 	}
 	a.Body = resolvedSentence(s.id.Subject, inc.firedExp, inc.firedObs, s.lastObs, s.lastExp, s.unit(),
-		time.Duration(t-inc.since), expired)
+		time.Duration(t-inc.since), how)
 	e.out = append(e.out, a)
 	e.stats.AlertsResolved.Add(1)
 }

@@ -108,6 +108,8 @@ type Series struct {
 	firing           bool // part of an emitted alert's open incident
 	muted            bool // the detector's incident is open but was not alerted
 	firedAt          int64
+	firedObs         float64 // the anomalous value it was alerted on
+	firedExp         float64 // and the value expected then
 	inc              *incident
 	pend             *candidate // a detection waiting for confirm_windows
 }
@@ -511,10 +513,26 @@ func (e *Engine) score(s *Series, idx int64, v, vol, res float64) {
 		e.confirm(s, idx, v)
 	case r.Anomalous:
 		e.judge(s, idx, v, vol, r)
-	case r.Resolved:
-		e.resolve(s, idx)
+	case r.Resolved && !s.firing:
+		e.resolve(s, idx) // a muted detection's incident ends
+	case s.firing && !s.det.Firing():
+		// The detector is calm again, which also happens when it has got
+		// used to a new level: the incident holds until the value is back
+		// at least halfway to where it was, or until the quiet period has
+		// passed at the new level (it has settled there).
+		t := (idx + 1) * e.win
+		switch {
+		case math.Abs(v-s.firedExp) <= recoverFraction*math.Abs(s.firedObs-s.firedExp):
+			e.leave(s, t, resolvedNormal)
+		case t-s.firedAt >= e.quiet:
+			e.leave(s, t, resolvedSettled)
+		}
 	}
 }
+
+// recoverFraction: an incident is over when the value has come back at
+// least this far towards the value expected before it.
+const recoverFraction = 0.5
 
 // sweep forgets idle series and streams, closes what they leave behind and
 // recounts the series by state.
@@ -560,7 +578,7 @@ func (e *Engine) sweep() {
 
 func (e *Engine) evict(s *Series) {
 	if s.firing && s.inc != nil {
-		e.leave(s, e.clock, true)
+		e.leave(s, e.clock, resolvedExpired)
 	}
 	last := e.list[len(e.list)-1]
 	e.list[s.idx] = last

@@ -528,3 +528,55 @@ func TestCumulativeDelta(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, []float64{1, 0, 0}, dc, "reset")
 }
+
+// An outage that stays is not "resolved" because the detector got used to
+// it: the incident holds until the value comes back, and ends as settled
+// if it never does within the quiet period.
+func TestIncidentHoldsUntilRecovery(t *testing.T) {
+	for _, recover := range []bool{true, false} {
+		cfg := testConfig()
+		cfg.QuietPeriod = 5 * time.Minute // 30 windows
+		h := newHarness(t, cfg)
+		k := edgeKey(latencySig, "a", "b")
+		i := 0
+		for ; i < 60; i++ {
+			h.window(i, obs{k: k, v: h.noisy(12)})
+		}
+		for ; i < 80; i++ { // 20 windows at the new level: long enough for the detector to calm down
+			h.window(i, obs{k: k, v: h.noisy(300)})
+		}
+		require.Len(t, h.alerts, 1, "firing, and not resolved while the value stays up")
+		if recover {
+			for ; i < 90; i++ {
+				h.window(i, obs{k: k, v: h.noisy(12)})
+			}
+			require.Len(t, h.alerts, 2)
+			assert.Contains(t, h.alerts[1].Body, "returned to normal")
+			continue
+		}
+		for ; i < 100; i++ {
+			h.window(i, obs{k: k, v: h.noisy(300)})
+		}
+		require.Len(t, h.alerts, 2)
+		assert.Equal(t, Resolved, h.alerts[1].State)
+		assert.Contains(t, h.alerts[1].Body, "settled at a new level")
+	}
+}
+
+// A burst series confirms while it stays far from normal even when it does
+// not hold its first window's level (drops during an outage come in bursts).
+func TestConfirmBursts(t *testing.T) {
+	cfg := testConfig()
+	cfg.ConfirmWindows = 2
+	h := newHarness(t, cfg)
+	k := edgeKey(latencySig, "a", "b")
+	i := 0
+	for ; i < 60; i++ {
+		h.window(i, obs{k: k, v: h.noisy(10)})
+	}
+	h.window(i, obs{k: k, v: 700})
+	h.window(i+1, obs{k: k, v: 230}) // a third of the first burst: still an outage
+	h.window(i+2, obs{k: k, v: 10})  // (a window is scored once the next one has data)
+	require.Len(t, h.alerts, 1)
+	assert.Equal(t, 700.0, h.alerts[0].Observed)
+}

@@ -22,15 +22,19 @@ func verb(from, to float64) string {
 
 // resolvedSentence: "p99 RTT a → b:8080 returned to normal after 2m30s:
 // 13 ms (expected 12 ms); it had risen from 12 ms to 310 ms".
-func resolvedSentence(subject string, firedExp, firedObs, obs, exp float64, unit string, d time.Duration, expired bool) string {
+func resolvedSentence(subject string, firedExp, firedObs, obs, exp float64, unit string, d time.Duration, how resolution) string {
 	had := "risen"
 	if firedObs < firedExp {
 		had = "fallen"
 	}
 	d = d.Round(time.Second)
-	if expired {
+	switch how {
+	case resolvedExpired:
 		return fmt.Sprintf("%s stopped reporting %s after the anomaly began; it had %s from %s to %s",
 			subject, d, had, FormatValue(firedExp, unit), FormatValue(firedObs, unit))
+	case resolvedSettled:
+		return fmt.Sprintf("%s settled at a new level: %s %s after it had %s from %s to %s; no longer reported as an anomaly",
+			subject, FormatValue(obs, unit), d, had, FormatValue(firedExp, unit), FormatValue(firedObs, unit))
 	}
 	return fmt.Sprintf("%s returned to normal after %s: %s (expected %s); it had %s from %s to %s",
 		subject, d, FormatValue(obs, unit), FormatValue(exp, unit), had, FormatValue(firedExp, unit), FormatValue(firedObs, unit))

@@ -49,7 +49,7 @@ func TestSentences(t *testing.T) {
 	assert.Equal(t, "traffic a → b:8080 fell from 1.2 MB/s to 0 B/s",
 		changeSentence("traffic a → b:8080", 1.2e6, 0, "By/s"))
 	assert.Equal(t, "p99 latency checkout → payments returned to normal after 2m30s: 13 ms (expected 12 ms); it had risen from 12 ms to 310 ms",
-		resolvedSentence("p99 latency checkout → payments", 12, 310, 13, 12, "ms", 150*time.Second+300*time.Millisecond, false))
+		resolvedSentence("p99 latency checkout → payments", 12, 310, 13, 12, "ms", 150*time.Second+300*time.Millisecond, resolvedNormal))
 	assert.Equal(t, "traffic a → b stopped reporting 10m0s after the anomaly began; it had fallen from 1 MB/s to 0 B/s",
-		resolvedSentence("traffic a → b", 1e6, 0, 0, 0, "By/s", 10*time.Minute, true))
+		resolvedSentence("traffic a → b", 1e6, 0, 0, 0, "By/s", 10*time.Minute, resolvedExpired))
 }
