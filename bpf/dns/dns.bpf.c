@@ -15,8 +15,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
 
-/* Gives struct dns_event a BTF entry for bpf2go's Go type. */
+/* Give the header and the capture limit BTF entries for bpf2go's Go types. */
 const struct dns_event *unused_dns_event __attribute__((unused));
+const enum dns_limits unused_dns_limits __attribute__((unused)) = DNS_CAPTURE;
 
 /* Ring buffer fill (bytes) above which a record wakes the reader: a quarter
  * of the ring, set from Go. */
@@ -40,6 +41,34 @@ static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, cons
 		return 0;
 	}
 	return bpf_skb_load_bytes(skb, off, to, len);
+}
+
+/* Copies the header and cap payload bytes at off into a record with room
+ * for size payload bytes. A full ring is counted here; -1 if the payload
+ * could not be read. */
+static __always_inline int emit(struct __sk_buff *skb, const struct dns_event *h, __u32 off, __u64 cap,
+				const __u32 size)
+{
+	struct dns_event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + size, 0);
+	if (!e) {
+		stat_inc(STAT_RINGBUF_FULL);
+		return 0;
+	}
+	/* Keep the compiler from folding the bounds check into the caller's:
+	 * the verifier needs it on the register passed as the size. */
+	asm volatile("" : "+r"(cap));
+	if (cap < 1 || cap > size || bpf_skb_load_bytes(skb, off, e + 1, cap)) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		return -1;
+	}
+	*e = *h;
+	e->cap_len = cap;
+	/* Waking the reader costs microseconds per record; it polls every
+	 * 200 ms anyway, so wake it only when the ring fills up. */
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										   : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+	return 0;
 }
 
 static __always_inline void capture(struct __sk_buff *skb, bool egress)
@@ -75,17 +104,17 @@ static __always_inline void capture(struct __sk_buff *skb, bool egress)
 		return;
 
 	/* Ports, and for TCP the sequence number and header length. */
-	__u8 h[14];
+	__u8 l4[14];
 	__u32 hlen = 8, seq = 0;
-	if (proto == IPPROTO_TCP_ ? load(skb, l3len, h, 14) : load(skb, l3len, h, 4))
+	if (proto == IPPROTO_TCP_ ? load(skb, l3len, l4, 14) : load(skb, l3len, l4, 4))
 		goto parse_error;
-	__u16 sport = (h[0] << 8) | h[1];
-	__u16 dport = (h[2] << 8) | h[3];
+	__u16 sport = (l4[0] << 8) | l4[1];
+	__u16 dport = (l4[2] << 8) | l4[3];
 	if (egress ? dport != DNS_PORT : sport != DNS_PORT)
 		return;
 	if (proto == IPPROTO_TCP_) {
-		seq = (__u32)h[4] << 24 | (__u32)h[5] << 16 | (__u32)h[6] << 8 | h[7];
-		hlen = (h[12] >> 4) * 4;
+		seq = (__u32)l4[4] << 24 | (__u32)l4[5] << 16 | (__u32)l4[6] << 8 | l4[7];
+		hlen = (l4[12] >> 4) * 4;
 		if (hlen < 20)
 			goto parse_error;
 	}
@@ -94,44 +123,47 @@ static __always_inline void capture(struct __sk_buff *skb, bool egress)
 		return; /* a bare SYN, ACK or FIN: no DNS bytes */
 	__u32 len = skb->len - off;
 
-	stat_inc(STAT_EVENTS);
-	struct dns_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		stat_inc(STAT_RINGBUF_FULL);
-		return;
-	}
-	__u64 cap = len < DNS_CAPTURE ? len : DNS_CAPTURE; /* 64-bit: no zero-extended copy */
-	/* Keep the compiler from folding the bounds check into `len`: the
-	 * verifier needs it on the register passed as the size. */
-	asm volatile("" : "+r"(cap));
-	if (cap < 1 || cap > DNS_CAPTURE || bpf_skb_load_bytes(skb, off, e->payload, cap)) {
-		bpf_ringbuf_discard(e, 0);
-		goto parse_error;
-	}
-	e->ts_ns = bpf_ktime_get_boot_ns();
-	e->cookie = bpf_get_socket_cookie(skb);
-	e->cgroup_id = bpf_skb_cgroup_id(skb);
+	struct dns_event h = {
+		.ts_ns = bpf_ktime_get_boot_ns(),
+		.cookie = bpf_get_socket_cookie(skb),
+		.cgroup_id = bpf_skb_cgroup_id(skb),
+		.seq = seq,
+		.len = len,
+		.family = family,
+		.proto = proto,
+		.egress = egress,
+	};
 	if (egress) {
-		__builtin_memcpy(e->local_addr, src.v6, 16);
-		__builtin_memcpy(e->remote_addr, dst.v6, 16);
-		e->local_port = sport;
-		e->remote_port = dport;
+		__builtin_memcpy(h.local_addr, src.v6, 16);
+		__builtin_memcpy(h.remote_addr, dst.v6, 16);
+		h.local_port = sport;
+		h.remote_port = dport;
 	} else {
-		__builtin_memcpy(e->local_addr, dst.v6, 16);
-		__builtin_memcpy(e->remote_addr, src.v6, 16);
-		e->local_port = dport;
-		e->remote_port = sport;
+		__builtin_memcpy(h.local_addr, dst.v6, 16);
+		__builtin_memcpy(h.remote_addr, src.v6, 16);
+		h.local_port = dport;
+		h.remote_port = sport;
 	}
-	e->seq = seq;
-	e->len = len;
-	e->cap_len = cap;
-	e->family = family;
-	e->proto = proto;
-	e->egress = egress;
-	/* Waking the reader costs microseconds per record; it polls every
-	 * 200 ms anyway, so wake it only when the ring fills up. */
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+
+	stat_inc(STAT_EVENTS);
+	/* bpf_ringbuf_reserve takes a constant size: a record is sized to the
+	 * smallest class its payload fits, so that a 60-byte query does not
+	 * take (and make user space copy) a 1.3 KB slot of the ring. Cheaper
+	 * than full-size records, and than bpf_ringbuf_output from a per-CPU
+	 * buffer, which a softirq interrupting an egress program on the same
+	 * CPU could overwrite mid-copy. */
+	__u64 cap = len < DNS_CAPTURE ? len : DNS_CAPTURE;
+	int err;
+	if (cap <= 128)
+		err = emit(skb, &h, off, cap, 128);
+	else if (cap <= 256)
+		err = emit(skb, &h, off, cap, 256);
+	else if (cap <= 512)
+		err = emit(skb, &h, off, cap, 512);
+	else
+		err = emit(skb, &h, off, cap, DNS_CAPTURE);
+	if (err)
+		goto parse_error;
 	return;
 
 parse_error:

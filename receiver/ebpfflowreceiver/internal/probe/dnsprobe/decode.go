@@ -14,26 +14,29 @@ import (
 // Layout of struct dns_event (bpf/dns/dns.h); TestLayout checks it against
 // the bpf2go type.
 const (
-	offTS       = 0
-	offCookie   = 8
-	offCgroup   = 16
-	offLocal    = 24
-	offRemote   = 40
-	offLPort    = 56
-	offRPort    = 58
-	offSeq      = 60
-	offLen      = 64
-	offCapLen   = 68
-	offFamily   = 70
-	offProto    = 71
-	offEgress   = 72
-	headerSize  = 80
-	captureSize = 1232 // DNS_CAPTURE
+	offTS      = 0
+	offCookie  = 8
+	offCgroup  = 16
+	offLocal   = 24
+	offRemote  = 40
+	offLPort   = 56
+	offRPort   = 58
+	offSeq     = 60
+	offLen     = 64
+	offCapLen  = 68
+	offFamily  = 70
+	offProto   = 71
+	offEgress  = 72
+	headerSize = 80 // payload follows the header
+
+	captureSize = int(dnsDnsLimitsDNS_CAPTURE)
 )
 
 var errShort = errors.New("dns record shorter than its header")
 
-// decode fills p from one ring buffer record. p.Payload aliases raw.
+// decode fills p from one ring buffer record: the header, cap_len payload
+// bytes, and possibly unused bytes up to the record's size class.
+// p.Payload aliases raw.
 func decode(raw []byte, boot time.Time, p *record.DNSPacket) error {
 	if len(raw) < headerSize {
 		return errShort

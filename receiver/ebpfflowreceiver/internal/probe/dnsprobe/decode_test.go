@@ -30,8 +30,7 @@ func TestLayout(t *testing.T) {
 		"family":  {unsafe.Offsetof(e.Family), offFamily},
 		"proto":   {unsafe.Offsetof(e.Proto), offProto},
 		"egress":  {unsafe.Offsetof(e.Egress), offEgress},
-		"payload": {unsafe.Offsetof(e.Payload), headerSize},
-		"size":    {unsafe.Sizeof(e), headerSize + captureSize},
+		"size":    {unsafe.Sizeof(e), headerSize},
 	} {
 		assert.Equal(t, got[1], got[0], name)
 	}
@@ -39,9 +38,17 @@ func TestLayout(t *testing.T) {
 
 var boot = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 
-// encode builds a record the way the kernel writes one.
+// encode builds a record the way the kernel writes one, in the smallest
+// size class that holds the payload.
 func encode(p record.DNSPacket, ns uint64) []byte {
-	raw := make([]byte, headerSize+captureSize)
+	size := captureSize
+	for _, class := range []int{128, 256, 512} {
+		if len(p.Payload) <= class {
+			size = class
+			break
+		}
+	}
+	raw := make([]byte, headerSize+size)
 	le := binary.LittleEndian
 	le.PutUint64(raw[offTS:], ns)
 	le.PutUint64(raw[offCookie:], p.Cookie)
@@ -99,7 +106,7 @@ func TestDecodeRejects(t *testing.T) {
 		"short":         func(b []byte) []byte { return b[:headerSize-1] },
 		"no time":       func(b []byte) []byte { binary.LittleEndian.PutUint64(b[offTS:], 0); return b },
 		"capture > len": func(b []byte) []byte { binary.LittleEndian.PutUint32(b[offLen:], 2); return b },
-		"capture big":   func(b []byte) []byte { binary.LittleEndian.PutUint16(b[offCapLen:], captureSize+1); return b },
+		"capture big":   func(b []byte) []byte { binary.LittleEndian.PutUint16(b[offCapLen:], uint16(captureSize+1)); return b },
 		"cut record":    func(b []byte) []byte { return b[:headerSize+2] },
 		"family":        func(b []byte) []byte { b[offFamily] = 3; return b },
 		"protocol":      func(b []byte) []byte { b[offProto] = 1; return b },

@@ -29,19 +29,25 @@ type dnsDnsEvent struct {
 	Proto      uint8
 	Egress     uint8
 	Pad        [7]uint8
-	Payload    [1232]uint8
 }
+
+type dnsDnsLimits uint32
+
+const (
+	dnsDnsLimitsDNS_CAPTURE dnsDnsLimits = 1232
+)
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	dnsMapEvents         = "events"
-	dnsMapStats          = "stats"
-	dnsProgDnsEgress     = "dns_egress"
-	dnsProgDnsIngress    = "dns_ingress"
-	dnsVarUnusedDnsEvent = "unused_dns_event"
-	dnsVarWakeupBytes    = "wakeup_bytes"
+	dnsMapEvents          = "events"
+	dnsMapStats           = "stats"
+	dnsProgDnsEgress      = "dns_egress"
+	dnsProgDnsIngress     = "dns_ingress"
+	dnsVarUnusedDnsEvent  = "unused_dns_event"
+	dnsVarUnusedDnsLimits = "unused_dns_limits"
+	dnsVarWakeupBytes     = "wakeup_bytes"
 )
 
 // loadDns returns the embedded CollectionSpec for dns.
@@ -102,8 +108,9 @@ type dnsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dnsVariableSpecs struct {
-	UnusedDnsEvent *ebpf.VariableSpec `ebpf:"unused_dns_event"`
-	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedDnsLimits *ebpf.VariableSpec `ebpf:"unused_dns_limits"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // dnsObjects contains all objects after they have been loaded into the kernel.
@@ -141,8 +148,9 @@ func (m *dnsMaps) Close() error {
 //
 // It can be passed to loadDnsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dnsVariables struct {
-	UnusedDnsEvent *ebpf.Variable `ebpf:"unused_dns_event"`
-	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
+	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedDnsLimits *ebpf.Variable `ebpf:"unused_dns_limits"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // dnsPrograms contains all programs after they have been loaded into the kernel.

@@ -16,8 +16,9 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
-// DefaultRingBytes sizes the ring buffer when Config.RingBytes is 0: 6,000+
-// full-size records, a few seconds of a busy node's DNS if user space stalls.
+// DefaultRingBytes sizes the ring buffer when Config.RingBytes is 0: some
+// 30,000 records of typical lookups (216 bytes for a query, 216 to 344 for
+// an answer), a few seconds of a busy node's DNS if user space stalls.
 const DefaultRingBytes = 8 << 20
 
 // Config sizes the probe.
