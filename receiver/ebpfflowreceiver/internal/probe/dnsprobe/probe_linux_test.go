@@ -8,9 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -88,41 +86,19 @@ func (c *capture) waitFor(t *testing.T, what string, ok func([]record.DNSPacket)
 	}
 }
 
-// resolverPair is a client namespace and a namespace running dnsmasq on
-// 10.200.7.2 and fd00:207::2 with one record.
-func resolverPair(t *testing.T) (client probetest.Netns, v4, v6 netip.Addr) {
+// web is the record the test server holds: two A and one AAAA.
+var web = probetest.DNSRecord{Name: "web.probe.test", Addrs: []netip.Addr{
+	netip.MustParseAddr("10.1.1.1"), netip.MustParseAddr("10.1.1.2"), netip.MustParseAddr("fd00:1::1")}}
+
+// noServerSide fails t for any captured packet of the server's sockets: the
+// probe captures the asking side only.
+func noServerSide(t *testing.T, c *capture, srv *probetest.DNSServer) {
 	t.Helper()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Fatalf("dnsmasq not installed (run `make deps`): %v", err)
-	}
-	a, b := probetest.VethPair(t)
-	a.Run(t, "ip", "-6", "addr", "add", "fd00:207::1/64", "dev", "veth-a", "nodad")
-	b.Run(t, "ip", "-6", "addr", "add", "fd00:207::2/64", "dev", "veth-b", "nodad")
-	dir := t.TempDir()
-	cmd := exec.Command("ip", "netns", "exec", string(b), "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
-		"--bind-interfaces", "--listen-address=10.200.7.2,fd00:207::2", "--user=root", "--pid-file="+filepath.Join(dir, "pid"),
-		"--host-record=web.probe.test,10.1.1.1,fd00:1::1", "--local=/probe.test/")
-	log, err := os.Create(filepath.Join(dir, "dnsmasq.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
-	for i := 0; ; i++ {
-		out, _ := exec.Command("ip", "netns", "exec", string(b), "ss", "-Htln", "sport = :53").Output()
-		if len(bytes.TrimSpace(out)) > 0 {
-			break
+	for _, p := range c.all() {
+		if slices.Contains(srv.Addrs, p.Local.Addr()) || p.Local.Port() == 53 {
+			t.Errorf("a resolver-side packet was captured: %v %v → %v", p.Transport, p.Local, p.Remote)
 		}
-		if i > 200 {
-			b, _ := os.ReadFile(filepath.Join(dir, "dnsmasq.log"))
-			t.Fatalf("dnsmasq did not start:\n%s", b)
-		}
-		time.Sleep(25 * time.Millisecond)
 	}
-	return a, netip.MustParseAddr("10.200.7.2"), netip.MustParseAddr("fd00:207::2")
 }
 
 func query(t *testing.T, id uint16, name string, typ dnsmessage.Type) []byte {
@@ -143,17 +119,17 @@ func query(t *testing.T, id uint16, name string, typ dnsmessage.Type) []byte {
 // cookie, its cgroup, its addresses, and the DNS bytes exactly.
 func TestUDPAndTCPExact(t *testing.T) {
 	c := startCapture(t)
-	client, v4, v6 := resolverPair(t)
+	client, srv := probetest.DNSPods(t, web)
 	cgroup := probetest.InChildCgroup(t)
 	for _, tc := range []struct {
 		name, network string
 		server        netip.Addr
 		typ           dnsmessage.Type
 	}{
-		{"udp4", "udp", v4, dnsmessage.TypeA},
-		{"udp6", "udp", v6, dnsmessage.TypeAAAA},
-		{"tcp4", "tcp", v4, dnsmessage.TypeA},
-		{"tcp6", "tcp", v6, dnsmessage.TypeAAAA},
+		{"udp4", "udp", probetest.DNSServerV4, dnsmessage.TypeA},
+		{"udp6", "udp", probetest.DNSServerV6, dnsmessage.TypeAAAA},
+		{"tcp4", "tcp", probetest.DNSServerV4, dnsmessage.TypeA},
+		{"tcp6", "tcp", probetest.DNSServerV6, dnsmessage.TypeAAAA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var (
@@ -220,6 +196,7 @@ func TestUDPAndTCPExact(t *testing.T) {
 			}))
 			var in, out []byte
 			var inSeq, outSeq []uint32
+			var lastQuery, firstAnswer time.Time
 			for _, p := range pkts {
 				if p.CgroupID != cgroup {
 					t.Errorf("cgroup id %d, the socket's is %d", p.CgroupID, cgroup)
@@ -238,10 +215,14 @@ func TestUDPAndTCPExact(t *testing.T) {
 				}
 				if p.Egress {
 					out = append(out, p.Payload...)
-					outSeq = append(outSeq, p.Seq)
+					outSeq = append(outSeq, p.Seq, p.Seq+p.Len)
+					lastQuery = p.Time
 				} else {
 					in = append(in, p.Payload...)
-					inSeq = append(inSeq, p.Seq)
+					inSeq = append(inSeq, p.Seq, p.Seq+p.Len)
+					if firstAnswer.IsZero() {
+						firstAnswer = p.Time
+					}
 				}
 			}
 			if !bytes.Equal(out, sent) {
@@ -250,103 +231,328 @@ func TestUDPAndTCPExact(t *testing.T) {
 			if !bytes.Equal(in, answer) {
 				t.Errorf("captured answer\n%x\nsocket received\n%x", in, answer)
 			}
-			if tc.network == "udp" && (len(outSeq) != 1 || outSeq[0] != 0) {
+			if firstAnswer.Before(lastQuery) {
+				t.Errorf("answer at %v before the query at %v", firstAnswer, lastQuery)
+			}
+			if tc.network == "udp" && (len(outSeq) != 2 || outSeq[0] != 0) {
 				t.Errorf("UDP packets carry no sequence number: %v", outSeq)
+			}
+			if tc.network == "tcp" {
+				// Each segment starts where the previous one ended.
+				for _, seqs := range [][]uint32{outSeq, inSeq} {
+					for i := 2; i < len(seqs); i += 2 {
+						if seqs[i] != seqs[i-1] {
+							t.Errorf("segment at seq %d after one ending at %d", seqs[i], seqs[i-1])
+						}
+					}
+				}
 			}
 		})
 	}
-	for _, p := range c.all() {
-		if p.Local.Port() == 53 {
-			t.Errorf("a resolver-side packet was captured: %+v", p)
-		}
-	}
+	noServerSide(t, c, srv)
 }
 
-// TestDigOracle lets dig ask over UDP and TCP and checks the probe saw the
-// query id dig printed and an answer with the addresses dig printed.
-func TestDigOracle(t *testing.T) {
+// dig is what dig printed about one exchange.
+type dig struct {
+	id                    uint16
+	querySize, answerSize int
+	answers               []netip.Addr
+}
+
+// runDig asks the server from the client namespace, printing the query too
+// (+qr): its id and size, the answer's size and addresses.
+func runDig(t *testing.T, client probetest.Netns, args ...string) dig {
+	t.Helper()
+	args = append([]string{"netns", "exec", string(client), "dig", "+qr", "+tries=1", "+time=3"}, args...)
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig: %v\n%s", err, out)
+	}
+	var d dig
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if i := strings.Index(line, ", id: "); i >= 0 && d.id == 0 {
+			fmt.Sscan(line[i+len(", id: "):], &d.id)
+		}
+		if v, ok := strings.CutPrefix(line, ";; QUERY SIZE: "); ok {
+			fmt.Sscan(v, &d.querySize)
+		}
+		if v, ok := strings.CutPrefix(line, ";; MSG SIZE  rcvd: "); ok {
+			fmt.Sscan(v, &d.answerSize)
+		}
+		if f := strings.Fields(line); len(f) == 5 && f[0] == web.Name+"." && (f[3] == "A" || f[3] == "AAAA") {
+			d.answers = append(d.answers, netip.MustParseAddr(f[4]))
+		}
+	}
+	if d.id == 0 || d.querySize == 0 || d.answerSize == 0 || len(d.answers) == 0 {
+		t.Fatalf("dig printed no id, sizes or answers:\n%s", out)
+	}
+	return d
+}
+
+// exchange is one socket's captured query and answer.
+type exchange struct {
+	pkts          []record.DNSPacket
+	query, answer []byte // DNS messages, TCP framing checked and removed
+	qLen, aLen    uint32 // L4 payload bytes on the wire
+}
+
+// findExchange looks in pkts for the socket that sent a query with id to
+// server over transport, and returns its packets once query and answer are
+// complete.
+func findExchange(pkts []record.DNSPacket, transport record.Transport, server netip.AddrPort, id uint16) (exchange, bool) {
+	byCookie := map[uint64][]record.DNSPacket{}
+	for _, p := range pkts {
+		if p.Transport == transport && p.Remote == server {
+			byCookie[p.Cookie] = append(byCookie[p.Cookie], p)
+		}
+	}
+	for _, ps := range byCookie {
+		x := exchange{pkts: ps}
+		var ok [2]bool
+		for i, egress := range []bool{true, false} {
+			var msg []byte
+			var n uint32
+			var dir []record.DNSPacket
+			for _, p := range ps {
+				if p.Egress == egress {
+					dir = append(dir, p)
+					n += p.Len
+				}
+			}
+			slices.SortFunc(dir, func(a, b record.DNSPacket) int { return int(int32(a.Seq - b.Seq)) })
+			for _, p := range dir {
+				msg = append(msg, p.Payload...)
+			}
+			if transport == record.TransportTCP {
+				if len(msg) < 2 || int(binary.BigEndian.Uint16(msg))+2 != len(msg) {
+					continue
+				}
+				msg = msg[2:]
+			} else if len(dir) != 1 {
+				continue
+			}
+			ok[i] = true
+			if egress {
+				x.query, x.qLen = msg, n
+			} else {
+				x.answer, x.aLen = msg, n
+			}
+		}
+		var q dnsmessage.Header
+		var parser dnsmessage.Parser
+		if ok[0] && ok[1] {
+			if q, _ = parser.Start(x.query); q.ID == id {
+				return x, true
+			}
+		}
+	}
+	return exchange{}, false
+}
+
+// TestDig lets dig ask the server over UDP and TCP, IPv4 and IPv6, for A and
+// AAAA, from a client pod in a fresh cgroup, and checks what the probe
+// captured field by field against the client and against what dig printed:
+// the query with dig's id and size, then the answer with dig's addresses
+// and size, all from one socket of the client's cgroup.
+func TestDig(t *testing.T) {
 	if _, err := exec.LookPath("dig"); err != nil {
 		t.Fatalf("dig not installed (run `make deps`): %v", err)
 	}
 	c := startCapture(t)
-	client, v4, v6 := resolverPair(t)
-	for _, tc := range []struct {
-		args      []string
-		transport record.Transport
-	}{
-		{[]string{"@" + v4.String(), "web.probe.test", "A"}, record.TransportUDP},
-		{[]string{"+tcp", "@" + v4.String(), "web.probe.test", "A"}, record.TransportTCP},
-		{[]string{"@" + v6.String(), "web.probe.test", "AAAA"}, record.TransportUDP},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			out, err := exec.Command("ip", append([]string{"netns", "exec", string(client), "dig"}, tc.args...)...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("dig: %v\n%s", err, out)
-			}
-			var id uint16
-			var addr string
-			for _, line := range strings.Split(string(out), "\n") {
-				if i := strings.Index(line, ", id: "); i >= 0 {
-					fmt.Sscan(line[i+len(", id: "):], &id)
+	client, srv := probetest.DNSPods(t, web)
+	cgroup := probetest.InChildCgroup(t) // dig inherits it
+	for _, transport := range []record.Transport{record.TransportUDP, record.TransportTCP} {
+		for _, server := range []netip.Addr{probetest.DNSServerV4, probetest.DNSServerV6} {
+			for _, typ := range []dnsmessage.Type{dnsmessage.TypeA, dnsmessage.TypeAAAA} {
+				local := probetest.DNSClientV4
+				if server.Is6() {
+					local = probetest.DNSClientV6
 				}
-				if f := strings.Fields(line); len(f) == 5 && f[0] == "web.probe.test." {
-					addr = f[4]
-				}
-			}
-			if id == 0 || addr == "" {
-				t.Fatalf("dig output without id or answer:\n%s", out)
-			}
-			c.waitFor(t, "dig's query and answer", func(all []record.DNSPacket) bool {
-				var q, a bool
-				for _, p := range all {
-					if p.Transport != tc.transport {
-						continue
+				qtype := strings.TrimPrefix(typ.String(), "Type")
+				t.Run(fmt.Sprintf("%v/%v/%s", transport, server, qtype), func(t *testing.T) {
+					args := []string{"@" + server.String(), web.Name, qtype}
+					if transport == record.TransportTCP {
+						args = append(args, "+tcp")
 					}
-					msg := p.Payload
-					if p.Transport == record.TransportTCP && len(msg) > 2 {
-						msg = msg[2:]
-					}
-					var m dnsmessage.Message
-					if m.Unpack(msg) != nil || m.ID != id {
-						continue
-					}
-					q = q || (p.Egress && !m.Response)
-					for _, rr := range m.Answers {
-						switch b := rr.Body.(type) {
-						case *dnsmessage.AResource:
-							a = a || (!p.Egress && netip.AddrFrom4(b.A).String() == addr)
-						case *dnsmessage.AAAAResource:
-							a = a || (!p.Egress && netip.AddrFrom16(b.AAAA).String() == addr)
+					d := runDig(t, client, args...)
+					var want []netip.Addr
+					for _, a := range web.Addrs {
+						if a.Is4() == (typ == dnsmessage.TypeA) {
+							want = append(want, a)
 						}
 					}
-				}
-				return q && a
-			})
-		})
+					slices.SortFunc(d.answers, netip.Addr.Compare)
+					if !slices.Equal(d.answers, want) {
+						t.Fatalf("dig answered %v, the server holds %v", d.answers, want)
+					}
+
+					remote := netip.AddrPortFrom(server, 53)
+					var x exchange
+					c.waitFor(t, "dig's query and answer", func(all []record.DNSPacket) (ok bool) {
+						x, ok = findExchange(all, transport, remote, d.id)
+						return ok
+					})
+					var lastQuery, firstAnswer time.Time
+					for _, p := range x.pkts {
+						if p.Cookie == 0 || p.Cookie != x.pkts[0].Cookie {
+							t.Errorf("cookie %d, the exchange's %d", p.Cookie, x.pkts[0].Cookie)
+						}
+						if p.CgroupID != cgroup {
+							t.Errorf("cgroup id %d, dig's is %d", p.CgroupID, cgroup)
+						}
+						if p.Local.Addr() != local || p.Local.Port() == 0 || p.Local != x.pkts[0].Local {
+							t.Errorf("local %v, dig asks from %v", p.Local, local)
+						}
+						if p.Remote != remote {
+							t.Errorf("remote %v, dig asked %v", p.Remote, remote)
+						}
+						if int(p.Len) != len(p.Payload) {
+							t.Errorf("wire length %d, captured %d (small messages are captured whole)", p.Len, len(p.Payload))
+						}
+						if p.Egress {
+							lastQuery = p.Time
+						} else if firstAnswer.IsZero() {
+							firstAnswer = p.Time
+						}
+					}
+					if firstAnswer.Before(lastQuery) {
+						t.Errorf("answer at %v before the query at %v", firstAnswer, lastQuery)
+					}
+					framing := uint32(0)
+					if transport == record.TransportTCP {
+						framing = 2 // the length prefix
+					}
+					if x.qLen != uint32(d.querySize)+framing || x.aLen != uint32(d.answerSize)+framing {
+						t.Errorf("wire lengths query %d answer %d, dig sent %d received %d (+%d framing)",
+							x.qLen, x.aLen, d.querySize, d.answerSize, framing)
+					}
+
+					var q, a dnsmessage.Message
+					if err := q.Unpack(x.query); err != nil {
+						t.Fatalf("captured query: %v", err)
+					}
+					if q.ID != d.id || q.Response || len(q.Questions) != 1 ||
+						q.Questions[0].Name.String() != web.Name+"." || q.Questions[0].Type != typ {
+						t.Errorf("captured query %+v, dig asked id %d %s %s", q, d.id, web.Name, qtype)
+					}
+					if err := a.Unpack(x.answer); err != nil {
+						t.Fatalf("captured answer: %v", err)
+					}
+					var got []netip.Addr
+					for _, rr := range a.Answers {
+						switch b := rr.Body.(type) {
+						case *dnsmessage.AResource:
+							got = append(got, netip.AddrFrom4(b.A))
+						case *dnsmessage.AAAAResource:
+							got = append(got, netip.AddrFrom16(b.AAAA))
+						}
+					}
+					slices.SortFunc(got, netip.Addr.Compare)
+					if a.ID != d.id || !a.Response || a.RCode != dnsmessage.RCodeSuccess || !slices.Equal(got, d.answers) {
+						t.Errorf("captured answer id %d rcode %v addresses %v, dig got id %d addresses %v",
+							a.ID, a.RCode, got, d.id, d.answers)
+					}
+				})
+			}
+		}
+	}
+	noServerSide(t, c, srv)
+	cnt, err := c.p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cnt.Events == 0 || cnt.RingbufFull != 0 || cnt.ParseErrors != 0 || cnt.DecodeErrors != 0 {
+		t.Errorf("counters %+v", cnt)
+	}
+	if t.Failed() {
+		t.Logf("dnsmasq:\n%s", srv.Log())
 	}
 }
 
-// TestOnlyPort53 sends UDP and TCP to another port: nothing is captured.
-func TestOnlyPort53(t *testing.T) {
+// TestNotCaptured checks what must not be captured: UDP and TCP to other
+// ports, and a socket on port 53 receiving a query and sending the answer
+// (a resolver), while its asker's query and answer are.
+func TestNotCaptured(t *testing.T) {
 	c := startCapture(t)
-	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	ns := probetest.NewNetns(t, "ebpfflow-dns-other")
+	var (
+		udpSrv, resolver, asker net.PacketConn
+		udpCli, tcpCli          net.Conn
+		tcpLn                   net.Listener
+	)
+	ns.Do(t, func() {
+		open := func(c io.Closer, err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+		var err error
+		udpSrv, err = net.ListenPacket("udp4", "127.0.0.1:5353")
+		open(udpSrv, err)
+		udpCli, err = net.Dial("udp4", "127.0.0.1:5353")
+		open(udpCli, err)
+		tcpLn, err = net.Listen("tcp4", "127.0.0.1:8053")
+		open(tcpLn, err)
+		tcpCli, err = net.Dial("tcp4", "127.0.0.1:8053")
+		open(tcpCli, err)
+		resolver, err = net.ListenPacket("udp6", "[::1]:53")
+		open(resolver, err)
+		asker, err = net.ListenPacket("udp6", "[::1]:0")
+		open(asker, err)
+	})
+	tcpSrv, err := tcpLn.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	conn, err := net.Dial("udp", l.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
+	defer tcpSrv.Close()
+	q := query(t, 7, "x.probe.test.", dnsmessage.TypeA)
+	buf := make([]byte, 512)
+	exchange := func(send func() error, recv func() error) {
+		t.Helper()
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+		if err := recv(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	defer conn.Close()
-	cookie := probetest.CookieOf(t, conn.(*net.UDPConn))
-	for range 10 {
-		conn.Write(query(t, 1, "x.test.", dnsmessage.TypeA))
+	// Other ports, both ways.
+	exchange(func() error { _, err := udpCli.Write(q); return err },
+		func() error { _, _, err := udpSrv.ReadFrom(buf); return err })
+	exchange(func() error { _, err := udpSrv.WriteTo(q, udpCli.LocalAddr()); return err },
+		func() error { _, err := udpCli.Read(buf); return err })
+	exchange(func() error { _, err := tcpCli.Write(q); return err },
+		func() error { _, err := io.ReadFull(tcpSrv, buf[:len(q)]); return err })
+	exchange(func() error { _, err := tcpSrv.Write(q); return err },
+		func() error { _, err := io.ReadFull(tcpCli, buf[:len(q)]); return err })
+	// A lookup on port 53: only the asker's side is DNS to capture.
+	var from net.Addr
+	exchange(func() error { _, err := asker.WriteTo(q, resolver.LocalAddr()); return err },
+		func() (err error) { _, from, err = resolver.ReadFrom(buf); return err })
+	exchange(func() error { _, err := resolver.WriteTo(q, from); return err },
+		func() error { _, _, err := asker.ReadFrom(buf); return err })
+
+	// The ring delivers in order: once the asker's answer is in, so is
+	// anything captured before it.
+	askerCookie := probetest.CookieOf(t, asker.(syscall.Conn))
+	c.waitFor(t, "the asker's query and answer", func(all []record.DNSPacket) bool {
+		var q, a bool
+		for _, p := range all {
+			if p.Cookie == askerCookie {
+				q, a = q || p.Egress, a || !p.Egress
+			}
+		}
+		return q && a
+	})
+	not := map[uint64]string{}
+	for name, conn := range map[string]any{"udp client to 5353": udpCli, "udp server on 5353": udpSrv,
+		"tcp client to 8053": tcpCli, "tcp server on 8053": tcpSrv, "resolver on 53": resolver} {
+		not[probetest.CookieOf(t, conn.(syscall.Conn))] = name
 	}
-	time.Sleep(300 * time.Millisecond)
 	for _, p := range c.all() {
-		if p.Cookie == cookie {
-			t.Fatalf("captured a packet to port %d", p.Remote.Port())
+		if name, ok := not[p.Cookie]; ok {
+			t.Errorf("captured a packet of the %s: %v %v → %v egress=%v", name, p.Transport, p.Local, p.Remote, p.Egress)
 		}
 	}
 }
