@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
@@ -20,6 +21,9 @@ import (
 // 30,000 records of typical lookups (216 bytes for a query, 216 to 344 for
 // an answer), a few seconds of a busy node's DNS if user space stalls.
 const DefaultRingBytes = 8 << 20
+
+// maxRingBytes is the largest ring buffer the kernel maps (1 GiB).
+const maxRingBytes = 1 << 30
 
 // Config sizes the probe.
 type Config struct {
@@ -40,8 +44,8 @@ func Load(cfg Config) (*Probe, error) {
 	if n == 0 {
 		n = DefaultRingBytes
 	}
-	if page := os.Getpagesize(); n < page || n&(n-1) != 0 {
-		return nil, fmt.Errorf("dns probe: ring buffer size %d: must be a power of two of at least %d bytes", n, page)
+	if page := os.Getpagesize(); n < page || n > maxRingBytes || n&(n-1) != 0 {
+		return nil, fmt.Errorf("dns probe: RingBytes %d: must be a power of two from %d (a page) to %d", n, page, maxRingBytes)
 	}
 	spec, err := loadDns()
 	if err != nil {
@@ -57,7 +61,7 @@ func Load(cfg Config) (*Probe, error) {
 		if errors.As(err, &ve) {
 			err = fmt.Errorf("%+v", ve)
 		}
-		return nil, fmt.Errorf("load dns probe: %w", err)
+		return nil, fmt.Errorf("load dns probe: %w", permissionHint(err, "root, or CAP_BPF and CAP_PERFMON"))
 	}
 	if p.reader, err = ringbuf.NewReader(p.objs.Events); err != nil {
 		return nil, errors.Join(fmt.Errorf("dns probe ring buffer: %w", err), p.objs.Close())
@@ -79,7 +83,10 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroupV2Root, Attach: pr.attach, Program: pr.prog})
 		if err != nil {
 			p.links.Close()
-			return fmt.Errorf("attach dns %s to %s: %w", pr.name, cgroupV2Root, err)
+			if errors.Is(err, unix.EBADF) {
+				err = fmt.Errorf("%w (not a cgroup v2 directory: give the cgroup2 mount point)", err)
+			}
+			return fmt.Errorf("attach dns %s to %s: %w", pr.name, cgroupV2Root, permissionHint(err, "root, or CAP_NET_ADMIN"))
 		}
 		p.links = append(p.links, l)
 	}
@@ -143,4 +150,12 @@ func (p *Probe) Close() error {
 // programs lists the per-packet programs, for run-time statistics in benchmarks.
 func (p *Probe) programs() []*ebpf.Program {
 	return []*ebpf.Program{p.objs.DnsEgress, p.objs.DnsIngress}
+}
+
+// permissionHint says which privileges are missing when the kernel refused.
+func permissionHint(err error, need string) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w (needs %s)", err, need)
+	}
+	return err
 }

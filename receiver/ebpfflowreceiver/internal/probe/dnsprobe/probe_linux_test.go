@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -553,6 +554,148 @@ func TestNotCaptured(t *testing.T) {
 	for _, p := range c.all() {
 		if name, ok := not[p.Cookie]; ok {
 			t.Errorf("captured a packet of the %s: %v %v → %v egress=%v", name, p.Transport, p.Local, p.Remote, p.Egress)
+		}
+	}
+}
+
+// TestLargeAnswer asks for a name with 200 addresses: over UDP with EDNS
+// the answer fills the server's 1232-byte limit and is captured whole; over
+// TCP it spans segments longer than the capture, each captured as the
+// prefix of its bytes at its sequence number, with its whole wire length.
+func TestLargeAnswer(t *testing.T) {
+	c := startCapture(t)
+	big := probetest.DNSRecord{Name: "big.probe.test"}
+	for i := range 200 {
+		big.Addrs = append(big.Addrs, netip.AddrFrom4([4]byte{10, 2, byte(i / 100), byte(i%100 + 1)}))
+	}
+	client, _ := probetest.DNSPods(t, big)
+	server := netip.AddrPortFrom(probetest.DNSServerV4, 53)
+	q := dnsmessage.Message{
+		Header:    dnsmessage.Header{ID: 0x0b16, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName(big.Name + "."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}},
+	}
+	var opt dnsmessage.ResourceHeader
+	if err := opt.SetEDNS0(4096, dnsmessage.RCodeSuccess, false); err != nil {
+		t.Fatal(err)
+	}
+	q.Additionals = []dnsmessage.Resource{{Header: opt, Body: &dnsmessage.OPTResource{}}}
+	query, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			var conn net.Conn
+			client.Do(t, func() { conn, err = net.Dial(network, server.String()) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			cookie := probetest.CookieOf(t, conn.(syscall.Conn))
+			var answer []byte
+			if network == "udp" {
+				conn.Write(query)
+				buf := make([]byte, 65536)
+				n, err := conn.Read(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				answer = buf[:n]
+				if n < 1000 || n > captureSize {
+					t.Fatalf("UDP answer of %d bytes, want the server's 1232-byte limit", n)
+				}
+			} else {
+				conn.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(query))), query...))
+				var l [2]byte
+				if _, err := io.ReadFull(conn, l[:]); err != nil {
+					t.Fatal(err)
+				}
+				answer = make([]byte, 2+int(binary.BigEndian.Uint16(l[:])))
+				copy(answer, l[:])
+				if _, err := io.ReadFull(conn, answer[2:]); err != nil {
+					t.Fatal(err)
+				}
+				if len(answer) < 2*captureSize {
+					t.Fatalf("TCP answer of %d bytes, want several segments", len(answer))
+				}
+			}
+			var in []record.DNSPacket
+			c.waitFor(t, "the whole answer", func(all []record.DNSPacket) bool {
+				in = nil
+				n := 0
+				for _, p := range all {
+					if p.Cookie == cookie && !p.Egress {
+						in = append(in, p)
+						n += int(p.Len)
+					}
+				}
+				return n >= len(answer)
+			})
+			truncated := false
+			for _, p := range in {
+				off := int(p.Seq - in[0].Seq)
+				if network == "udp" {
+					off = 0
+				}
+				if want := min(int(p.Len), captureSize); len(p.Payload) != want {
+					t.Errorf("captured %d bytes of a %d-byte segment, want %d", len(p.Payload), p.Len, want)
+				}
+				if off+int(p.Len) > len(answer) || !bytes.Equal(p.Payload, answer[off:off+len(p.Payload)]) {
+					t.Errorf("segment at offset %d (%d bytes) is not the answer's bytes there", off, p.Len)
+				}
+				truncated = truncated || int(p.Len) > len(p.Payload)
+			}
+			if network == "tcp" && !truncated {
+				t.Errorf("no segment longer than the %d-byte capture: %d segments for %d bytes", captureSize, len(in), len(answer))
+			}
+		})
+	}
+}
+
+// TestRunReturnsOnClose checks that Close ends a blocked Run with nil.
+func TestRunReturnsOnClose(t *testing.T) {
+	privileged.Require(t)
+	p, err := Load(Config{RingBytes: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background(), time.Now(), func(*record.DNSPacket) {}) }()
+	time.Sleep(50 * time.Millisecond)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still blocked 5s after Close")
+	}
+}
+
+// TestAttachErrors checks that a directory outside cgroup v2 is refused
+// with an error that says so.
+func TestAttachErrors(t *testing.T) {
+	privileged.Require(t)
+	p, err := Load(Config{RingBytes: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	err = p.Attach(t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "cgroup2 mount point") {
+		t.Fatalf("attach to a plain directory: %v", err)
+	}
+}
+
+// TestLoadRejectsRingBytes needs no privileges: the size is checked first.
+func TestLoadRejectsRingBytes(t *testing.T) {
+	for _, n := range []int{-1, 1, 3 << 20, os.Getpagesize() / 2, 2 << 30} {
+		if _, err := Load(Config{RingBytes: n}); err == nil || !strings.Contains(err.Error(), "RingBytes") {
+			t.Errorf("RingBytes %d: %v", n, err)
 		}
 	}
 }
