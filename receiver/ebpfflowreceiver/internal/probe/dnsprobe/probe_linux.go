@@ -107,8 +107,10 @@ func (p *Probe) Run(ctx context.Context, boot time.Time, handle func(*record.DNS
 		rec ringbuf.Record
 		pkt record.DNSPacket
 	)
+	wait := time.Duration(0) // records already in the ring are read at once
 	for ctx.Err() == nil {
-		p.reader.SetDeadline(time.Now().Add(pollInterval))
+		p.reader.SetDeadline(time.Now().Add(wait))
+		wait = pollInterval
 		if err := p.reader.ReadInto(&rec); err != nil {
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
