@@ -35,6 +35,7 @@ func main() {
 	data := flag.String("data", "", "input directory laid out like NAB's data/ (required)")
 	out := flag.String("out", "", "output directory for result CSVs (required)")
 	half := flag.Int("half", 0, "0: all files; 1 or 2: only that half of the files in path order")
+	flag.BoolVar(&explain, "explain", false, "also write each point's expected value, deviation and basis")
 	flag.Parse()
 	if *data == "" || *out == "" || *half < 0 || *half > 2 {
 		flag.Usage()
@@ -45,6 +46,10 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// explain adds the detector's reading of each point to the output, for
+// looking into what a detection (or a miss) was based on.
+var explain bool
 
 func run(dataDir, outDir string, half int) error {
 	files, err := listCSV(dataDir)
@@ -146,7 +151,11 @@ func score(r *csv.Reader, w io.Writer, d *detector.Detector) error {
 	if ti < 0 || vi < 0 {
 		return errors.New("header needs timestamp and value columns")
 	}
-	if _, err := io.WriteString(w, "timestamp,value,anomaly_score\n"); err != nil {
+	out := "timestamp,value,anomaly_score\n"
+	if explain {
+		out = "timestamp,value,anomaly_score,expected,deviation,basis\n"
+	}
+	if _, err := io.WriteString(w, out); err != nil {
 		return err
 	}
 	for line := 2; ; line++ {
@@ -167,7 +176,13 @@ func score(r *csv.Reader, w io.Writer, d *detector.Detector) error {
 			v = math.NaN() // counted and skipped by the detector
 		}
 		res := d.Observe(t, v)
-		if _, err := fmt.Fprintf(w, "%s,%s,%s\n", ts, vs, strconv.FormatFloat(res.Score, 'f', 6, 64)); err != nil {
+		score := strconv.FormatFloat(res.Score, 'f', 6, 64)
+		if explain {
+			_, err = fmt.Fprintf(w, "%s,%s,%s,%g,%.2f,%s\n", ts, vs, score, res.Expected, res.Deviation, res.Basis)
+		} else {
+			_, err = fmt.Fprintf(w, "%s,%s,%s\n", ts, vs, score)
+		}
+		if err != nil {
 			return err
 		}
 	}
