@@ -8,6 +8,7 @@ type verdict struct {
 	model    int     // index of the model behind forecast
 	z        float64 // deviation from forecast in its typical errors
 	score    float64 // in [0,1]
+	short    float64 // max score of the point and sustained views alone
 }
 
 // promoteScore: below it, nothing is surprising and the verdict reports the
@@ -30,11 +31,13 @@ func combine(fs []Forecast, ss []surprise, x, resolution float64) (verdict, bool
 			continue
 		}
 		z := deviation(x, fs[i], resolution)
-		s := ss[i].observe(z)
+		short, drift := ss[i].observe(z)
+		s := max(short, drift)
 		if top < 0 || s > v.score {
 			top = i
-			v = verdict{forecast: fs[i], model: i, z: z, score: s}
+			v = verdict{forecast: fs[i], model: i, z: z, score: s, short: v.short}
 		}
+		v.short = max(v.short, short)
 		if best < 0 || fs[i].Skill < fs[best].Skill {
 			best = i
 		}

@@ -10,8 +10,8 @@
 //     hour-of-week profiles (seasonal.go). Each tracks its typical error.
 //  2. Each model's deviation, in units of its typical error, is rated
 //     against that model's own history of deviations (surprise.go): a tail
-//     probability, both for the point and for the average of the last few
-//     points. Rarity is judged per series, so scores are comparable across
+//     probability for the point, for the average of the last few points and
+//     for a slow average over some hours of points. Rarity is judged per series, so scores are comparable across
 //     series with one threshold.
 //  3. The combiner (combiner.go) takes the most surprised model: a point is
 //     as anomalous as the best-informed view finds it.
@@ -32,7 +32,8 @@ const (
 	minModelPoints = 16    // a model forecasts only after this many points
 	scaleAlpha     = 0.005 // memory of a model's typical error: ~200 points
 	sustainLen     = 8     // points averaged for the sustained-deviation view
-	sustainCap     = 10.0  // one point adds at most this to the average
+	sustainCap     = 10.0  // one point adds at most this to the averages
+	driftLen       = 64    // points behind the slow average of deviations
 )
 
 // Names of the models, reported as Result.Basis.
@@ -133,10 +134,12 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		score = 0
 	}
 	// While an incident is open, further points are not reported. It
-	// resolves once the series has scored below half the threshold for
-	// ResolveAfter points in a row.
+	// resolves once the points themselves have scored below half the
+	// threshold for ResolveAfter points in a row: the slow drift view
+	// lingers long after the series is back, so it does not hold an
+	// incident open.
 	if d.firing {
-		if score < d.cfg.Threshold/2 {
+		if c.short < d.cfg.Threshold/2 {
 			d.calm++
 		} else {
 			d.calm = 0

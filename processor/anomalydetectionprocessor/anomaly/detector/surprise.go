@@ -27,7 +27,7 @@ type tailHist struct {
 	decay float64 // per-point retention, 1 - 1/memory
 	w     float64 // weight of the next point; grows instead of decaying all bins
 	total float64
-	c     [tailBins]float64
+	c     [tailBins]float32 // relative to w; float32 keeps the state small
 }
 
 func newTailHist(memory int) tailHist {
@@ -51,9 +51,9 @@ func tailBin(z float64) int {
 // tail returns the probability of a deviation of at least z.
 func (h *tailHist) tail(z float64) float64 {
 	b := tailBin(z)
-	above := 0.5 * h.c[b]
+	above := 0.5 * float64(h.c[b])
 	for i := b + 1; i < tailBins; i++ {
-		above += h.c[i]
+		above += float64(h.c[i])
 	}
 	ref := 1.0
 	if z > 1 {
@@ -63,12 +63,12 @@ func (h *tailHist) tail(z float64) float64 {
 }
 
 func (h *tailHist) add(z float64) {
-	h.c[tailBin(z)] += h.w
+	h.c[tailBin(z)] += float32(h.w)
 	h.total += h.w
 	h.w /= h.decay
-	if h.w > 1e100 {
+	if h.w > 1e30 { // rescale well within float32 range
 		for i := range h.c {
-			h.c[i] /= h.w
+			h.c[i] = float32(float64(h.c[i]) / h.w)
 		}
 		h.total /= h.w
 		h.w = 1
@@ -90,26 +90,36 @@ func decades(p float64) float64 {
 	return s
 }
 
-// surprise rates one model's deviations against that model's own history,
-// both point by point and as a short running average (a sustained shift
-// whose single points are unremarkable). A model that is routinely far off
-// thus raises no alarm, while a model that is usually right raises one as
-// soon as it is wrong by more than it has ever been.
+// surprise rates one model's deviations against that model's own history
+// on three time scales: the point, the mean of the last sustainLen points
+// (a shift whose single points are unremarkable) and a slow average over
+// about driftLen points (an episode of hours whose every stretch looks
+// ordinary: a holiday, a slow leak, a drifting sensor). A model that is
+// routinely far off thus raises no alarm, while a model that is usually
+// right raises one as soon as it is wrong by more than it has ever been.
 type surprise struct {
 	point     tailHist
 	sustained tailHist
+	drift     tailHist
 	ring      [sustainLen]float64 // last deviations, capped at sustainCap
 	ringPos   int
-	warmup    int // deviations to learn before scoring
+	driftMean float64 // EWMA of the capped deviations
+	warmup    int     // deviations to learn before scoring
 	seen      int
 }
 
 func newSurprise(memory, warmup int) surprise {
-	return surprise{point: newTailHist(memory), sustained: newTailHist(memory), warmup: warmup}
+	return surprise{
+		point:     newTailHist(memory),
+		sustained: newTailHist(memory),
+		drift:     newTailHist(memory),
+		warmup:    warmup,
+	}
 }
 
-// observe returns the score in [0,1] of deviation z, then learns it.
-func (s *surprise) observe(z float64) float64 {
+// observe returns the scores in [0,1] of deviation z, then learns it: the
+// score of the point and of the sustained view, and that of the drift view.
+func (s *surprise) observe(z float64) (short, drift float64) {
 	p := s.point.tail(z)
 	s.point.add(z)
 
@@ -123,9 +133,13 @@ func (s *surprise) observe(z float64) float64 {
 	ps := s.sustained.tail(mean)
 	s.sustained.add(mean)
 
+	s.driftMean += (math.Min(z, sustainCap) - s.driftMean) / driftLen
+	pd := s.drift.tail(s.driftMean)
+	s.drift.add(s.driftMean)
+
 	if s.seen < s.warmup {
 		s.seen++
-		return 0
+		return 0, 0
 	}
-	return math.Max(decades(p), decades(ps))
+	return max(decades(p), decades(ps)), decades(pd)
 }
