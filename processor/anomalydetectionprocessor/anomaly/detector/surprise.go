@@ -26,8 +26,9 @@ const (
 type tailHist struct {
 	decay float64 // per-point retention, 1 - 1/memory
 	w     float64 // weight of the next point; grows instead of decaying all bins
-	total float64
-	c     [tailBins]float32 // relative to w; float32 keeps the state small
+	// above[i] is the mass of past deviations in bin i or higher, relative
+	// to w: a tail is then read in one step. float32 keeps the state small.
+	above [tailBins]float32
 }
 
 func newTailHist(memory int) tailHist {
@@ -48,31 +49,32 @@ func tailBin(z float64) int {
 	return b
 }
 
-// tail returns the probability of a deviation of at least z.
-func (h *tailHist) tail(z float64) float64 {
+// observe returns the probability of a deviation of at least z, then
+// learns z.
+func (h *tailHist) observe(z float64) float64 {
 	b := tailBin(z)
-	above := 0.5 * float64(h.c[b])
-	for i := b + 1; i < tailBins; i++ {
-		above += float64(h.c[i])
+	above := 0.5 * float64(h.above[b]) // half of z's own bin
+	if b+1 < tailBins {
+		above += 0.5 * float64(h.above[b+1])
 	}
 	ref := 1.0
 	if z > 1 {
 		ref = 1 / (z * z)
 	}
-	return (above/h.w + tailPrior*ref) / (h.total/h.w + tailPrior)
-}
+	p := (above/h.w + tailPrior*ref) / (float64(h.above[0])/h.w + tailPrior)
 
-func (h *tailHist) add(z float64) {
-	h.c[tailBin(z)] += float32(h.w)
-	h.total += h.w
+	w := float32(h.w)
+	for i := 0; i <= b; i++ {
+		h.above[i] += w
+	}
 	h.w /= h.decay
 	if h.w > 1e30 { // rescale well within float32 range
-		for i := range h.c {
-			h.c[i] = float32(float64(h.c[i]) / h.w)
+		for i := range h.above {
+			h.above[i] = float32(float64(h.above[i]) / h.w)
 		}
-		h.total /= h.w
 		h.w = 1
 	}
+	return p
 }
 
 // decades turns a tail probability into a score in [0,1].
@@ -120,8 +122,7 @@ func newSurprise(memory, warmup int) surprise {
 // observe returns the scores in [0,1] of deviation z, then learns it: the
 // score of the point and of the sustained view, and that of the drift view.
 func (s *surprise) observe(z float64) (short, drift float64) {
-	p := s.point.tail(z)
-	s.point.add(z)
+	p := s.point.observe(z)
 
 	s.ring[s.ringPos] = math.Min(z, sustainCap)
 	s.ringPos = (s.ringPos + 1) % sustainLen
@@ -130,12 +131,10 @@ func (s *surprise) observe(z float64) (short, drift float64) {
 		mean += v
 	}
 	mean /= sustainLen
-	ps := s.sustained.tail(mean)
-	s.sustained.add(mean)
+	ps := s.sustained.observe(mean)
 
 	s.driftMean += (math.Min(z, sustainCap) - s.driftMean) / driftLen
-	pd := s.drift.tail(s.driftMean)
-	s.drift.add(s.driftMean)
+	pd := s.drift.observe(s.driftMean)
 
 	if s.seen < s.warmup {
 		s.seen++
