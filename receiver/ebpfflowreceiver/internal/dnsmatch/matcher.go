@@ -39,9 +39,10 @@ type Stats struct {
 	Timeouts         uint64 // queries reported as TIMEOUT
 	Retransmits      uint64 // a pending query sent again by the same socket
 	UnmatchedAnswers uint64 // answers to no pending query (late, or asked before start)
-	Malformed        uint64 // messages (or TCP stream bytes) that could not be parsed
+	Malformed        uint64 // messages, records or TCP stream bytes that could not be parsed
 	Evicted          uint64 // pending queries forgotten at MaxPending
 	StreamsEvicted   uint64 // TCP streams forgotten at MaxStreams
+	WrongDirection   uint64 // queries received or answers sent: a server's side, not reported
 }
 
 // key identifies a query: the asking socket, the message id and the
@@ -104,8 +105,21 @@ func New(cfg Config) (*Matcher, error) {
 	return m, nil
 }
 
+// maxLen is beyond any L4 payload (64 KiB datagrams, 512 KiB BIG TCP
+// segments) and keeps TCP sequence arithmetic unambiguous.
+const maxLen = 1 << 24
+
 // Add takes one captured packet. Its payload is not kept.
 func (m *Matcher) Add(p *record.DNSPacket) {
+	if p.Len > maxLen {
+		m.stats.Malformed++
+		return
+	}
+	if uint32(len(p.Payload)) > p.Len {
+		c := *p
+		c.Payload = c.Payload[:c.Len]
+		p = &c
+	}
 	if p.Transport == record.TransportTCP {
 		m.addTCP(p)
 		return
@@ -113,9 +127,15 @@ func (m *Matcher) Add(p *record.DNSPacket) {
 	m.message(p, p.Payload, p.Len > uint32(len(p.Payload)))
 }
 
+// gapWait is how long a TCP stream waits for bytes missing before held
+// segments: a retransmission fills a network loss within an RTO; a capture
+// loss is never filled.
+func (m *Matcher) gapWait() time.Duration { return min(m.cfg.Timeout/2, time.Second) }
+
 // Flush returns the lookups answered since the last Flush and those whose
 // query has waited Timeout by now (as TIMEOUT, Duration = Timeout).
 func (m *Matcher) Flush(now time.Time) []record.DNSLookup {
+	m.expireStreams(now, m.gapWait()) // first: a held answer beats its timeout
 	for q := m.head; q != nil && !now.Before(q.lookup.Start.Add(m.cfg.Timeout)); q = m.head {
 		m.unlink(q)
 		q.lookup.RCode = rcodeTimeout
@@ -123,7 +143,6 @@ func (m *Matcher) Flush(now time.Time) []record.DNSLookup {
 		m.stats.Timeouts++
 		m.done = append(m.done, q.lookup)
 	}
-	m.expireStreams(now)
 	out := m.done
 	m.done = nil
 	return out
@@ -155,9 +174,11 @@ func (m *Matcher) message(p *record.DNSPacket, msg []byte, truncated bool) {
 		m.query(p, &h, &q)
 	case h.Response && !p.Egress:
 		m.answer(p, &h, &q, truncated)
+	default:
+		// A query received or an answer sent is a server's side (a local
+		// server whose clients use port 53): not a lookup of this node's.
+		m.stats.WrongDirection++
 	}
-	// A query received or an answer sent is a server's side: the probe
-	// captures client sides only, so this is a client on port 53 itself.
 }
 
 func (m *Matcher) keyOf(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question) key {
@@ -233,43 +254,58 @@ func (m *Matcher) answer(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessag
 
 // records returns the answer section in presentation form, and the response
 // code extended by an OPT record's upper bits (RFC 6891) when one is there.
-// Parsing stops at the first record that does not parse: with a truncated
-// capture that is where the prefix ends; otherwise what parsed is kept.
+// A record that does not parse ends the list: with a truncated capture that
+// is where the prefix ends; in a whole message it is counted Malformed, and
+// the lookup is still reported with what parsed (the answer did come).
 func (m *Matcher) records(rcode dnsmessage.RCode, truncated bool) ([]string, dnsmessage.RCode) {
+	answers, err := m.answers()
+	if err == nil && !truncated {
+		rcode, err = m.extendedRCode(rcode)
+	}
+	if err != nil && !truncated {
+		m.stats.Malformed++
+	}
+	return answers, rcode
+}
+
+func (m *Matcher) answers() ([]string, error) {
 	if err := m.parser.SkipAllQuestions(); err != nil {
-		return nil, rcode
+		return nil, err
 	}
 	var answers []string
 	for {
 		rh, err := m.parser.AnswerHeader()
+		if errors.Is(err, dnsmessage.ErrSectionDone) {
+			return answers, nil
+		}
 		if err != nil {
-			if !errors.Is(err, dnsmessage.ErrSectionDone) {
-				return answers, rcode
-			}
-			break
+			return answers, err
 		}
 		s, err := m.rdata(&rh)
 		if err != nil {
-			return answers, rcode
+			return answers, err
 		}
 		answers = append(answers, s)
 	}
-	if truncated {
-		return answers, rcode
-	}
+}
+
+func (m *Matcher) extendedRCode(rcode dnsmessage.RCode) (dnsmessage.RCode, error) {
 	if err := m.parser.SkipAllAuthorities(); err != nil {
-		return answers, rcode
+		return rcode, err
 	}
 	for {
 		rh, err := m.parser.AdditionalHeader()
+		if errors.Is(err, dnsmessage.ErrSectionDone) {
+			return rcode, nil
+		}
 		if err != nil {
-			return answers, rcode
+			return rcode, err
 		}
 		if rh.Type == dnsmessage.TypeOPT {
-			return answers, rh.ExtendedRCode(rcode)
+			return rh.ExtendedRCode(rcode), nil
 		}
 		if err := m.parser.SkipAdditional(); err != nil {
-			return answers, rcode
+			return rcode, err
 		}
 	}
 }
@@ -288,13 +324,4 @@ func (m *Matcher) unlink(e *pending) {
 	}
 	e.prev, e.next = nil, nil
 	delete(m.pending, e.key)
-}
-
-// nameString is the name without its trailing dot ("." for the root).
-func nameString(n dnsmessage.Name) string {
-	s := n.String()
-	if len(s) > 1 && s[len(s)-1] == '.' {
-		return s[:len(s)-1]
-	}
-	return s
 }

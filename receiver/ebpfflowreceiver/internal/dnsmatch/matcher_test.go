@@ -164,7 +164,7 @@ func TestServerSideIgnored(t *testing.T) {
 	m.Add(udp(1, true, 0, answerMsg(t, 5, q, dnsmessage.RCodeSuccess))) // an answer sent
 	assert.Equal(t, 0, m.Pending())
 	assert.Empty(t, m.Flush(t0.Add(time.Minute)))
-	assert.Equal(t, Stats{}, m.Stats())
+	assert.Equal(t, Stats{WrongDirection: 2}, m.Stats())
 }
 
 func TestEvictionCounted(t *testing.T) {
@@ -325,9 +325,84 @@ func TestTCPGapResynchronises(t *testing.T) {
 	ans := framed(answerMsg(t, 1, q, dnsmessage.RCodeSuccess))
 	m.Add(tcpSeg(9, false, 100, ans[:5]))
 	m.Add(tcpSeg(9, false, 100+uint32(len(ans))+50, framed(answerMsg(t, 1, q, dnsmessage.RCodeSuccess)))) // 50 bytes lost
-	assert.EqualValues(t, 1, m.Stats().Malformed)
+	assert.Zero(t, m.Stats().Malformed, "held: the bytes may still come")
+	assert.Empty(t, m.Flush(t0.Add(500*time.Millisecond)))
 	got := m.Flush(t0.Add(time.Second))
+	assert.EqualValues(t, 1, m.Stats().Malformed, "the partial message before the gap")
 	require.Len(t, got, 1, "the segment after the gap starts a message again")
+	assert.Equal(t, "NOERROR", got[0].RCode)
+}
+
+func TestTCPReordered(t *testing.T) {
+	q1, q2 := question("one.test.", dnsmessage.TypeA), question("two.test.", dnsmessage.TypeA)
+	m := newMatcher(t, Config{})
+	m.Add(tcpSeg(9, true, 0, framed(queryMsg(t, 1, q1), queryMsg(t, 2, q2))))
+	ans := framed(answerMsg(t, 1, q1, dnsmessage.RCodeSuccess, aRR("one.test.", [4]byte{1, 1, 1, 1})),
+		answerMsg(t, 2, q2, dnsmessage.RCodeSuccess, aRR("two.test.", [4]byte{2, 2, 2, 2})))
+	a, b := len(ans)/3, 2*len(ans)/3
+	seg := func(from, to int) *record.DNSPacket { return tcpSeg(9, false, 7000+uint32(from), ans[from:to]) }
+	// The stream's first segment seen sets where it starts (SYNs carry no
+	// DNS bytes); the rest arrive out of order.
+	m.Add(seg(0, 5))
+	third := seg(b, len(ans))
+	m.Add(third)
+	third.Payload[0] ^= 0xff // held segments are copies
+	m.Add(seg(a, b))
+	m.Add(seg(a, b)) // held twice
+	assert.Empty(t, m.Flush(t0), "nothing complete before the first bytes")
+	m.Add(seg(0, a+10)) // fills the gap and overlaps what is held
+	third.Payload[0] ^= 0xff
+	m.Add(third) // a retransmission of what was held
+	got := m.Flush(t0.Add(time.Millisecond))
+	require.Len(t, got, 2)
+	assert.Equal(t, []string{"1.1.1.1"}, got[0].Answers)
+	assert.Equal(t, []string{"2.2.2.2"}, got[1].Answers)
+	assert.Zero(t, m.Stats().Malformed)
+	assert.Empty(t, m.streams.gapped)
+}
+
+func TestTCPGapGivenUpWhenHeldFull(t *testing.T) {
+	q := question("full.test.", dnsmessage.TypeA)
+	m := newMatcher(t, Config{})
+	m.Add(tcpSeg(9, true, 0, framed(queryMsg(t, 1, q))))
+	m.Add(tcpSeg(9, false, 0, []byte{0, 200, 1, 2})) // a message begins
+	// A capture loss before seq 10; then a burst of small held segments,
+	// the last of which completes an answer: more than can be held.
+	ans := framed(answerMsg(t, 1, q, dnsmessage.RCodeSuccess))
+	seq := uint32(10)
+	for i := 0; i < maxHeld; i++ {
+		m.Add(tcpSeg(9, false, seq, ans[i:i+1]))
+		seq++
+	}
+	assert.Zero(t, m.Stats().Malformed)
+	m.Add(tcpSeg(9, false, seq, ans[maxHeld:]))
+	assert.EqualValues(t, 1, m.Stats().Malformed)
+	got := m.Flush(t0)
+	require.Len(t, got, 1)
+	assert.Equal(t, uint16(1), got[0].ID)
+}
+
+func TestTCPOverlapPastCapture(t *testing.T) {
+	// A truncated capture followed by a retransmission that overlaps the
+	// part the capture did not keep: the answer after it still frames.
+	q1, q2 := question("big.test.", dnsmessage.TypeA), question("after.test.", dnsmessage.TypeA)
+	var rrs []dnsmessage.Resource
+	for i := range 100 {
+		rrs = append(rrs, aRR("big.test.", [4]byte{10, 0, 0, byte(i)}))
+	}
+	first := framed(answerMsg(t, 1, q1, dnsmessage.RCodeSuccess, rrs...))
+	second := framed(answerMsg(t, 2, q2, dnsmessage.RCodeSuccess, aRR("after.test.", [4]byte{3, 3, 3, 3})))
+	stream := append(append([]byte{}, first...), second...)
+	m := newMatcher(t, Config{})
+	m.Add(tcpSeg(9, true, 0, framed(queryMsg(t, 1, q1), queryMsg(t, 2, q2))))
+	p := tcpSeg(9, false, 0, stream[:300])
+	p.Len = 1000
+	m.Add(p)
+	m.Add(tcpSeg(9, false, 500, stream[500:])) // overlaps [500, 1000)
+	got := m.Flush(t0)
+	require.Len(t, got, 2)
+	assert.Equal(t, []string{"3.3.3.3"}, got[1].Answers)
+	assert.Zero(t, m.Stats().Malformed)
 }
 
 func TestTCPCaptureTruncated(t *testing.T) {
@@ -352,6 +427,41 @@ func TestTCPCaptureTruncated(t *testing.T) {
 	assert.NotEmpty(t, got[0].Answers)
 	assert.Equal(t, []string{"2.2.2.2"}, got[1].Answers)
 	assert.Zero(t, m.Stats().Malformed)
+}
+
+func TestMalformedRecordStillReported(t *testing.T) {
+	m := newMatcher(t, Config{})
+	q := question("p.test.", dnsmessage.TypeCNAME)
+	m.Add(udp(1, true, 0, queryMsg(t, 5, q)))
+	msg := answerMsg(t, 5, q, dnsmessage.RCodeSuccess, aRR("p.test.", [4]byte{1, 2, 3, 4}))
+	// A second answer whose owner name is a pointer to itself.
+	msg[7] = 2
+	at := len(msg)
+	msg = append(msg, 0xc0, byte(at>>0), 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4)
+	m.Add(udp(1, false, time.Millisecond, msg))
+	got := m.Flush(t0.Add(time.Second))
+	require.Len(t, got, 1, "the answer came: not a timeout")
+	assert.Equal(t, []string{"1.2.3.4"}, got[0].Answers)
+	assert.EqualValues(t, 1, m.Stats().Malformed)
+}
+
+func TestPayloadBeyondLen(t *testing.T) {
+	m := newMatcher(t, Config{})
+	q := question("x.test.", dnsmessage.TypeA)
+	msg := queryMsg(t, 5, q)
+	p := udp(1, true, 0, append(msg, 0xde, 0xad))
+	p.Len = uint32(len(msg))
+	m.Add(p)
+	assert.Equal(t, 1, m.Pending())
+	p = tcpSeg(2, true, 0, append(framed(msg), 0xff, 0xff, 0xff))
+	p.Len -= 3
+	m.Add(p)
+	assert.Equal(t, 2, m.Pending())
+	p = udp(3, true, 0, msg)
+	p.Len = maxLen + 1
+	m.Add(p)
+	assert.Equal(t, 2, m.Pending())
+	assert.EqualValues(t, 1, m.Stats().Malformed)
 }
 
 func TestStreamsBounded(t *testing.T) {
