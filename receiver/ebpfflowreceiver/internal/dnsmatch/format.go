@@ -164,10 +164,13 @@ func svcb(r *dnsmessage.SVCBResource) string {
 				// A comma or backslash inside an id is escaped twice: once
 				// for the value list, once for the presentation string.
 				for _, c := range v[1 : 1+n] {
-					switch {
-					case c == ',' || c == '\\':
-						b.WriteString(`\\`)
-						b.WriteByte(c)
+					switch c {
+					case ',':
+						b.WriteString(`\\,`)
+					case '\\':
+						b.WriteString(`\\\\`)
+					case '"':
+						b.WriteString(`\"`)
 					default:
 						escapeByte(&b, c)
 					}

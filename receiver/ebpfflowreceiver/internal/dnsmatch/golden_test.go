@@ -40,6 +40,8 @@ var goldenRecords = []string{
 	// ipv4hint=1.2.3.4,5.6.7.8 ech=qrvM ipv6hint=2001:db8::1 key65280="hi"
 	"--dns-rr=h.test,65,000100000000040001000300010006026832026833000200000003000201bb0004000801020304050607080005" +
 		"0003aabbcc0006001020010db8000000000000000000000001ff0000026869",
+	// alpn="h2,h3\\,x\\\\y" (a comma and a backslash inside an id)
+	"--dns-rr=h2.test,65,0001000001000a0268320668332c785c79",
 	"--dns-rr=s.test,64,0002037376630000010003026869",
 	"--dns-rr=s.test,64,00000376697000",
 	"--auth-zone=zone.test",
@@ -67,6 +69,7 @@ var goldenQuestions = []struct {
 	{"long.test", 65281, "NOERROR"},
 	{"caa.test", typeCAA, "NOERROR"},
 	{"h.test", dnsmessage.TypeHTTPS, "NOERROR"},
+	{"h2.test", dnsmessage.TypeHTTPS, "NOERROR"},
 	{"s.test", dnsmessage.TypeSVCB, "NOERROR"},
 	{"zone.test", dnsmessage.TypeSOA, "NOERROR"},
 	{"nx.test", dnsmessage.TypeA, "NXDOMAIN"},

@@ -3,6 +3,7 @@ package dnsmatch
 import (
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -244,6 +245,16 @@ func TestRecordFormats(t *testing.T) {
 		{Header: h(dnsmessage.TypeTXT), Body: &dnsmessage.TXTResource{TXT: []string{"hello world", `q"b\`, "\x01é"}}},
 		{Header: h(dnsmessage.TypeSOA), Body: &dnsmessage.SOAResource{NS: name("ns.test."), MBox: name("admin.test."), Serial: 1, Refresh: 2, Retry: 3, Expire: 4, MinTTL: 5}},
 		{Header: h(dnsmessage.Type(99)), Body: &dnsmessage.UnknownResource{Type: dnsmessage.Type(99), Data: []byte{0x0a, 0xff}}},
+		{Header: h(dnsmessage.Type(98)), Body: &dnsmessage.UnknownResource{Type: dnsmessage.Type(98), Data: make([]byte, 30)}},
+		{Header: h(typeCAA), Body: &dnsmessage.UnknownResource{Type: typeCAA, Data: append([]byte{128, 5}, `issueca;"x"`...)}},
+		{Header: h(dnsmessage.TypeHTTPS), Body: &dnsmessage.HTTPSResource{SVCBResource: dnsmessage.SVCBResource{
+			Priority: 1, Target: name("."), Params: []dnsmessage.SVCParam{
+				{Key: dnsmessage.SVCParamALPN, Value: []byte("\x02h2\x09h3,x\\y\"")},
+				{Key: dnsmessage.SVCParamPort, Value: []byte{1, 187}},
+				{Key: dnsmessage.SVCParamIPv6Hint, Value: netip.MustParseAddr("2001:db8::2").AsSlice()},
+			}}}},
+		{Header: h(dnsmessage.TypeSVCB), Body: &dnsmessage.SVCBResource{Priority: 0, Target: name("pool.test.")}},
+		{Header: h(dnsmessage.TypeCNAME), Body: &dnsmessage.CNAMEResource{CNAME: dnsmessage.Name{Data: [255]byte{'a', ' ', '(', 0xff, '.'}, Length: 5}}},
 	}
 	m.Add(udp(1, true, 0, queryMsg(t, 5, q)))
 	m.Add(udp(1, false, time.Millisecond, answerMsg(t, 5, q, dnsmessage.RCodeSuccess, rrs...)))
@@ -254,6 +265,8 @@ func TestRecordFormats(t *testing.T) {
 		"192.0.2.1", "2001:db8::1", "target.test.", "host.test.", "ns1.test.", "10 mail.test.",
 		"10 5 8080 web.test.", `"hello world" "q\"b\\" "\001\195\169"`,
 		"ns.test. admin.test. 1 2 3 4 5", `\# 2 0AFF`,
+		`\# 30 ` + strings.Repeat("00", 28) + " 0000", `128 issue "ca;\"x\""`,
+		`1 . alpn="h2,h3\\,x\\\\y\"" port=443 ipv6hint=2001:db8::2`, "0 pool.test.", `a\032\(\255.`,
 	}, got[0].Answers)
 }
 
@@ -474,33 +487,60 @@ func TestStreamsBounded(t *testing.T) {
 	assert.Empty(t, m.streams.m, "idle streams expire")
 }
 
+// FuzzMatcher feeds packets cut from arbitrary bytes, in any direction and
+// transport, with arbitrary sequence numbers, capture cuts and flushes. The
+// matcher must not panic, stay within its bounds, and account for every query.
 func FuzzMatcher(f *testing.F) {
 	q := question("f.test.", dnsmessage.TypeA)
-	f.Add(queryMsg(f, 1, q), answerMsg(f, 1, q, dnsmessage.RCodeSuccess, aRR("f.test.", [4]byte{1, 2, 3, 4})), uint8(0), uint16(0))
-	f.Add(framed(queryMsg(f, 1, q)), framed(answerMsg(f, 1, q, dnsmessage.RCodeSuccess)), uint8(1), uint16(3))
-	f.Fuzz(func(t *testing.T, a, b []byte, mode uint8, cut uint16) {
-		m := newMatcher(t, Config{MaxPending: 4, MaxStreams: 2, Timeout: time.Second})
-		for i, payload := range [][]byte{a, b, a, b} {
-			p := udp(uint64(mode>>2), i%2 == 0, time.Duration(i)*time.Millisecond, payload)
-			if mode&1 == 1 {
-				p.Transport = record.TransportTCP
-				p.Seq = uint32(cut) * uint32(i)
+	qm, am := queryMsg(f, 1, q), answerMsg(f, 1, q, dnsmessage.RCodeSuccess, aRR("f.test.", [4]byte{1, 2, 3, 4}))
+	f.Add(qm, am, []byte{0x01, 0x00, 0x80})
+	f.Add(framed(qm), framed(am), []byte{0x03, 0x12, 0x05, 0x82})
+	f.Add(qm, am[:20], []byte{0x05, 0x44, 0x00, 0x01})
+	f.Fuzz(func(t *testing.T, a, b, ops []byte) {
+		const maxPending, maxStreams = 4, 2
+		m := newMatcher(t, Config{MaxPending: maxPending, MaxStreams: maxStreams, Timeout: time.Second})
+		var seq [2]uint32
+		at := time.Duration(0)
+		for i, op := range ops {
+			// op bits: 0 egress, 1 tcp, 2 payload b, 3 cut, 4-5 cookie, 6 seq jump, 7 flush.
+			egress := op&1 != 0
+			payload := a
+			if op&4 != 0 {
+				payload = b
 			}
-			if mode&2 == 2 && int(cut) < len(payload) {
-				p.Payload = payload[:cut] // a capture prefix
+			p := udp(uint64(op>>4&3), egress, at, payload)
+			if op&2 != 0 {
+				p.Transport = record.TransportTCP
+				d := 0
+				if egress {
+					d = 1
+				}
+				if op&0x40 != 0 {
+					seq[d] += uint32(i) * 7
+				}
+				p.Seq = seq[d]
+				seq[d] += p.Len
+			}
+			if op&8 != 0 && len(payload) > 0 {
+				p.Payload = payload[:i%len(payload)] // a capture prefix
 			}
 			m.Add(p)
-			if m.Pending() > 4 {
-				t.Fatalf("%d pending, max 4", m.Pending())
+			at += 100 * time.Millisecond
+			if op&0x80 != 0 {
+				m.Flush(t0.Add(at))
+			}
+			if m.Pending() > maxPending || len(m.streams.m) > maxStreams {
+				t.Fatalf("%d pending, %d streams", m.Pending(), len(m.streams.m))
 			}
 		}
 		for _, l := range m.Flush(t0.Add(time.Hour)) {
-			if l.RCode == "" || l.Type == "" {
-				t.Fatalf("lookup without rcode or type: %+v", l)
+			if l.RCode == "" || l.Type == "" || l.Duration < 0 {
+				t.Fatalf("bad lookup: %+v", l)
 			}
 		}
-		if m.Pending() != 0 {
-			t.Fatalf("%d pending after every timeout", m.Pending())
+		s := m.Stats()
+		if m.Pending() != 0 || s.Queries != s.Answers+s.Timeouts+s.Evicted {
+			t.Fatalf("%d pending after every timeout; %+v", m.Pending(), s)
 		}
 	})
 }
