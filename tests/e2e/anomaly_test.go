@@ -323,9 +323,11 @@ func TestAnomalyAlerts(t *testing.T) {
 	lossURL := startBulkServer(t, dir, pb, anomalyPort+1)
 	// The loss path is shaped by the server's qdisc (htb, 4 Mbit/s) rather
 	// than by curl, whose --limit-rate reads in bursts seconds apart: loss
-	// then shows in every window, as on a busy path.
+	// then shows in every window, as on a busy path. A 10-packet queue
+	// keeps the path's delay from depending on how full TCP keeps it.
 	run(t, "ip", "netns", "exec", pb.netns, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10")
 	run(t, "ip", "netns", "exec", pb.netns, "tc", "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate", "4mbit", "ceil", "4mbit")
+	run(t, "ip", "netns", "exec", pb.netns, "tc", "qdisc", "add", "dev", "eth0", "parent", "1:10", "handle", "10:", "pfifo", "limit", "10")
 	res := startResolver(t, dir, dr)
 	col, anomaliesPath := startAnomalyCollector(t, bin, dir)
 	for i := range 2 {

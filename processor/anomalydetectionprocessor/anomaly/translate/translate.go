@@ -100,7 +100,17 @@ func (t *Translator) flow(res, a pcommon.Map, ts int64) {
 		C:      transport,
 		N:      port,
 	}
-	if rtt, ok := num(a, attrRTTMicros); ok && rtt > 0 {
+	// A socket's smoothed RTT is refreshed by the ACKs of the data it
+	// sends; one that only receives keeps an old estimate for as long as it
+	// lives. Only an end that sent data in the interval (more than bare
+	// 40-60-byte ACKs on average) says how the path is doing now.
+	sentBytesKey, sentPacketsKey := attrSrcBytes, attrSrcPackets
+	if role == "server" {
+		sentBytesKey, sentPacketsKey = attrDstBytes, attrDstPackets
+	}
+	sentBytes, _ := num(a, sentBytesKey)
+	sentPackets, _ := num(a, sentPacketsKey)
+	if rtt, ok := num(a, attrRTTMicros); ok && rtt > 0 && sentBytes > ackOnlyBytes*sentPackets {
 		if s := t.series(FlowRTT, ek, ""); s != nil {
 			t.e.AddValue(s, ts, rtt/1000)
 		}
@@ -128,6 +138,10 @@ func (t *Translator) flow(res, a pcommon.Map, ts int64) {
 		}
 	}
 }
+
+// ackOnlyBytes is the most an IP packet without payload carries on average
+// (IPv6 + TCP with timestamps and SACK blocks stays below it).
+const ackOnlyBytes = 100
 
 // ephemeralFrom is where Linux's default ephemeral port range starts: a
 // port below it is taken for a service port.
