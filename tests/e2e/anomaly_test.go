@@ -348,8 +348,9 @@ func TestAnomalyAlerts(t *testing.T) {
 		{
 			// A token bucket below the offered rate holding 100 ms of
 			// queue: the path's delay rises, and what overflows the queue
-			// is dropped (QDISC_DROP). Either may be the first signal.
-			name: "latency", edge: netEdge(la, lb, anomalyPort), signal: "rtt.p99|QDISC_DROP",
+			// is dropped (QDISC_DROP) and retransmitted. Any of the three
+			// may be the first signal; the others join the incident.
+			name: "latency", edge: netEdge(la, lb, anomalyPort), signal: "rtt.p99|QDISC_DROP|retransmit.ratio",
 			inject: func() {
 				run(t, "ip", "netns", "exec", lb.netns, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "1mbit", "burst", "32kbit", "latency", "100ms")
 			},

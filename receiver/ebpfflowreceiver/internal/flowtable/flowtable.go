@@ -665,7 +665,10 @@ func (t *Table) flowRecord(f *flow, k *sock, final bool) record.Flow {
 				rec.End = k.s.ClosedAt
 			}
 		}
-		if k.s.SRTT > 0 {
+		// The flow probe reads srtt at every packet the socket sends; the
+		// tcp probe only at state changes and retransmissions, so its value
+		// can be minutes old. It fills in when the flow has none.
+		if rec.SRTT == 0 {
 			rec.SRTT = k.s.SRTT
 		}
 		rec.Retransmits = k.s.Retransmits - k.retransBase

@@ -172,9 +172,9 @@ func TestTCPJoinAndClose(t *testing.T) {
 	k := tcpSock(9, a, b, record.TCPEstablished, record.CloseNone)
 	k.SRTT, k.Retransmits, k.ResetsSent = 250*time.Microsecond, 2, 0
 	s := tcpFlow(9, a, b, 1000, 2000)
-	s.SRTT = time.Millisecond // the tcp probe's value wins
+	s.SRTT = time.Millisecond // the flow probe's value (read at every packet sent) wins
 	f := only(t, tb.Update(t0, []record.FlowSample{s}, []record.TCPSample{k}, nil))
-	if f.State != record.TCPEstablished || f.SRTT != 250*time.Microsecond || f.Retransmits != 2 || f.Closed || f.CloseCause != record.CloseNone {
+	if f.State != record.TCPEstablished || f.SRTT != time.Millisecond || f.Retransmits != 2 || f.Closed || f.CloseCause != record.CloseNone {
 		t.Fatalf("joined fields: %+v", f)
 	}
 
