@@ -55,7 +55,7 @@ func flowLogs(ts time.Time, rttMicros int64) plog.Logs {
 	a.PutStr("destination.address", "10.0.0.2")
 	a.PutInt("destination.port", 8080)
 	a.PutStr("ebpfflow.flow.local_role", "client")
-	a.PutInt("ebpfflow.flow.source.bytes", 1000)
+	a.PutInt("ebpfflow.flow.source.bytes", 5000) // requests: the client sends data, so its RTT is fresh
 	a.PutInt("ebpfflow.flow.destination.bytes", 50000)
 	a.PutInt("ebpfflow.flow.source.packets", 20)
 	a.PutInt("ebpfflow.flow.destination.packets", 40)
