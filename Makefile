@@ -112,7 +112,7 @@ bench: build
 NAB_DATA ?= ../shared/nab/data
 NAB_OUT  ?= /tmp/ebpfflow-nab
 nab:
-	$(GO) run ./processor/anomalydetectionprocessor/cmd/nab -data $(NAB_DATA) -out $(NAB_OUT)
+	$(GO) run ./internal/anomaly/cmd/nab -data $(NAB_DATA) -out $(NAB_OUT)
 
 ## run: deps + build + run the collector on this node with $(CONFIG)
 run: deps build

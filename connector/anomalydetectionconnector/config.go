@@ -3,7 +3,7 @@ package anomalydetectionconnector // import "github.com/ebpfflow/ebpfflow/connec
 import (
 	"go.opentelemetry.io/collector/confmap"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly"
 )
 
 // Config is the anomaly_detection connector's configuration: the engine's

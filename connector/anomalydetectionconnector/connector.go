@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/ebpfflow/ebpfflow/connector/anomalydetectionconnector/internal/metadata"
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly/translate"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly/translate"
 )
 
 // core is one connector ID's engine, shared by its instances (one per

@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/ebpfflow/ebpfflow/connector/anomalydetectionconnector/internal/metadata"
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly"
 )
 
 func attr(k, v string) metric.ObserveOption {

@@ -3,7 +3,7 @@ package anomalydetectionprocessor // import "github.com/ebpfflow/ebpfflow/proces
 import (
 	"go.opentelemetry.io/collector/confmap"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly"
 )
 
 // Config is the anomaly_detection processor's configuration: the engine's

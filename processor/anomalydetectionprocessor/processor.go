@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly/translate"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly/translate"
 	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/internal/metadata"
 )
 

@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly"
 	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/internal/metadata"
 )
 

@@ -25,9 +25,9 @@
 //     then summed), gauges and non-monotonic sums as values, histograms and
 //     exponential histograms as p50 and p99 from their buckets, summaries
 //     as their 0.5 and 0.99 quantiles.
-package translate // import "github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly/translate"
+package translate // import "github.com/ebpfflow/ebpfflow/internal/anomaly/translate"
 
-import "github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
+import "github.com/ebpfflow/ebpfflow/internal/anomaly"
 
 // Event and attribute names of the telemetry contract.
 const (

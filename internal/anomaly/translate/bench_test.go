@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly"
 )
 
 // BenchmarkFlowLogs measures the processor's work per window at 10k and

@@ -6,7 +6,7 @@
 // detector core and default configuration the anomaly_detection processor
 // uses: no look-ahead, no per-file settings.
 //
-//	go run ./processor/anomalydetectionprocessor/cmd/nab -data DIR -out DIR [-half 1|2]
+//	go run ./internal/anomaly/cmd/nab -data DIR -out DIR [-half 1|2]
 //
 // -half selects the first or second half of the files in path order, to
 // check that a change holds on data it was not looked at with.
@@ -28,7 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly/detector"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly/detector"
 )
 
 func main() {

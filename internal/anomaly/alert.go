@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly/detector"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly/detector"
 )
 
 // State of an alert.

@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

@@ -35,7 +35,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly/detector"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly/detector"
 )
 
 const noWindow = math.MinInt64

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Score the detector on a NAB-style corpus: the full set and each half of the
 # files (path order), each half with its own optimised threshold.
-#   processor/anomalydetectionprocessor/cmd/nab/score.sh [NAB_DIR] [OUT_DIR]
+#   internal/anomaly/cmd/nab/score.sh [NAB_DIR] [OUT_DIR]
 set -euo pipefail
 nab=${1:-../shared/nab}
 out=${2:-$(mktemp -d)}
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../../.."
-go build -o "$out/nab" ./processor/anomalydetectionprocessor/cmd/nab
+go build -o "$out/nab" ./internal/anomaly/cmd/nab
 for part in 0 1 2; do
 	rm -rf "$out/h$part"
 	"$out/nab" -data "$nab/data" -out "$out/h$part" -half "$part"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly/detector"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly/detector"
 )
 
 // Config is the configuration of the anomaly_detection processor and

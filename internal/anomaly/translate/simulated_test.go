@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/anomaly"
 )
 
 var t0 = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
