@@ -160,7 +160,7 @@ func TestLogsToLogsSharesEngine(t *testing.T) {
 	require.NoError(t, err)
 	tr, err := NewFactory().CreateTracesToLogs(context.Background(), set, cfg, traceSink)
 	require.NoError(t, err)
-	require.Same(t, l.(*anomalyConnector).c, tr.(*anomalyConnector).c)
+	require.Same(t, l.(*anomalyConnector).Unwrap(), tr.(*anomalyConnector).Unwrap())
 	require.NoError(t, l.Start(context.Background(), componenttest.NewNopHost()))
 	require.NoError(t, tr.Start(context.Background(), componenttest.NewNopHost()))
 	ld := plog.NewLogs()
@@ -169,7 +169,5 @@ func TestLogsToLogsSharesEngine(t *testing.T) {
 	assert.Zero(t, logsSink.LogRecordCount(), "input is not forwarded")
 	require.NoError(t, l.Shutdown(context.Background()))
 	require.NoError(t, tr.Shutdown(context.Background()))
-	cores.mu.Lock()
-	assert.Empty(t, cores.m, "released")
-	cores.mu.Unlock()
+	assert.Zero(t, cores.Len(), "released")
 }

@@ -7,8 +7,9 @@
 // become anomaly logs (metrics_to_logs, traces_to_logs), and logs_to_logs
 // emits the anomaly records alone, without the input.
 //
-// The connector is a thin adapter over internal/anomaly (the engine, shared
-// with the anomaly_detection processor) and internal/anomaly/translate.
+// The connector is a thin adapter over internal/anomaly (the engine) and
+// internal/anomalycomponent (pdata in, anomaly records out, self-telemetry),
+// both shared with the anomaly_detection processor.
 //
 //go:generate go tool -modfile=../../tools/go.mod mdatagen metadata.yaml
 package anomalydetectionconnector // import "github.com/ebpfflow/ebpfflow/connector/anomalydetectionconnector"

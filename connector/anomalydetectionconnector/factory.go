@@ -10,10 +10,6 @@ import (
 	"github.com/ebpfflow/ebpfflow/connector/anomalydetectionconnector/internal/metadata"
 )
 
-// cores holds one engine per connector ID across its metrics_to_logs,
-// traces_to_logs and logs_to_logs instances.
-var cores = newCoreRegistry()
-
 // NewFactory returns the factory of the anomaly_detection connector.
 func NewFactory() connector.Factory {
 	return connector.NewFactory(

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ebpfflow/ebpfflow/internal/anomaly/detector"
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 )
 
 // Config is the configuration of the anomaly_detection processor and
@@ -79,12 +80,12 @@ type DetectorConfig struct {
 // DefaultExcludeAttributes are the volatile attributes left out of metric
 // series identities by default.
 var DefaultExcludeAttributes = []string{
-	"container.id", "k8s.pod.uid", "k8s.pod.name", "k8s.pod.ip",
-	"k8s.replicaset.uid", "k8s.replicaset.name", "k8s.container.restart_count",
-	"process.pid", "process.parent_pid", "service.instance.id",
-	"ebpfflow.cgroup.path",
-	"source.port", "client.port", "network.local.port", "network.peer.port",
-	"source.k8s.pod.uid", "destination.k8s.pod.uid",
+	semconv.AttrContainerID, semconv.AttrPodUID, semconv.AttrPodName, semconv.AttrPodIP,
+	semconv.AttrReplicaSetUID, semconv.AttrReplicaSetName, semconv.AttrContainerRestarts,
+	semconv.AttrProcessPID, semconv.AttrProcessParentPID, semconv.AttrServiceInstanceID,
+	semconv.AttrCgroupPath,
+	semconv.AttrSrcPort, semconv.AttrClientPort, semconv.AttrNetworkLocalPort, semconv.AttrNetworkPeerPort,
+	semconv.OnSide(semconv.SideSource, semconv.AttrPodUID), semconv.OnSide(semconv.SideDestination, semconv.AttrPodUID),
 }
 
 // DefaultConfig returns the defaults: 10 s windows, 10k series forgotten

@@ -1,9 +1,9 @@
 // Package anomaly is the engine behind the anomaly_detection processor and
 // connector: it turns observations into one point per series per window,
 // scores each point with a per-series detector, and turns detections into
-// alerts, with storm suppression. It imports no collector package; the
-// translate subpackage maps pdata to observations and alerts to log records,
-// and the components are thin adapters around both.
+// alerts, with storm suppression. It imports no collector package:
+// internal/anomalycomponent maps pdata to observations and alerts to log
+// records, and the components are thin adapters around both.
 //
 // Data flow, per batch (Begin … Done, not safe for concurrent use):
 //

@@ -30,7 +30,7 @@ const (
 
 // Signal is a static description of one kind of series: what is measured,
 // how a window is aggregated and how it is worded. Signals for the
-// telemetry ebpfflow emits are defined by the translate package; generic
+// telemetry ebpfflow emits are defined by internal/anomalycomponent; generic
 // metrics use MetricRate, MetricGauge, MetricP50 and MetricP99.
 type Signal struct {
 	// Name is the source metric or event name (ebpfflow.anomaly.signal);

@@ -4,9 +4,9 @@
 // appends an `anomaly` log record when a series departs from it, and
 // another when it returns.
 //
-// The processor is a thin adapter over internal/anomaly (the engine,
-// shared with the anomaly_detection connector) and internal/anomaly/translate
-// (pdata in, anomaly records out). It passes every signal through
+// The processor is a thin adapter over internal/anomaly (the engine) and
+// internal/anomalycomponent (pdata in, anomaly records out, self-telemetry),
+// both shared with the anomaly_detection connector. It passes every signal through
 // unchanged; only in a logs pipeline can it add records. Anomalies it finds
 // in metrics or traces are emitted in the logs pipeline of the same
 // processor if there is one, else counted as suppressed

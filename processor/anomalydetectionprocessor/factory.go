@@ -11,9 +11,6 @@ import (
 	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/internal/metadata"
 )
 
-// cores holds one engine per processor ID across its pipelines.
-var cores = newCoreRegistry()
-
 // NewFactory returns the factory of the anomaly_detection processor.
 func NewFactory() processor.Factory {
 	return processor.NewFactory(
@@ -32,7 +29,7 @@ func createLogs(ctx context.Context, set processor.Settings, cfg component.Confi
 	}
 	return processorhelper.NewLogs(ctx, set, cfg, next, p.processLogs,
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}),
-		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown))
+		processorhelper.WithStart(p.Start), processorhelper.WithShutdown(p.Shutdown))
 }
 
 func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
@@ -42,7 +39,7 @@ func createMetrics(ctx context.Context, set processor.Settings, cfg component.Co
 	}
 	return processorhelper.NewMetrics(ctx, set, cfg, next, p.processMetrics,
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
-		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown))
+		processorhelper.WithStart(p.Start), processorhelper.WithShutdown(p.Shutdown))
 }
 
 func createTraces(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
@@ -52,5 +49,5 @@ func createTraces(ctx context.Context, set processor.Settings, cfg component.Con
 	}
 	return processorhelper.NewTraces(ctx, set, cfg, next, p.processTraces,
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
-		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown))
+		processorhelper.WithStart(p.Start), processorhelper.WithShutdown(p.Shutdown))
 }

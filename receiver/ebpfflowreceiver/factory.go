@@ -7,11 +7,22 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/ebpfflow/ebpfflow/internal/sharedcomponent"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 )
 
-// receivers holds one core per receiver ID across its logs, metrics and traces pipelines.
-var receivers = newSharedReceivers()
+// receiverCore is what the platform file provides: one eBPF engine feeding
+// the logs, metrics and traces consumers of one receiver ID.
+type receiverCore interface {
+	component.Component
+	setLogs(consumer.Logs)
+	setMetrics(consumer.Metrics)
+	setTraces(consumer.Traces)
+}
+
+// receivers holds one core per receiver ID across its logs, metrics and
+// traces pipelines: the probes attach once, however many pipelines use them.
+var receivers = sharedcomponent.NewMap[*Config, receiverCore]()
 
 // NewFactory returns the factory of the ebpfflow receiver.
 func NewFactory() receiver.Factory {
@@ -29,7 +40,7 @@ func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, 
 	if err != nil {
 		return nil, err
 	}
-	r.setLogs(next)
+	r.Unwrap().setLogs(next)
 	return r, nil
 }
 
@@ -38,7 +49,7 @@ func createMetrics(_ context.Context, set receiver.Settings, cfg component.Confi
 	if err != nil {
 		return nil, err
 	}
-	r.setMetrics(next)
+	r.Unwrap().setMetrics(next)
 	return r, nil
 }
 
@@ -47,10 +58,10 @@ func createTraces(_ context.Context, set receiver.Settings, cfg component.Config
 	if err != nil {
 		return nil, err
 	}
-	r.setTraces(next)
+	r.Unwrap().setTraces(next)
 	return r, nil
 }
 
-func getReceiver(set receiver.Settings, cfg *Config) (*sharedReceiver, error) {
-	return receivers.getOrCreate(cfg, func() (receiverCore, error) { return newReceiver(set, cfg) })
+func getReceiver(set receiver.Settings, cfg *Config) (*sharedcomponent.Component[receiverCore], error) {
+	return receivers.LoadOrStore(cfg, func() (receiverCore, error) { return newReceiver(set, cfg) })
 }

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
@@ -225,7 +226,7 @@ const (
 func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 	tb := r.telemetry
 	probeAttr := func(name string) metric.ObserveOption {
-		return metric.WithAttributes(attribute.String("probe", name))
+		return metric.WithAttributes(attribute.String(semconv.SelfAttrProbe, name))
 	}
 	return errors.Join(
 		tb.RegisterEbpfflowEventsCallback(func(_ context.Context, o metric.Int64Observer) error {
@@ -261,7 +262,7 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 					if l.n == 0 && (l.cause == causeEvicted || l.cause == causeUnmatched) && name != engine.ProbeDNS {
 						continue // only the dns matcher has these
 					}
-					o.Observe(clamp(l.n), metric.WithAttributes(attribute.String("probe", name), attribute.String("cause", l.cause)))
+					o.Observe(clamp(l.n), metric.WithAttributes(attribute.String(semconv.SelfAttrProbe, name), attribute.String(semconv.SelfAttrCause, l.cause)))
 				}
 			}
 			return nil
@@ -290,8 +291,8 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 		}),
 		tb.RegisterEbpfflowMetricSeriesEvictedCallback(func(_ context.Context, o metric.Int64Observer) error {
 			idle, limit := r.tr.Evicted()
-			o.Observe(clamp(idle), metric.WithAttributes(attribute.String("reason", "idle")))
-			o.Observe(clamp(limit), metric.WithAttributes(attribute.String("reason", "limit")))
+			o.Observe(clamp(idle), metric.WithAttributes(attribute.String(semconv.SelfAttrReason, "idle")))
+			o.Observe(clamp(limit), metric.WithAttributes(attribute.String(semconv.SelfAttrReason, "limit")))
 			return nil
 		}),
 	)

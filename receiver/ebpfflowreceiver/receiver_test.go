@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadatatest"
@@ -281,7 +282,7 @@ func TestReceiverCountsLoopbackTransfer(t *testing.T) {
 		for _, ld := range logs.AllLogs() {
 			forEachLogRecord(ld, func(lr plog.LogRecord) {
 				a := lr.Attributes()
-				if lr.EventName() != translate.EventFlow || intAttr(a, "destination.port") != int64(port) || strAttr(a, "ebpfflow.flow.local_role") != "client" {
+				if lr.EventName() != semconv.EventFlow || intAttr(a, "destination.port") != int64(port) || strAttr(a, "ebpfflow.flow.local_role") != "client" {
 					return
 				}
 				srcBytes += intAttr(a, "ebpfflow.flow.source.bytes")
@@ -332,9 +333,9 @@ func TestReceiverReportsRefusedConnect(t *testing.T) {
 					return
 				}
 				switch lr.EventName() {
-				case translate.EventFlow:
+				case semconv.EventFlow:
 					refused = refused || strAttr(a, "ebpfflow.flow.close_cause") == "refused"
-				case translate.EventDrop:
+				case semconv.EventDrop:
 					dropped = dropped || strAttr(a, "ebpfflow.drop.reason") == "NO_SOCKET"
 				}
 			})

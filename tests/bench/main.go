@@ -130,14 +130,14 @@ var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 // in-kernel costs, the rest user space.
 func goBenchmarks() ([]row, error) {
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchtime", "1s", "-cpu", "1", "-count", "1",
-		"./receiver/...", "./internal/anomaly/...")
+		"./receiver/...", "./internal/...")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	fmt.Println("== go test -bench . -cpu 1 ./receiver/... ./internal/anomaly/...")
+	fmt.Println("== go test -bench . -cpu 1 ./receiver/... ./internal/...")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

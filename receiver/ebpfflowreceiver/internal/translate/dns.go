@@ -9,33 +9,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
-
-// EventDNS is the event name of a DNS lookup record.
-const EventDNS = "dns.lookup"
-
-// DNS attribute keys (semconv dns.* where one exists).
-const (
-	attrDNSQName      = "dns.question.name"
-	attrDNSQType      = "ebpfflow.dns.question.type"
-	attrDNSID         = "ebpfflow.dns.id"
-	attrDNSRCode      = "ebpfflow.dns.response_code"
-	attrDNSAnswers    = "dns.answers"
-	attrDNSDurationMs = "ebpfflow.dns.duration_ms"
-	attrDNSRespAddr   = "ebpfflow.dns.responder.address"
-	attrDNSRespPort   = "ebpfflow.dns.responder.port"
-	attrDNSTruncated  = "ebpfflow.dns.truncated"
-	attrDNSRetrans    = "ebpfflow.dns.retransmits"
-	attrErrorType     = "error.type"
-	attrClientAddr    = "client.address"
-	attrClientPort    = "client.port"
-	attrServerAddr    = "server.address"
-	attrServerPort    = "server.port"
-)
-
-const rcodeOK = "NOERROR"
 
 // WithDNSQuestionNameOnMetrics adds dns.question.name to dns.lookup.duration:
 // one series per name asked, so off by default.
@@ -49,7 +26,7 @@ func dnsAttrCount(l *record.DNSLookup) int {
 	if l.Client.Addr().IsValid() {
 		n++ // network.type
 	}
-	if l.RCode != rcodeOK {
+	if l.RCode != semconv.DNSRCodeOK {
 		n++
 	}
 	if l.Responder.IsValid() {
@@ -65,36 +42,36 @@ func dnsAttrCount(l *record.DNSLookup) int {
 }
 
 func (t *Translator) putDNS(m pcommon.Map, l *record.DNSLookup) {
-	m.PutStr(attrDNSQName, l.Name)
-	m.PutStr(attrDNSQType, l.Type)
-	m.PutInt(attrDNSID, int64(l.ID))
-	m.PutStr(attrDNSRCode, l.RCode)
-	if l.RCode != rcodeOK {
-		m.PutStr(attrErrorType, l.RCode)
+	m.PutStr(semconv.AttrDNSQuestionName, l.Name)
+	m.PutStr(semconv.AttrDNSQuestionType, l.Type)
+	m.PutInt(semconv.AttrDNSID, int64(l.ID))
+	m.PutStr(semconv.AttrDNSRCode, l.RCode)
+	if l.RCode != semconv.DNSRCodeOK {
+		m.PutStr(semconv.AttrErrorType, l.RCode)
 	}
-	answers := m.PutEmptySlice(attrDNSAnswers)
+	answers := m.PutEmptySlice(semconv.AttrDNSAnswers)
 	answers.EnsureCapacity(len(l.Answers))
 	for _, a := range l.Answers {
 		answers.AppendEmpty().SetStr(a)
 	}
-	m.PutDouble(attrDNSDurationMs, float64(l.Duration.Nanoseconds())/1e6)
-	m.PutStr(attrTransport, l.Transport.String())
+	m.PutDouble(semconv.AttrDNSDurationMs, float64(l.Duration.Nanoseconds())/1e6)
+	m.PutStr(semconv.AttrTransport, l.Transport.String())
 	if nt := networkType(l.Client.Addr()); nt != "" {
-		m.PutStr(attrNetworkType, nt)
+		m.PutStr(semconv.AttrNetworkType, nt)
 	}
-	m.PutStr(attrClientAddr, t.addrString(l.Client.Addr()))
-	m.PutInt(attrClientPort, int64(l.Client.Port()))
-	m.PutStr(attrServerAddr, t.addrString(l.Server.Addr()))
-	m.PutInt(attrServerPort, int64(l.Server.Port()))
+	m.PutStr(semconv.AttrClientAddr, t.addrString(l.Client.Addr()))
+	m.PutInt(semconv.AttrClientPort, int64(l.Client.Port()))
+	m.PutStr(semconv.AttrServerAddr, t.addrString(l.Server.Addr()))
+	m.PutInt(semconv.AttrServerPort, int64(l.Server.Port()))
 	if l.Responder.IsValid() {
-		m.PutStr(attrDNSRespAddr, t.addrString(l.Responder.Addr()))
-		m.PutInt(attrDNSRespPort, int64(l.Responder.Port()))
+		m.PutStr(semconv.AttrDNSRespAddr, t.addrString(l.Responder.Addr()))
+		m.PutInt(semconv.AttrDNSRespPort, int64(l.Responder.Port()))
 	}
 	if l.Truncated {
-		m.PutBool(attrDNSTruncated, true)
+		m.PutBool(semconv.AttrDNSTruncated, true)
 	}
 	if l.Retransmits > 0 {
-		m.PutInt(attrDNSRetrans, int64(l.Retransmits))
+		m.PutInt(semconv.AttrDNSRetransmits, int64(l.Retransmits))
 	}
 }
 
@@ -107,7 +84,7 @@ func (t *Translator) addDNS(l *record.DNSLookup) {
 		server:    l.Server.Addr().Unmap().String(),
 		qtype:     l.Type,
 	}
-	if l.RCode != rcodeOK {
+	if l.RCode != semconv.DNSRCodeOK {
 		e.errorType = l.RCode
 	}
 	if t.dnsQNameOnMetrics {
@@ -144,7 +121,7 @@ func (t *Translator) Traces(r record.Report) ptrace.Traces {
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(l.Start.Add(l.Duration)))
 		sp.Attributes().EnsureCapacity(dnsAttrCount(l) - 1)
 		t.putDNS(sp.Attributes(), l)
-		if l.RCode != rcodeOK {
+		if l.RCode != semconv.DNSRCodeOK {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 			sp.Status().SetMessage(l.RCode)
 		}
@@ -162,9 +139,9 @@ func (t *Translator) dnsLogs(r *record.Report, now pcommon.Timestamp, records fu
 		l := &r.DNS[i]
 		lr := records(l.Local).AppendEmpty()
 		lr.Attributes().EnsureCapacity(dnsAttrCount(l))
-		newEvent(lr, EventDNS, pcommon.NewTimestampFromTime(l.Start.Add(l.Duration)))
+		newEvent(lr, semconv.EventDNS, pcommon.NewTimestampFromTime(l.Start.Add(l.Duration)))
 		lr.SetObservedTimestamp(now)
-		if l.RCode != rcodeOK {
+		if l.RCode != semconv.DNSRCodeOK {
 			lr.SetSeverityNumber(plog.SeverityNumberWarn)
 			lr.SetSeverityText("WARN")
 		} else {

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
@@ -60,15 +61,15 @@ func TestDNSSpanShape(t *testing.T) {
 		assert.Equal(t, "DNS "+l.Type, sp.Name())
 		assert.Equal(t, ptrace.SpanKindClient, sp.Kind())
 		assert.Equal(t, l.Duration, sp.EndTimestamp().AsTime().Sub(sp.StartTimestamp().AsTime()))
-		rcode, _ := sp.Attributes().Get(attrDNSRCode)
+		rcode, _ := sp.Attributes().Get(semconv.AttrDNSRCode)
 		assert.Equal(t, l.RCode, rcode.Str())
 		if l.RCode == "NOERROR" {
 			assert.Equal(t, ptrace.StatusCodeUnset, sp.Status().Code())
-			_, has := sp.Attributes().Get(attrErrorType)
+			_, has := sp.Attributes().Get(semconv.AttrErrorType)
 			assert.False(t, has)
 		} else {
 			assert.Equal(t, ptrace.StatusCodeError, sp.Status().Code())
-			et, _ := sp.Attributes().Get(attrErrorType)
+			et, _ := sp.Attributes().Get(semconv.AttrErrorType)
 			assert.Equal(t, l.RCode, et.Str())
 		}
 	}
@@ -104,11 +105,11 @@ func TestDNSDurationMetric(t *testing.T) {
 					dp := m.Histogram().DataPoints().At(k)
 					points++
 					assert.EqualValues(t, 1, dp.Count())
-					_, hasName := dp.Attributes().Get(attrDNSQName)
+					_, hasName := dp.Attributes().Get(semconv.AttrDNSQuestionName)
 					assert.Equal(t, withName, hasName)
-					_, hasServer := dp.Attributes().Get(attrServerAddr)
+					_, hasServer := dp.Attributes().Get(semconv.AttrServerAddr)
 					assert.True(t, hasServer)
-					_, hasClient := dp.Attributes().Get(attrClientAddr)
+					_, hasClient := dp.Attributes().Get(semconv.AttrClientAddr)
 					assert.False(t, hasClient)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
@@ -29,14 +30,14 @@ const (
 var metricDefs = [...]struct {
 	name, unit, description string
 }{
-	metricFlowBytes:    {"ebpfflow.network.flow.bytes", "By", "Bytes of TCP/UDP flows at the IP layer (IP and L4 headers included, link layer excluded), by direction seen from the local workload."},
-	metricFlowPackets:  {"ebpfflow.network.flow.packets", "{packet}", "Packets of TCP/UDP flows, GSO/GRO segments counted as the packets on the wire, by direction seen from the local workload."},
-	metricRTT:          {"ebpfflow.tcp.rtt", "s", "Smoothed round-trip time of TCP connections: one sample per connection per flush interval in which the kernel had measured it."},
-	metricRetransmits:  {"ebpfflow.tcp.retransmits", "{segment}", "TCP segments retransmitted."},
-	metricResets:       {"ebpfflow.tcp.resets", "{reset}", "TCP resets sent or received."},
-	metricConnFailures: {"ebpfflow.tcp.connection.failures", "{connection}", "TCP connections that ended refused or timed out."},
-	metricDrops:        {"ebpfflow.network.drops", "{packet}", "Packets the kernel dropped, by drop reason."},
-	metricDNSDuration:  {"dns.lookup.duration", "s", "Time from a DNS query leaving the asking socket to its answer arriving; unanswered queries count with the configured timeout and error.type TIMEOUT."},
+	metricFlowBytes:    {semconv.MetricFlowBytes, "By", "Bytes of TCP/UDP flows at the IP layer (IP and L4 headers included, link layer excluded), by direction seen from the local workload."},
+	metricFlowPackets:  {semconv.MetricFlowPackets, "{packet}", "Packets of TCP/UDP flows, GSO/GRO segments counted as the packets on the wire, by direction seen from the local workload."},
+	metricRTT:          {semconv.MetricTCPRTT, "s", "Smoothed round-trip time of TCP connections: one sample per connection per flush interval in which the kernel had measured it."},
+	metricRetransmits:  {semconv.MetricTCPRetransmits, "{segment}", "TCP segments retransmitted."},
+	metricResets:       {semconv.MetricTCPResets, "{reset}", "TCP resets sent or received."},
+	metricConnFailures: {semconv.MetricTCPConnFailures, "{connection}", "TCP connections that ended refused or timed out."},
+	metricDrops:        {semconv.MetricDrops, "{packet}", "Packets the kernel dropped, by drop reason."},
+	metricDNSDuration:  {semconv.MetricDNSDuration, "s", "Time from a DNS query leaving the asking socket to its answer arriving; unanswered queries count with the configured timeout and error.type TIMEOUT."},
 }
 
 // rttBounds are the explicit bucket bounds of ebpfflow.tcp.rtt in seconds:
@@ -155,7 +156,7 @@ func (t *Translator) addFlow(f *record.Flow) {
 		e.scope = f.Scope.String()
 	}
 	if f.Remote != nil && f.Remote.PodUID != "" {
-		e.peerKey = peerSide(f.LocalRole) + "." + attrPodUID
+		e.peerKey = peerSide(f.LocalRole) + "." + semconv.AttrPodUID
 		e.peerPodUID = f.Remote.PodUID
 	}
 	// The source is the initiator: the local end when it is the client.
@@ -164,7 +165,7 @@ func (t *Translator) addFlow(f *record.Flow) {
 		txBytes, txPackets, rxBytes, rxPackets = rxBytes, rxPackets, txBytes, txPackets
 	}
 	tx, rx := e, e
-	tx.direction, rx.direction = "transmit", "receive"
+	tx.direction, rx.direction = semconv.DirectionTx, semconv.DirectionRx
 	t.add(res, metricFlowBytes, tx, txBytes)
 	t.add(res, metricFlowBytes, rx, rxBytes)
 	t.add(res, metricFlowPackets, tx, txPackets)
@@ -319,40 +320,40 @@ func newMetric(ms pmetric.MetricSlice, id metricID) pmetric.Metric {
 
 func putEdge(m pcommon.Map, e *edge) {
 	if e.transport != "" {
-		m.PutStr(attrTransport, e.transport)
+		m.PutStr(semconv.AttrTransport, e.transport)
 	}
 	if e.port != 0 {
-		m.PutInt(attrDstPort, int64(e.port))
+		m.PutInt(semconv.AttrDstPort, int64(e.port))
 	}
 	if e.scope != "" {
-		m.PutStr(attrScope, e.scope)
+		m.PutStr(semconv.AttrDestScope, e.scope)
 	}
 	if e.role != "" {
-		m.PutStr(attrLocalRole, e.role)
+		m.PutStr(semconv.AttrFlowLocalRole, e.role)
 	}
 	if e.direction != "" {
-		m.PutStr(attrIODirection, e.direction)
+		m.PutStr(semconv.AttrIODirection, e.direction)
 	}
 	if e.peerKey != "" {
 		m.PutStr(e.peerKey, e.peerPodUID)
 	}
 	if e.cause != "" {
-		m.PutStr(attrCloseCause, e.cause)
+		m.PutStr(semconv.AttrFlowCloseCause, e.cause)
 	}
 	if e.reason != "" {
-		m.PutStr(attrDropReason, e.reason)
+		m.PutStr(semconv.AttrDropReason, e.reason)
 	}
 	if e.errorType != "" {
-		m.PutStr(attrErrorType, e.errorType)
+		m.PutStr(semconv.AttrErrorType, e.errorType)
 	}
 	if e.server != "" {
-		m.PutStr(attrServerAddr, e.server)
+		m.PutStr(semconv.AttrServerAddr, e.server)
 	}
 	if e.qtype != "" {
-		m.PutStr(attrDNSQType, e.qtype)
+		m.PutStr(semconv.AttrDNSQuestionType, e.qtype)
 	}
 	if e.qname != "" {
-		m.PutStr(attrDNSQName, e.qname)
+		m.PutStr(semconv.AttrDNSQuestionName, e.qname)
 	}
 }
 

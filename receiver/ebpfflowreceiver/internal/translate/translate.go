@@ -2,7 +2,7 @@
 // emits: network.flow and network.drop events (logs) and cumulative flow
 // metrics, each grouped into one resource per local workload.
 //
-// Names and values are the telemetry contract (shared/design/telemetry.md);
+// Names come from internal/semconv (the contract: docs/telemetry.md);
 // the golden files in testdata pin them. Everything is built by hand with
 // pdata rather than with mdatagen's builders: ebpfflow.tcp.rtt is a histogram,
 // which mdatagen cannot generate for component metrics, and every cumulative
@@ -19,58 +19,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
-)
-
-// Event names.
-const (
-	EventFlow = "network.flow"
-	EventDrop = "network.drop"
-)
-
-// Attribute keys of the contract (semconv where one exists, ebpfflow.* otherwise).
-const (
-	attrEventName = "event.name" // deprecated in semconv; mirrors EventName for older backends
-
-	attrContainerID     = "container.id"
-	attrPodUID          = "k8s.pod.uid"
-	attrPodIP           = "k8s.pod.ip"
-	attrNodeName        = "k8s.node.name"
-	attrHostName        = "host.name"
-	attrProcessPID      = "process.pid"
-	attrProcessExecName = "process.executable.name"
-	attrCgroupPath      = "ebpfflow.cgroup.path"
-
-	attrTransport   = "network.transport"
-	attrNetworkType = "network.type"
-	attrSrcAddr     = "source.address"
-	attrSrcPort     = "source.port"
-	attrDstAddr     = "destination.address"
-	attrDstPort     = "destination.port"
-	attrIfName      = "network.interface.name"
-	attrConnState   = "network.connection.state"
-	attrIODirection = "network.io.direction"
-
-	attrSrcBytes    = "ebpfflow.flow.source.bytes"
-	attrSrcPackets  = "ebpfflow.flow.source.packets"
-	attrDstBytes    = "ebpfflow.flow.destination.bytes"
-	attrDstPackets  = "ebpfflow.flow.destination.packets"
-	attrLocalRole   = "ebpfflow.flow.local_role"
-	attrCloseCause  = "ebpfflow.flow.close_cause"
-	attrVerdict     = "ebpfflow.flow.verdict"
-	attrFinal       = "ebpfflow.flow.final"
-	attrStartTime   = "ebpfflow.flow.start_time"
-	attrEndTime     = "ebpfflow.flow.end_time"
-	attrScope       = "ebpfflow.destination.scope"
-	attrRTTMicros   = "ebpfflow.tcp.rtt_us"
-	attrRetransmits = "ebpfflow.tcp.retransmits"
-	attrResets      = "ebpfflow.tcp.resets"
-
-	attrDropReason   = "ebpfflow.drop.reason"
-	attrDropCount    = "ebpfflow.drop.count"
-	attrDropBytes    = "ebpfflow.drop.bytes"
-	attrDropLocation = "ebpfflow.drop.location"
 )
 
 // maxAddrCache bounds the formatted-address cache of a Translator.
@@ -153,11 +104,6 @@ func tupleAttrCount(tr record.Transport, src, dst netip.AddrPort) int {
 	}
 	return n
 }
-
-const (
-	verdictForwarded = "forwarded"
-	verdictDropped   = "dropped"
-)
 
 // Defaults for the bounds of the cumulative metric state.
 const (
@@ -259,14 +205,14 @@ func (t *Translator) Logs(r record.Report) plog.Logs {
 		f := &r.Flows[i]
 		lr := records(f.Local).AppendEmpty()
 		lr.Attributes().EnsureCapacity(flowAttrCount(f))
-		newEvent(lr, EventFlow, now)
+		newEvent(lr, semconv.EventFlow, now)
 		t.putFlow(lr.Attributes(), f)
 	}
 	for i := range r.Drops {
 		d := &r.Drops[i]
 		lr := records(d.Local).AppendEmpty()
 		lr.Attributes().EnsureCapacity(dropAttrCount(d))
-		newEvent(lr, EventDrop, now)
+		newEvent(lr, semconv.EventDrop, now)
 		t.putDrop(lr.Attributes(), d)
 	}
 	t.dnsLogs(&r, now, records)
@@ -277,74 +223,74 @@ func newEvent(lr plog.LogRecord, name string, ts pcommon.Timestamp) {
 	lr.SetEventName(name)
 	lr.SetTimestamp(ts)
 	lr.SetObservedTimestamp(ts)
-	lr.Attributes().PutStr(attrEventName, name)
+	lr.Attributes().PutStr(semconv.AttrEventName, name)
 }
 
 // putResource writes the local workload's identity: what k8sattributes
 // associates on (k8s.pod.uid, k8s.pod.ip, container.id) plus the node.
 func (t *Translator) putResource(m pcommon.Map, w record.Workload) {
 	if w.ContainerID != "" {
-		m.PutStr(attrContainerID, w.ContainerID)
+		m.PutStr(semconv.AttrContainerID, w.ContainerID)
 	}
 	if w.PodUID != "" {
-		m.PutStr(attrPodUID, w.PodUID)
+		m.PutStr(semconv.AttrPodUID, w.PodUID)
 	}
 	if w.PodIP.IsValid() {
-		m.PutStr(attrPodIP, w.PodIP.Unmap().String())
+		m.PutStr(semconv.AttrPodIP, w.PodIP.Unmap().String())
 	}
 	if t.nodeName != "" {
-		m.PutStr(attrNodeName, t.nodeName)
+		m.PutStr(semconv.AttrNodeName, t.nodeName)
 	}
 	if t.hostName != "" {
-		m.PutStr(attrHostName, t.hostName)
+		m.PutStr(semconv.AttrHostName, t.hostName)
 	}
 	if w.PID != 0 {
-		m.PutInt(attrProcessPID, int64(w.PID))
+		m.PutInt(semconv.AttrProcessPID, int64(w.PID))
 	}
 	if w.Executable != "" {
-		m.PutStr(attrProcessExecName, w.Executable)
+		m.PutStr(semconv.AttrProcessExecName, w.Executable)
 	}
 	if w.CgroupPath != "" {
-		m.PutStr(attrCgroupPath, w.CgroupPath)
+		m.PutStr(semconv.AttrCgroupPath, w.CgroupPath)
 	}
 }
 
 func (t *Translator) putFlow(m pcommon.Map, f *record.Flow) {
 	t.putTuple(m, f.Transport, f.Source, f.Dest)
-	m.PutInt(attrSrcBytes, clampInt(f.SourceBytes))
-	m.PutInt(attrSrcPackets, clampInt(f.SourcePackets))
-	m.PutInt(attrDstBytes, clampInt(f.DestBytes))
-	m.PutInt(attrDstPackets, clampInt(f.DestPackets))
-	m.PutStr(attrLocalRole, f.LocalRole.String())
+	m.PutInt(semconv.AttrFlowSrcBytes, clampInt(f.SourceBytes))
+	m.PutInt(semconv.AttrFlowSrcPackets, clampInt(f.SourcePackets))
+	m.PutInt(semconv.AttrFlowDstBytes, clampInt(f.DestBytes))
+	m.PutInt(semconv.AttrFlowDstPackets, clampInt(f.DestPackets))
+	m.PutStr(semconv.AttrFlowLocalRole, f.LocalRole.String())
 	if f.Transport == record.TransportTCP {
 		if s := f.State.String(); s != "" {
-			m.PutStr(attrConnState, s)
+			m.PutStr(semconv.AttrConnState, s)
 		}
 		if c := f.CloseCause.String(); c != "" {
-			m.PutStr(attrCloseCause, c)
+			m.PutStr(semconv.AttrFlowCloseCause, c)
 		}
 		if f.SRTT > 0 {
-			m.PutInt(attrRTTMicros, f.SRTT.Microseconds())
+			m.PutInt(semconv.AttrTCPRTTMicros, f.SRTT.Microseconds())
 		}
-		m.PutInt(attrRetransmits, int64(f.Retransmits))
-		m.PutInt(attrResets, int64(f.Resets))
+		m.PutInt(semconv.AttrTCPRetransmits, int64(f.Retransmits))
+		m.PutInt(semconv.AttrTCPResets, int64(f.Resets))
 	}
 	if f.Dropped {
-		m.PutStr(attrVerdict, verdictDropped)
+		m.PutStr(semconv.AttrFlowVerdict, semconv.VerdictDropped)
 	} else {
-		m.PutStr(attrVerdict, verdictForwarded)
+		m.PutStr(semconv.AttrFlowVerdict, semconv.VerdictForwarded)
 	}
 	if f.Scope != 0 {
-		m.PutStr(attrScope, f.Scope.String())
+		m.PutStr(semconv.AttrDestScope, f.Scope.String())
 	}
 	if f.Closed {
-		m.PutBool(attrFinal, true)
+		m.PutBool(semconv.AttrFlowFinal, true)
 	}
 	if !f.Start.IsZero() {
-		m.PutStr(attrStartTime, f.Start.UTC().Format(time.RFC3339Nano))
+		m.PutStr(semconv.AttrFlowStartTime, f.Start.UTC().Format(time.RFC3339Nano))
 	}
 	if !f.End.IsZero() {
-		m.PutStr(attrEndTime, f.End.UTC().Format(time.RFC3339Nano))
+		m.PutStr(semconv.AttrFlowEndTime, f.End.UTC().Format(time.RFC3339Nano))
 	}
 	if f.Remote != nil {
 		putPeer(m, peerSide(f.LocalRole), f.Remote)
@@ -353,23 +299,23 @@ func (t *Translator) putFlow(m pcommon.Map, f *record.Flow) {
 
 // Attribute keys of a local peer's identity, by side.
 var peerKeys = [2]struct{ containerID, podUID, pid, exec string }{
-	{"source." + attrContainerID, "source." + attrPodUID, "source." + attrProcessPID, "source." + attrProcessExecName},
-	{"destination." + attrContainerID, "destination." + attrPodUID, "destination." + attrProcessPID, "destination." + attrProcessExecName},
+	{semconv.SideSource + "." + semconv.AttrContainerID, semconv.SideSource + "." + semconv.AttrPodUID, semconv.SideSource + "." + semconv.AttrProcessPID, semconv.SideSource + "." + semconv.AttrProcessExecName},
+	{semconv.SideDestination + "." + semconv.AttrContainerID, semconv.SideDestination + "." + semconv.AttrPodUID, semconv.SideDestination + "." + semconv.AttrProcessPID, semconv.SideDestination + "." + semconv.AttrProcessExecName},
 }
 
 // peerSide is the side ("source" or "destination") of the remote end.
 func peerSide(local record.Role) string {
 	if local == record.RoleServer {
-		return "source"
+		return semconv.SideSource
 	}
-	return "destination"
+	return semconv.SideDestination
 }
 
 // putPeer writes the identity of a peer that is itself a workload on this
 // node, so both ends of node-local traffic are known without k8sattributes.
 func putPeer(m pcommon.Map, side string, w *record.Workload) {
 	k := &peerKeys[1]
-	if side == "source" {
+	if side == semconv.SideSource {
 		k = &peerKeys[0]
 	}
 	if w.ContainerID != "" {
@@ -387,15 +333,15 @@ func putPeer(m pcommon.Map, side string, w *record.Workload) {
 }
 
 func (t *Translator) putDrop(m pcommon.Map, d *record.Drop) {
-	m.PutStr(attrDropReason, d.Reason)
-	m.PutInt(attrDropCount, clampInt(d.Count))
-	m.PutInt(attrDropBytes, clampInt(d.Bytes))
+	m.PutStr(semconv.AttrDropReason, d.Reason)
+	m.PutInt(semconv.AttrDropCount, clampInt(d.Count))
+	m.PutInt(semconv.AttrDropBytes, clampInt(d.Bytes))
 	if d.Location != "" {
-		m.PutStr(attrDropLocation, d.Location)
+		m.PutStr(semconv.AttrDropLocation, d.Location)
 	}
 	t.putTuple(m, d.Transport, d.Source, d.Dest)
 	if d.Interface != "" {
-		m.PutStr(attrIfName, d.Interface)
+		m.PutStr(semconv.AttrIfName, d.Interface)
 	}
 }
 
@@ -403,22 +349,22 @@ func (t *Translator) putDrop(m pcommon.Map, d *record.Drop) {
 // packet that could not be parsed has no addresses at all.
 func (t *Translator) putTuple(m pcommon.Map, tr record.Transport, src, dst netip.AddrPort) {
 	if tr != 0 {
-		m.PutStr(attrTransport, tr.String())
+		m.PutStr(semconv.AttrTransport, tr.String())
 	}
 	if t := networkType(src.Addr()); t != "" {
-		m.PutStr(attrNetworkType, t)
+		m.PutStr(semconv.AttrNetworkType, t)
 	}
 	withPorts := tr == record.TransportTCP || tr == record.TransportUDP
 	if src.Addr().IsValid() {
-		m.PutStr(attrSrcAddr, t.addrString(src.Addr()))
+		m.PutStr(semconv.AttrSrcAddr, t.addrString(src.Addr()))
 		if withPorts {
-			m.PutInt(attrSrcPort, int64(src.Port()))
+			m.PutInt(semconv.AttrSrcPort, int64(src.Port()))
 		}
 	}
 	if dst.Addr().IsValid() {
-		m.PutStr(attrDstAddr, t.addrString(dst.Addr()))
+		m.PutStr(semconv.AttrDstAddr, t.addrString(dst.Addr()))
 		if withPorts {
-			m.PutInt(attrDstPort, int64(dst.Port()))
+			m.PutInt(semconv.AttrDstPort, int64(dst.Port()))
 		}
 	}
 }

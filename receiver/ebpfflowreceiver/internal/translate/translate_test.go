@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
@@ -230,11 +231,11 @@ func TestLogsEventNameMirrored(t *testing.T) {
 	n := 0
 	forEachRecord(ld, func(_ pcommon.Resource, lr plog.LogRecord) {
 		n++
-		v, ok := lr.Attributes().Get(attrEventName)
+		v, ok := lr.Attributes().Get(semconv.AttrEventName)
 		require.True(t, ok)
 		assert.Equal(t, lr.EventName(), v.Str())
-		assert.Contains(t, []string{EventFlow, EventDrop, EventDNS}, lr.EventName())
-		if lr.EventName() != EventDNS { // a lookup's time is its outcome's
+		assert.Contains(t, []string{semconv.EventFlow, semconv.EventDrop, semconv.EventDNS}, lr.EventName())
+		if lr.EventName() != semconv.EventDNS { // a lookup's time is its outcome's
 			assert.Equal(t, pcommon.NewTimestampFromTime(t1), lr.Timestamp())
 		}
 		assert.Equal(t, pcommon.NewTimestampFromTime(t1), lr.ObservedTimestamp())
@@ -248,19 +249,19 @@ func TestLogsResourcePerWorkload(t *testing.T) {
 	require.Equal(t, 5, ld.ResourceLogs().Len())
 	for i := range ld.ResourceLogs().Len() {
 		res := ld.ResourceLogs().At(i).Resource().Attributes()
-		v, _ := res.Get(attrNodeName)
+		v, _ := res.Get(semconv.AttrNodeName)
 		assert.Equal(t, "node-1", v.Str())
-		v, _ = res.Get(attrHostName)
+		v, _ = res.Get(semconv.AttrHostName)
 		assert.Equal(t, "node-1.example", v.Str())
 	}
 	podRes := ld.ResourceLogs().At(0).Resource().Attributes()
 	assert.Equal(t, map[string]any{
-		attrContainerID: podA.ContainerID,
-		attrPodUID:      podA.PodUID,
-		attrPodIP:       "10.244.1.5",
-		attrNodeName:    "node-1",
-		attrHostName:    "node-1.example",
-		attrCgroupPath:  podA.CgroupPath,
+		semconv.AttrContainerID: podA.ContainerID,
+		semconv.AttrPodUID:      podA.PodUID,
+		semconv.AttrPodIP:       "10.244.1.5",
+		semconv.AttrNodeName:    "node-1",
+		semconv.AttrHostName:    "node-1.example",
+		semconv.AttrCgroupPath:  podA.CgroupPath,
 	}, podRes.AsRaw())
 }
 
@@ -268,35 +269,35 @@ func TestLogsFlowAttributes(t *testing.T) {
 	ld := newTranslator().Logs(firstReport())
 	var open, refused, udp map[string]any
 	forEachRecord(ld, func(_ pcommon.Resource, lr plog.LogRecord) {
-		if lr.EventName() != EventFlow {
+		if lr.EventName() != semconv.EventFlow {
 			return
 		}
 		a := lr.Attributes().AsRaw()
 		switch {
-		case a[attrDstPort] == int64(8080) && a[attrLocalRole] == "client":
+		case a[semconv.AttrDstPort] == int64(8080) && a[semconv.AttrFlowLocalRole] == "client":
 			open = a
-		case a[attrCloseCause] == "refused":
+		case a[semconv.AttrFlowCloseCause] == "refused":
 			refused = a
-		case a[attrTransport] == "udp":
+		case a[semconv.AttrTransport] == "udp":
 			udp = a
 		}
 	})
 	require.NotNil(t, open)
-	assert.NotContains(t, open, attrCloseCause, "close_cause is absent while open")
-	assert.NotContains(t, open, attrFinal)
-	assert.Equal(t, int64(120), open[attrRTTMicros])
+	assert.NotContains(t, open, semconv.AttrFlowCloseCause, "close_cause is absent while open")
+	assert.NotContains(t, open, semconv.AttrFlowFinal)
+	assert.Equal(t, int64(120), open[semconv.AttrTCPRTTMicros])
 	assert.Equal(t, podB.PodUID, open["destination.k8s.pod.uid"])
-	assert.Equal(t, "forwarded", open[attrVerdict])
+	assert.Equal(t, "forwarded", open[semconv.AttrFlowVerdict])
 
 	require.NotNil(t, refused)
-	assert.Equal(t, true, refused[attrFinal])
-	assert.Equal(t, "close", refused[attrConnState])
-	assert.NotContains(t, refused, attrRTTMicros, "no RTT was measured")
+	assert.Equal(t, true, refused[semconv.AttrFlowFinal])
+	assert.Equal(t, "close", refused[semconv.AttrConnState])
+	assert.NotContains(t, refused, semconv.AttrTCPRTTMicros, "no RTT was measured")
 
 	require.NotNil(t, udp)
-	assert.Equal(t, "dropped", udp[attrVerdict])
-	assert.Equal(t, "cluster", udp[attrScope])
-	for _, k := range []string{attrConnState, attrRTTMicros, attrRetransmits, attrResets} {
+	assert.Equal(t, "dropped", udp[semconv.AttrFlowVerdict])
+	assert.Equal(t, "cluster", udp[semconv.AttrDestScope])
+	for _, k := range []string{semconv.AttrConnState, semconv.AttrTCPRTTMicros, semconv.AttrTCPRetransmits, semconv.AttrTCPResets} {
 		assert.NotContains(t, udp, k, "TCP-only attribute on a UDP flow")
 	}
 }
@@ -310,9 +311,9 @@ func TestMetricsCumulative(t *testing.T) {
 		t.Helper()
 		var found []pmetric.NumberDataPoint
 		forEachSumPoint(md, func(res pcommon.Map, m pmetric.Metric, dp pmetric.NumberDataPoint) {
-			uid, _ := res.Get(attrPodUID)
-			dir, _ := dp.Attributes().Get(attrIODirection)
-			port, _ := dp.Attributes().Get(attrDstPort)
+			uid, _ := res.Get(semconv.AttrPodUID)
+			dir, _ := dp.Attributes().Get(semconv.AttrIODirection)
+			port, _ := dp.Attributes().Get(semconv.AttrDstPort)
 			if uid.Str() == podUID && m.Name() == name && dir.Str() == direction && port.Int() == 8080 {
 				found = append(found, dp)
 			}
@@ -341,7 +342,7 @@ func TestMetricsCumulative(t *testing.T) {
 	})
 	require.Len(t, failures, 2) // refused (curl, first interval) and timeout (pod A, second)
 	for _, dp := range failures {
-		cause, _ := dp.Attributes().Get(attrCloseCause)
+		cause, _ := dp.Attributes().Get(semconv.AttrFlowCloseCause)
 		switch cause.Str() {
 		case "refused":
 			assert.Equal(t, pcommon.NewTimestampFromTime(t0), dp.StartTimestamp())
@@ -374,14 +375,14 @@ func TestMetricsNeverCarryAddressesOrClientPorts(t *testing.T) {
 		md := tr.Metrics(r)
 		check := func(metric string, attrs pcommon.Map) {
 			attrs.Range(func(k string, v pcommon.Value) bool {
-				if metric == "dns.lookup.duration" && k == attrServerAddr {
+				if metric == "dns.lookup.duration" && k == semconv.AttrServerAddr {
 					return true // the resolver: by design, a node has a handful
 				}
 				_, isAddr := netip.ParseAddr(v.AsString())
 				assert.Error(t, isAddr, "metric attribute %s=%s is an address", k, v.AsString())
 				assert.False(t, addrs[v.AsString()])
-				assert.NotEqual(t, attrSrcPort, k)
-				if k == attrDstPort {
+				assert.NotEqual(t, semconv.AttrSrcPort, k)
+				if k == semconv.AttrDstPort {
 					assert.True(t, serverPorts[v.Int()], "destination.port %d is not a server port", v.Int())
 				}
 				return true
@@ -416,7 +417,7 @@ func TestMetricsHostProcessResourceHasNoPID(t *testing.T) {
 	md := newTranslator().Metrics(firstReport())
 	for i := range md.ResourceMetrics().Len() {
 		res := md.ResourceMetrics().At(i).Resource().Attributes()
-		_, ok := res.Get(attrProcessPID)
+		_, ok := res.Get(semconv.AttrProcessPID)
 		assert.False(t, ok, "process.pid on a metrics resource: %v", res.AsRaw())
 	}
 }
@@ -487,7 +488,7 @@ func TestRTTOneSamplePerFlowPerInterval(t *testing.T) {
 	md := tr.Metrics(firstReport())
 	var counts []string
 	forEachHistPoint(md, func(res pcommon.Map, dp pmetric.HistogramDataPoint) {
-		port, ok := dp.Attributes().Get(attrDstPort)
+		port, ok := dp.Attributes().Get(semconv.AttrDstPort)
 		if !ok {
 			return // dns.lookup.duration
 		}

@@ -1,4 +1,4 @@
-package anomalydetectionprocessor // import "github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor"
+package anomalycomponent
 
 import (
 	"context"
@@ -9,27 +9,40 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/ebpfflow/ebpfflow/internal/anomaly"
-	"github.com/ebpfflow/ebpfflow/processor/anomalydetectionprocessor/internal/metadata"
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 )
+
+// TelemetryBuilder is what mdatagen generates from the self-telemetry both
+// components declare in their metadata.yaml (the same metrics, each under
+// its own meter).
+type TelemetryBuilder interface {
+	RegisterAnomalyDetectionSeriesCallback(metric.Int64Callback) error
+	RegisterAnomalyDetectionSeriesEvictedCallback(metric.Int64Callback) error
+	RegisterAnomalyDetectionPointsCallback(metric.Int64Callback) error
+	RegisterAnomalyDetectionPointsDroppedCallback(metric.Int64Callback) error
+	RegisterAnomalyDetectionAlertsCallback(metric.Int64Callback) error
+	RegisterAnomalyDetectionAlertsSuppressedCallback(metric.Int64Callback) error
+	Shutdown()
+}
 
 func attr(k, v string) metric.ObserveOption {
 	return metric.WithAttributeSet(attribute.NewSet(attribute.String(k, v)))
 }
 
 var (
-	stateLearning  = attr("state", "learning")
-	stateNormal    = attr("state", "normal")
-	stateAnomalous = attr("state", "anomalous")
-	stateFiring    = attr("state", "firing")
-	stateResolved  = attr("state", "resolved")
-	reasonTTL      = attr("reason", "ttl")
-	reasonLimit    = attr("reason", "limit")
-	causeLate      = attr("cause", "late")
-	causeInvalid   = attr("cause", "invalid")
-	causeStreams   = attr("cause", "stream_limit")
+	stateLearning  = attr(semconv.SelfAttrState, "learning")
+	stateNormal    = attr(semconv.SelfAttrState, "normal")
+	stateAnomalous = attr(semconv.SelfAttrState, "anomalous")
+	stateFiring    = attr(semconv.SelfAttrState, "firing")
+	stateResolved  = attr(semconv.SelfAttrState, "resolved")
+	reasonTTL      = attr(semconv.SelfAttrReason, "ttl")
+	reasonLimit    = attr(semconv.SelfAttrReason, "limit")
+	causeLate      = attr(semconv.SelfAttrCause, "late")
+	causeInvalid   = attr(semconv.SelfAttrCause, "invalid")
+	causeStreams   = attr(semconv.SelfAttrCause, "stream_limit")
 	causes         = func() (o [anomaly.NumCauses]metric.ObserveOption) {
 		for c := range anomaly.NumCauses {
-			o[c] = attr("cause", c.String())
+			o[c] = attr(semconv.SelfAttrCause, c.String())
 		}
 		return o
 	}()
@@ -39,7 +52,7 @@ func clamp(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
 
 // registerTelemetry reports the engine's counters through the mdatagen
 // telemetry builder (callbacks read atomics; no lock is taken).
-func registerTelemetry(tb *metadata.TelemetryBuilder, st *anomaly.Stats) error {
+func registerTelemetry(tb TelemetryBuilder, st *anomaly.Stats) error {
 	return errors.Join(
 		tb.RegisterAnomalyDetectionSeriesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(st.SeriesLearning.Load(), stateLearning)

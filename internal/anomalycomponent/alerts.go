@@ -1,4 +1,4 @@
-package translate
+package anomalycomponent
 
 import (
 	"time"
@@ -7,22 +7,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/ebpfflow/ebpfflow/internal/anomaly"
-)
-
-// Attributes of an anomaly record (telemetry contract, `anomaly` event).
-const (
-	AttrSignal   = "ebpfflow.anomaly.signal"
-	AttrMeasure  = "ebpfflow.anomaly.measure"
-	AttrSeries   = "ebpfflow.anomaly.series"
-	AttrEdge     = "ebpfflow.anomaly.edge"
-	AttrObserved = "ebpfflow.anomaly.observed"
-	AttrExpected = "ebpfflow.anomaly.expected"
-	AttrUnit     = "ebpfflow.anomaly.unit"
-	AttrScore    = "ebpfflow.anomaly.score"
-	AttrSince    = "ebpfflow.anomaly.since"
-	AttrState    = "ebpfflow.anomaly.state"
-	AttrID       = "ebpfflow.anomaly.id"
-	AttrSignals  = "ebpfflow.anomaly.signals"
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 )
 
 // AppendAlerts appends one `anomaly` log record per alert to ld, in a
@@ -45,7 +30,7 @@ func AppendAlerts(ld plog.Logs, alerts []anomaly.Alert, scopeName, scopeVersion 
 }
 
 func putAlert(lr plog.LogRecord, a *anomaly.Alert, observed pcommon.Timestamp) {
-	lr.SetEventName(EventAnomaly)
+	lr.SetEventName(semconv.EventAnomaly)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(a.Time))
 	lr.SetObservedTimestamp(observed)
 	switch a.Severity {
@@ -62,12 +47,12 @@ func putAlert(lr plog.LogRecord, a *anomaly.Alert, observed pcommon.Timestamp) {
 	lr.Body().SetStr(a.Body)
 	m := lr.Attributes()
 	m.EnsureCapacity(14)
-	m.PutStr(attrEventName, EventAnomaly)
-	m.PutStr(AttrState, a.State.String())
-	m.PutStr(AttrSignal, a.Signal)
-	m.PutStr(AttrMeasure, a.Measure)
-	m.PutStr(AttrEdge, a.Edge)
-	series := m.PutEmptyMap(AttrSeries)
+	m.PutStr(semconv.AttrEventName, semconv.EventAnomaly)
+	m.PutStr(semconv.AttrAnomalyState, a.State.String())
+	m.PutStr(semconv.AttrAnomalySignal, a.Signal)
+	m.PutStr(semconv.AttrAnomalyMeasure, a.Measure)
+	m.PutStr(semconv.AttrAnomalyEdge, a.Edge)
+	series := m.PutEmptyMap(semconv.AttrAnomalySeries)
 	series.EnsureCapacity(len(a.Series))
 	for _, at := range a.Series {
 		if at.IsInt {
@@ -76,15 +61,15 @@ func putAlert(lr plog.LogRecord, a *anomaly.Alert, observed pcommon.Timestamp) {
 			series.PutStr(at.Key, at.Value)
 		}
 	}
-	m.PutDouble(AttrObserved, a.Observed)
-	m.PutDouble(AttrExpected, a.Expected)
-	m.PutStr(AttrUnit, a.Unit)
+	m.PutDouble(semconv.AttrAnomalyObserved, a.Observed)
+	m.PutDouble(semconv.AttrAnomalyExpected, a.Expected)
+	m.PutStr(semconv.AttrAnomalyUnit, a.Unit)
 	if a.State == anomaly.Firing {
-		m.PutDouble(AttrScore, a.Score)
+		m.PutDouble(semconv.AttrAnomalyScore, a.Score)
 	}
-	m.PutStr(AttrSince, a.Since.UTC().Format(time.RFC3339Nano))
-	m.PutStr(AttrID, a.ID)
-	sigs := m.PutEmptySlice(AttrSignals)
+	m.PutStr(semconv.AttrAnomalySince, a.Since.UTC().Format(time.RFC3339Nano))
+	m.PutStr(semconv.AttrAnomalyID, a.ID)
+	sigs := m.PutEmptySlice(semconv.AttrAnomalySignals)
 	sigs.EnsureCapacity(len(a.Signals))
 	for _, s := range a.Signals {
 		sigs.AppendEmpty().SetStr(s)

@@ -1,4 +1,4 @@
-package translate
+package anomalycomponent
 
 import (
 	"fmt"
@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/ebpfflow/ebpfflow/internal/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 )
 
 var t0 = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
@@ -40,26 +41,26 @@ type dropRec struct {
 
 func appendFlow(lrs plog.LogRecordSlice, ts time.Time, f flowRec) {
 	lr := lrs.AppendEmpty()
-	lr.SetEventName(EventFlow)
+	lr.SetEventName(semconv.EventFlow)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 	a := lr.Attributes()
-	a.PutStr(attrEventName, EventFlow)
-	a.PutStr(attrTransport, "tcp")
+	a.PutStr(semconv.AttrEventName, semconv.EventFlow)
+	a.PutStr(semconv.AttrTransport, "tcp")
 	a.PutStr("network.type", "ipv4")
-	a.PutStr(attrSrcAddr, f.src)
-	a.PutInt(attrSrcPort, f.sport)
-	a.PutStr(attrDstAddr, f.dst)
-	a.PutInt(attrDstPort, f.dport)
-	a.PutInt(attrSrcBytes, f.srcBytes)
-	a.PutInt(attrSrcPackets, f.srcPkts)
-	a.PutInt(attrDstBytes, f.dstBytes)
-	a.PutInt(attrDstPackets, f.dstPkts)
-	a.PutStr(attrLocalRole, f.role)
+	a.PutStr(semconv.AttrSrcAddr, f.src)
+	a.PutInt(semconv.AttrSrcPort, f.sport)
+	a.PutStr(semconv.AttrDstAddr, f.dst)
+	a.PutInt(semconv.AttrDstPort, f.dport)
+	a.PutInt(semconv.AttrFlowSrcBytes, f.srcBytes)
+	a.PutInt(semconv.AttrFlowSrcPackets, f.srcPkts)
+	a.PutInt(semconv.AttrFlowDstBytes, f.dstBytes)
+	a.PutInt(semconv.AttrFlowDstPackets, f.dstPkts)
+	a.PutStr(semconv.AttrFlowLocalRole, f.role)
 	a.PutStr("network.connection.state", "established")
 	if f.rttMicros > 0 {
-		a.PutInt(attrRTTMicros, f.rttMicros)
+		a.PutInt(semconv.AttrTCPRTTMicros, f.rttMicros)
 	}
-	a.PutInt(attrRetransmits, f.retrans)
+	a.PutInt(semconv.AttrTCPRetransmits, f.retrans)
 	a.PutInt("ebpfflow.tcp.resets", 0)
 	a.PutStr("ebpfflow.flow.verdict", "forwarded")
 	if f.peerLocal {
@@ -73,24 +74,24 @@ func appendFlow(lrs plog.LogRecordSlice, ts time.Time, f flowRec) {
 
 func appendDrop(lrs plog.LogRecordSlice, ts time.Time, d dropRec) {
 	lr := lrs.AppendEmpty()
-	lr.SetEventName(EventDrop)
+	lr.SetEventName(semconv.EventDrop)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 	a := lr.Attributes()
-	a.PutStr(attrEventName, EventDrop)
-	a.PutStr(attrDropReason, d.reason)
-	a.PutInt(attrDropCount, d.count)
-	a.PutStr(attrTransport, "tcp")
-	a.PutStr(attrSrcAddr, d.src)
-	a.PutInt(attrSrcPort, d.sport)
-	a.PutStr(attrDstAddr, d.dst)
-	a.PutInt(attrDstPort, d.dport)
+	a.PutStr(semconv.AttrEventName, semconv.EventDrop)
+	a.PutStr(semconv.AttrDropReason, d.reason)
+	a.PutInt(semconv.AttrDropCount, d.count)
+	a.PutStr(semconv.AttrTransport, "tcp")
+	a.PutStr(semconv.AttrSrcAddr, d.src)
+	a.PutInt(semconv.AttrSrcPort, d.sport)
+	a.PutStr(semconv.AttrDstAddr, d.dst)
+	a.PutInt(semconv.AttrDstPort, d.dport)
 }
 
 // sim drives a translator and engine with synthetic receiver flushes.
 type sim struct {
 	t      *testing.T
 	e      *anomaly.Engine
-	tr     *Translator
+	tr     *Extractor
 	alerts []anomaly.Alert
 	rng    *rand.Rand
 }
@@ -98,7 +99,7 @@ type sim struct {
 func newSim(t *testing.T, cfg anomaly.Config) *sim {
 	e, err := anomaly.New(cfg)
 	require.NoError(t, err)
-	return &sim{t: t, e: e, tr: New(e), rng: rand.New(rand.NewPCG(7, 11))}
+	return &sim{t: t, e: e, tr: NewExtractor(e), rng: rand.New(rand.NewPCG(7, 11))}
 }
 
 // flush feeds one receiver report at ts (with up to 50 ms of jitter)
@@ -164,7 +165,7 @@ func TestSimulatedLatencyStep(t *testing.T) {
 	a := s.alerts[0]
 	assert.Equal(t, anomaly.Firing, a.State)
 	assert.Equal(t, "10.0.0.1 → 10.0.0.2:8080", a.Edge)
-	assert.Equal(t, EventFlow, a.Signal)
+	assert.Equal(t, semconv.EventFlow, a.Signal)
 	assert.Equal(t, "rtt.p99", a.Measure)
 	assert.Equal(t, anomaly.SeverityError, a.Severity)
 	assert.InDelta(t, 0.2, a.Expected, 0.08, "before: ~0.2 ms")

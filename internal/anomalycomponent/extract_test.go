@@ -1,4 +1,4 @@
-package translate
+package anomalycomponent
 
 import (
 	"flag"
@@ -16,16 +16,17 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/ebpfflow/ebpfflow/internal/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-func newEngine(t *testing.T) (*anomaly.Engine, *Translator) {
+func newEngine(t *testing.T) (*anomaly.Engine, *Extractor) {
 	t.Helper()
 	cfg := anomaly.DefaultConfig()
 	e, err := anomaly.New(cfg)
 	require.NoError(t, err)
-	return e, New(e)
+	return e, NewExtractor(e)
 }
 
 // find returns the series whose signal, edge words and Sub match.
@@ -45,7 +46,7 @@ func find(t *testing.T, e *anomaly.Engine, sig *anomaly.Signal, edge, sub string
 }
 
 // logsBatch feeds one batch of records built by fill at ts.
-func logsBatch(e *anomaly.Engine, tr *Translator, ts time.Time, res map[string]string, fill func(plog.LogRecordSlice, time.Time)) []anomaly.Alert {
+func logsBatch(e *anomaly.Engine, tr *Extractor, ts time.Time, res map[string]string, fill func(plog.LogRecordSlice, time.Time)) []anomaly.Alert {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	for k, v := range res {
@@ -126,14 +127,14 @@ func TestDropExtraction(t *testing.T) {
 
 func appendDNS(lrs plog.LogRecordSlice, ts time.Time, server, rcode string, ms float64) {
 	lr := lrs.AppendEmpty()
-	lr.SetEventName(EventDNS)
+	lr.SetEventName(semconv.EventDNS)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 	a := lr.Attributes()
 	a.PutStr("dns.question.name", "payments.default.svc.cluster.local")
-	a.PutStr(attrDNSRcode, rcode)
-	a.PutStr(attrServerAddr, server)
-	a.PutInt(attrServerPort, 53)
-	a.PutDouble(attrDNSDuration, ms)
+	a.PutStr(semconv.AttrDNSRCode, rcode)
+	a.PutStr(semconv.AttrServerAddr, server)
+	a.PutInt(semconv.AttrServerPort, 53)
+	a.PutDouble(semconv.AttrDNSDurationMs, ms)
 }
 
 func TestDNSExtractionAndVolumeGate(t *testing.T) {
@@ -326,7 +327,7 @@ func TestAlertRecordGolden(t *testing.T) {
 		{
 			ID: "5f1d3c2a9b8e7d6c", State: anomaly.Firing, Severity: anomaly.SeverityError,
 			Time: since.Add(10 * time.Second), Since: since,
-			Signal: EventFlow, Measure: "rtt.p99", Unit: "ms", Edge: "checkout → payments:8080",
+			Signal: semconv.EventFlow, Measure: "rtt.p99", Unit: "ms", Edge: "checkout → payments:8080",
 			Series: []anomaly.Attr{
 				{Key: "source", Value: "checkout"}, {Key: "destination", Value: "payments"},
 				{Key: "destination.port", Int: 8080, IsInt: true}, {Key: "network.transport", Value: "tcp"},
@@ -338,7 +339,7 @@ func TestAlertRecordGolden(t *testing.T) {
 		{
 			ID: "5f1d3c2a9b8e7d6c", State: anomaly.Resolved, Severity: anomaly.SeverityInfo,
 			Time: since.Add(6 * time.Minute), Since: since,
-			Signal: EventFlow, Measure: "rtt.p99", Unit: "ms", Edge: "checkout → payments:8080",
+			Signal: semconv.EventFlow, Measure: "rtt.p99", Unit: "ms", Edge: "checkout → payments:8080",
 			Series: []anomaly.Attr{
 				{Key: "source", Value: "checkout"}, {Key: "destination", Value: "payments"},
 				{Key: "destination.port", Int: 8080, IsInt: true}, {Key: "network.transport", Value: "tcp"},

@@ -1,4 +1,4 @@
-package translate
+package anomalycomponent
 
 import (
 	"fmt"
@@ -41,7 +41,7 @@ func BenchmarkFlowLogs(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tr := New(e)
+			tr := NewExtractor(e)
 			window := 0
 			step := func() {
 				ts := pcommon.NewTimestampFromTime(t0.Add(time.Duration(window) * 10 * time.Second))

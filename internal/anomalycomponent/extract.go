@@ -1,4 +1,4 @@
-package translate
+package anomalycomponent
 
 import (
 	"hash/maphash"
@@ -13,11 +13,12 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/ebpfflow/ebpfflow/internal/anomaly"
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 )
 
-// Translator feeds pdata into an engine. Like the engine it is not safe for
+// Extractor feeds pdata into an engine. Like the engine it is not safe for
 // concurrent use; call it between Engine.Begin and Engine.Done.
-type Translator struct {
+type Extractor struct {
 	e       *anomaly.Engine
 	exclude map[string]struct{}
 	window  int64
@@ -28,9 +29,9 @@ type Translator struct {
 
 // New returns a translator feeding e; metric series identities leave out
 // the engine's Config.ExcludeAttributes.
-func New(e *anomaly.Engine) *Translator {
+func NewExtractor(e *anomaly.Engine) *Extractor {
 	cfg := e.Config()
-	t := &Translator{
+	t := &Extractor{
 		e:       e,
 		exclude: make(map[string]struct{}, len(cfg.ExcludeAttributes)),
 		window:  int64(cfg.Window),
@@ -44,7 +45,7 @@ func New(e *anomaly.Engine) *Translator {
 
 // Logs extracts network.flow, network.drop and dns.lookup records. Other
 // records, anomaly records included, are ignored.
-func (t *Translator) Logs(ld plog.Logs) {
+func (t *Extractor) Logs(ld plog.Logs) {
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -56,10 +57,10 @@ func (t *Translator) Logs(ld plog.Logs) {
 				lr := lrs.At(k)
 				name := lr.EventName()
 				if name == "" {
-					name = str(lr.Attributes(), attrEventName)
+					name = str(lr.Attributes(), semconv.AttrEventName)
 				}
 				switch name {
-				case EventFlow, EventDrop, EventDNS:
+				case semconv.EventFlow, semconv.EventDrop, semconv.EventDNS:
 				default:
 					continue
 				}
@@ -69,11 +70,11 @@ func (t *Translator) Logs(ld plog.Logs) {
 				}
 				t.e.SeeLog(ts)
 				switch name {
-				case EventFlow:
+				case semconv.EventFlow:
 					t.flow(res, lr.Attributes(), ts)
-				case EventDrop:
+				case semconv.EventDrop:
 					t.drop(res, lr.Attributes(), ts)
-				case EventDNS:
+				case semconv.EventDNS:
 					t.dns(lr.Attributes(), ts)
 				}
 			}
@@ -81,7 +82,7 @@ func (t *Translator) Logs(ld plog.Logs) {
 	}
 }
 
-func (t *Translator) series(sig *anomaly.Signal, ek anomaly.EdgeKey, sub string) *anomaly.Series {
+func (t *Extractor) series(sig *anomaly.Signal, ek anomaly.EdgeKey, sub string) *anomaly.Series {
 	k := anomaly.Key{Signal: sig, Edge: ek, Sub: sub}
 	if s := t.e.Lookup(&k); s != nil {
 		return s
@@ -89,14 +90,14 @@ func (t *Translator) series(sig *anomaly.Signal, ek anomaly.EdgeKey, sub string)
 	return t.e.Create(&k, describe(&k))
 }
 
-func (t *Translator) flow(res, a pcommon.Map, ts int64) {
-	transport := str(a, attrTransport)
-	role := str(a, attrLocalRole)
-	port, _ := intv(a, attrDstPort)
+func (t *Extractor) flow(res, a pcommon.Map, ts int64) {
+	transport := str(a, semconv.AttrTransport)
+	role := str(a, semconv.AttrFlowLocalRole)
+	port, _ := intv(a, semconv.AttrDstPort)
 	ek := anomaly.EdgeKey{
 		Family: anomaly.FamilyNetwork,
-		A:      sideName(a, res, "source", role == "client"),
-		B:      sideName(a, res, "destination", role == "server"),
+		A:      sideName(a, res, semconv.SideSource, role == "client"),
+		B:      sideName(a, res, semconv.SideDestination, role == "server"),
 		C:      transport,
 		N:      port,
 	}
@@ -104,33 +105,33 @@ func (t *Translator) flow(res, a pcommon.Map, ts int64) {
 	// sends; one that only receives keeps an old estimate for as long as it
 	// lives. Only an end that sent data in the interval (more than bare
 	// 40-60-byte ACKs on average) says how the path is doing now.
-	sentBytesKey, sentPacketsKey := attrSrcBytes, attrSrcPackets
+	sentBytesKey, sentPacketsKey := semconv.AttrFlowSrcBytes, semconv.AttrFlowSrcPackets
 	if role == "server" {
-		sentBytesKey, sentPacketsKey = attrDstBytes, attrDstPackets
+		sentBytesKey, sentPacketsKey = semconv.AttrFlowDstBytes, semconv.AttrFlowDstPackets
 	}
 	sentBytes, _ := num(a, sentBytesKey)
 	sentPackets, _ := num(a, sentPacketsKey)
-	if rtt, ok := num(a, attrRTTMicros); ok && rtt > 0 && sentBytes > ackOnlyBytes*sentPackets {
+	if rtt, ok := num(a, semconv.AttrTCPRTTMicros); ok && rtt > 0 && sentBytes > ackOnlyBytes*sentPackets {
 		if s := t.series(FlowRTT, ek, ""); s != nil {
 			t.e.AddValue(s, ts, rtt/1000)
 		}
 	}
 	// A connection between two workloads of this node is reported by both
 	// ends: count its bytes once, from the client's record.
-	if !(role == "server" && hasPeer(a, "source")) {
-		sb, _ := num(a, attrSrcBytes)
-		db, _ := num(a, attrDstBytes)
+	if !(role == "server" && hasPeer(a, semconv.SideSource)) {
+		sb, _ := num(a, semconv.AttrFlowSrcBytes)
+		db, _ := num(a, semconv.AttrFlowDstBytes)
 		if s := t.series(FlowTraffic, ek, ""); s != nil {
 			t.e.AddValue(s, ts, sb+db)
 		}
 	}
 	if transport == "tcp" {
-		sentKey := attrSrcPackets
+		sentKey := semconv.AttrFlowSrcPackets
 		if role == "server" {
-			sentKey = attrDstPackets
+			sentKey = semconv.AttrFlowDstPackets
 		}
 		sent, _ := num(a, sentKey)
-		retr, _ := num(a, attrRetransmits)
+		retr, _ := num(a, semconv.AttrTCPRetransmits)
 		if sent > 0 || retr > 0 {
 			if s := t.series(FlowRetransmits, ek, ""); s != nil {
 				t.e.AddRatio(s, ts, retr, math.Max(sent, retr))
@@ -147,40 +148,40 @@ const ackOnlyBytes = 100
 // port below it is taken for a service port.
 const ephemeralFrom = 32768
 
-func (t *Translator) drop(res, a pcommon.Map, ts int64) {
-	reason := str(a, attrDropReason)
+func (t *Extractor) drop(res, a pcommon.Map, ts int64) {
+	reason := str(a, semconv.AttrDropReason)
 	if reason == "" {
 		reason = "UNKNOWN"
 	}
-	count, ok := num(a, attrDropCount)
+	count, ok := num(a, semconv.AttrDropCount)
 	if !ok {
 		count = 1
 	}
 	// Local side: the one whose address is the resource's pod IP.
-	podIP := str(res, attrPodIP)
-	srcAddr, dstAddr := str(a, attrSrcAddr), str(a, attrDstAddr)
-	src := sideName(a, res, "source", podIP != "" && srcAddr == podIP)
-	dst := sideName(a, res, "destination", podIP != "" && dstAddr == podIP)
-	sport, _ := intv(a, attrSrcPort)
-	dport, _ := intv(a, attrDstPort)
+	podIP := str(res, semconv.AttrPodIP)
+	srcAddr, dstAddr := str(a, semconv.AttrSrcAddr), str(a, semconv.AttrDstAddr)
+	src := sideName(a, res, semconv.SideSource, podIP != "" && srcAddr == podIP)
+	dst := sideName(a, res, semconv.SideDestination, podIP != "" && dstAddr == podIP)
+	sport, _ := intv(a, semconv.AttrSrcPort)
+	dport, _ := intv(a, semconv.AttrDstPort)
 	// A dropped reply (service port → ephemeral port) belongs to the edge
 	// of its request: client → server:port, as flows name it.
 	port := dport
 	if dport >= ephemeralFrom && sport > 0 && sport < ephemeralFrom {
 		src, dst, port = dst, src, sport
 	}
-	ek := anomaly.EdgeKey{Family: anomaly.FamilyNetwork, A: src, B: dst, C: str(a, attrTransport), N: port}
+	ek := anomaly.EdgeKey{Family: anomaly.FamilyNetwork, A: src, B: dst, C: str(a, semconv.AttrTransport), N: port}
 	if s := t.series(DropRate, ek, reason); s != nil {
 		t.e.AddValue(s, ts, count)
 	}
 }
 
-func (t *Translator) dns(a pcommon.Map, ts int64) {
-	server := str(a, attrServerAddr)
+func (t *Extractor) dns(a pcommon.Map, ts int64) {
+	server := str(a, semconv.AttrServerAddr)
 	if server == "" {
 		return
 	}
-	rcode := str(a, attrDNSRcode)
+	rcode := str(a, semconv.AttrDNSRCode)
 	timeout := rcode == "TIMEOUT"
 	failed := rcode != "" && rcode != "NOERROR" && rcode != "NXDOMAIN" && !timeout
 	ek := anomaly.EdgeKey{Family: anomaly.FamilyDNS, A: server}
@@ -191,7 +192,7 @@ func (t *Translator) dns(a pcommon.Map, ts int64) {
 		t.e.AddRatio(s, ts, b2f(failed), 1)
 	}
 	if !timeout {
-		if d, ok := num(a, attrDNSDuration); ok && d >= 0 {
+		if d, ok := num(a, semconv.AttrDNSDurationMs); ok && d >= 0 {
 			if s := t.series(DNSDuration, ek, ""); s != nil {
 				t.e.AddValue(s, ts, d)
 			}
@@ -200,7 +201,7 @@ func (t *Translator) dns(a pcommon.Map, ts int64) {
 }
 
 // Traces extracts HTTP server and client spans.
-func (t *Translator) Traces(td ptrace.Traces) {
+func (t *Extractor) Traces(td ptrace.Traces) {
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -215,19 +216,19 @@ func (t *Translator) Traces(td ptrace.Traces) {
 	}
 }
 
-func (t *Translator) span(svc string, sp ptrace.Span) {
+func (t *Extractor) span(svc string, sp ptrace.Span) {
 	kind := sp.Kind()
 	if kind != ptrace.SpanKindServer && kind != ptrace.SpanKindClient {
 		return
 	}
 	a := sp.Attributes()
-	code, hasCode := intv(a, attrHTTPStatus)
+	code, hasCode := intv(a, semconv.AttrHTTPStatus)
 	if !hasCode {
-		code, hasCode = intv(a, attrHTTPStatusV0)
+		code, hasCode = intv(a, semconv.AttrHTTPStatusV0)
 	}
-	_, hasMethod := a.Get(attrHTTPMethod)
+	_, hasMethod := a.Get(semconv.AttrHTTPMethod)
 	if !hasMethod {
-		_, hasMethod = a.Get(attrHTTPMethodV0)
+		_, hasMethod = a.Get(semconv.AttrHTTPMethodV0)
 	}
 	if !hasCode && !hasMethod {
 		return
@@ -241,12 +242,12 @@ func (t *Translator) span(svc string, sp ptrace.Span) {
 	if kind == ptrace.SpanKindClient {
 		dur, ratio = HTTPClientDuration, HTTPClient5xx
 		ek.C = "client"
-		ek.B = firstStr(a, attrPeerService, attrServerAddr, attrNetPeerName, attrPeerAddr)
+		ek.B = firstStr(a, semconv.AttrPeerService, semconv.AttrServerAddr, semconv.AttrNetPeerName, semconv.AttrPeerAddr)
 		if ek.B == "" {
 			ek.B = "?"
 		}
-		if ek.B != str(a, attrPeerService) {
-			ek.N, _ = intv(a, attrServerPort)
+		if ek.B != str(a, semconv.AttrPeerService) {
+			ek.N, _ = intv(a, semconv.AttrServerPort)
 		}
 	} else {
 		ek.C = "server"
@@ -278,8 +279,8 @@ func describe(k *anomaly.Key) anomaly.Identity {
 		id.Attrs = []anomaly.Attr{
 			{Key: "source", Value: ek.A},
 			{Key: "destination", Value: ek.B},
-			{Key: attrDstPort, Int: ek.N, IsInt: true},
-			{Key: attrTransport, Value: ek.C},
+			{Key: semconv.AttrDstPort, Int: ek.N, IsInt: true},
+			{Key: semconv.AttrTransport, Value: ek.C},
 		}
 		switch k.Signal {
 		case FlowRTT:
@@ -291,14 +292,14 @@ func describe(k *anomaly.Key) anomaly.Identity {
 		case DropRate:
 			id.What = "drop rate of " + k.Sub
 			id.Subject = id.What + " on " + id.Edge
-			id.Attrs = append(id.Attrs, anomaly.Attr{Key: attrDropReason, Value: k.Sub})
+			id.Attrs = append(id.Attrs, anomaly.Attr{Key: semconv.AttrDropReason, Value: k.Sub})
 		}
 		if id.Subject == "" {
 			id.Subject = id.What + " " + id.Edge
 		}
 	case anomaly.FamilyDNS:
 		id.Edge = "resolver " + ek.A
-		id.Attrs = []anomaly.Attr{{Key: attrServerAddr, Value: ek.A}}
+		id.Attrs = []anomaly.Attr{{Key: semconv.AttrServerAddr, Value: ek.A}}
 		switch k.Signal {
 		case DNSTimeouts:
 			id.What = "DNS timeouts"
@@ -321,7 +322,7 @@ func describe(k *anomaly.Key) anomaly.Identity {
 			}
 			id.Attrs = append(id.Attrs, anomaly.Attr{Key: "peer", Value: ek.B})
 			if ek.N > 0 {
-				id.Attrs = append(id.Attrs, anomaly.Attr{Key: attrServerPort, Int: ek.N, IsInt: true})
+				id.Attrs = append(id.Attrs, anomaly.Attr{Key: semconv.AttrServerPort, Int: ek.N, IsInt: true})
 			}
 			id.What = what
 			id.Subject = what + " " + id.Edge
@@ -336,7 +337,7 @@ func describe(k *anomaly.Key) anomaly.Identity {
 
 // Metrics extracts one series per metric (two for histograms) and
 // identifying attributes.
-func (t *Translator) Metrics(md pmetric.Metrics) {
+func (t *Extractor) Metrics(md pmetric.Metrics) {
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
@@ -362,7 +363,7 @@ type metricCtx struct {
 	pid, stream uint64
 }
 
-func (t *Translator) metric(res pcommon.Map, rid, rfull uint64, m pmetric.Metric) {
+func (t *Extractor) metric(res pcommon.Map, rid, rfull uint64, m pmetric.Metric) {
 	c := metricCtx{name: m.Name(), unit: m.Unit(), res: res, rid: rid, rfull: rfull}
 	c.nameHash = maphash.String(t.seed, c.name)
 	point := func(attrs pcommon.Map) {
@@ -505,7 +506,7 @@ func (t *Translator) metric(res pcommon.Map, rid, rfull uint64, m pmetric.Metric
 	}
 }
 
-func (t *Translator) metricSeries(sig *anomaly.Signal, c *metricCtx) *anomaly.Series {
+func (t *Extractor) metricSeries(sig *anomaly.Signal, c *metricCtx) *anomaly.Series {
 	k := anomaly.Key{Signal: sig, Edge: anomaly.EdgeKey{Family: anomaly.FamilyMetric, H: mix(c.rid ^ mix(c.pid))}, Sub: c.name}
 	if s := t.e.Lookup(&k); s != nil {
 		return s
@@ -513,7 +514,7 @@ func (t *Translator) metricSeries(sig *anomaly.Signal, c *metricCtx) *anomaly.Se
 	return t.e.Create(&k, t.metricIdentity(sig, c))
 }
 
-func (t *Translator) metricIdentity(sig *anomaly.Signal, c *metricCtx) anomaly.Identity {
+func (t *Extractor) metricIdentity(sig *anomaly.Signal, c *metricCtx) anomaly.Identity {
 	id := anomaly.Identity{Signal: c.name, Unit: c.unit}
 	var point []string
 	add := func(m pcommon.Map, label bool) {
@@ -572,7 +573,7 @@ func rateUnit(u string) string {
 
 // hashMap hashes a map's attributes independently of their order: ident
 // leaves out the excluded keys, full keeps them.
-func (t *Translator) hashMap(m pcommon.Map, salt uint64) (ident, full uint64) {
+func (t *Extractor) hashMap(m pcommon.Map, salt uint64) (ident, full uint64) {
 	ident, full = salt, salt
 	m.Range(func(k string, v pcommon.Value) bool {
 		h := mix(maphash.String(t.seed, k) ^ mix(t.hashValue(v)))
@@ -585,7 +586,7 @@ func (t *Translator) hashMap(m pcommon.Map, salt uint64) (ident, full uint64) {
 	return mix(ident), mix(full)
 }
 
-func (t *Translator) hashValue(v pcommon.Value) uint64 {
+func (t *Extractor) hashValue(v pcommon.Value) uint64 {
 	switch v.Type() {
 	case pcommon.ValueTypeStr:
 		return maphash.String(t.seed, v.Str())
@@ -624,14 +625,14 @@ func numberValue(dp pmetric.NumberDataPoint) float64 {
 // resource's workload (k8sattributes puts it there); else the address.
 var (
 	sideNameKeys = map[string][]string{
-		"source":      {"source.k8s.workload.name", "source.k8s.pod.name"},
-		"destination": {"destination.k8s.service.name", "destination.k8s.workload.name", "destination.k8s.pod.name"},
+		semconv.SideSource:      {semconv.OnSide(semconv.SideSource, semconv.AttrK8sWorkloadName), semconv.OnSide(semconv.SideSource, semconv.AttrPodName)},
+		semconv.SideDestination: {semconv.OnSide(semconv.SideDestination, semconv.AttrK8sServiceName), semconv.OnSide(semconv.SideDestination, semconv.AttrK8sWorkloadName), semconv.OnSide(semconv.SideDestination, semconv.AttrPodName)},
 	}
 	resourceNameKeys = []string{
-		"service.name", "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name",
-		"k8s.cronjob.name", "k8s.job.name", "k8s.pod.name", "process.executable.name",
+		semconv.AttrServiceName, semconv.AttrDeploymentName, semconv.AttrStatefulSetName, semconv.AttrDaemonSetName,
+		semconv.AttrCronJobName, semconv.AttrJobName, semconv.AttrPodName, semconv.AttrProcessExecName,
 	}
-	resourceAddrKeys = []string{"k8s.pod.ip", "host.name"}
+	resourceAddrKeys = []string{semconv.AttrPodIP, semconv.AttrHostName}
 )
 
 func sideName(a, res pcommon.Map, side string, local bool) string {
@@ -645,7 +646,11 @@ func sideName(a, res pcommon.Map, side string, local bool) string {
 			return v
 		}
 	}
-	if v := str(a, side+".address"); v != "" {
+	addrKey := semconv.AttrSrcAddr
+	if side == semconv.SideDestination {
+		addrKey = semconv.AttrDstAddr
+	}
+	if v := str(a, addrKey); v != "" {
 		return v
 	}
 	return "?"
@@ -673,8 +678,8 @@ func resourceName(res pcommon.Map, withAddr bool, exclude map[string]struct{}) s
 // side as a workload of this node (whose own record reports the same
 // connection).
 func hasPeer(a pcommon.Map, side string) bool {
-	for _, k := range [...]string{".container.id", ".k8s.pod.uid", ".process.pid"} {
-		if _, ok := a.Get(side + k); ok {
+	for _, k := range [...]string{semconv.AttrContainerID, semconv.AttrPodUID, semconv.AttrProcessPID} {
+		if _, ok := a.Get(semconv.OnSide(side, k)); ok {
 			return true
 		}
 	}
