@@ -31,11 +31,11 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadatatest"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/preflight"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/translate"
@@ -267,7 +267,7 @@ func copyFile(t *testing.T, from, to string) {
 // known size over loopback must show up in the flow records and metrics at
 // the IP layer, so at least the payload and within a few percent of it.
 func TestReceiverCountsLoopbackTransfer(t *testing.T) {
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	const sent, answered = 1 << 20, 4096
 	logs, metrics := startReceiver(t)
 
@@ -312,7 +312,7 @@ func TestReceiverCountsLoopbackTransfer(t *testing.T) {
 // closed loopback port is a refused flow, a connection failure, and a
 // NO_SOCKET drop of the SYN.
 func TestReceiverReportsRefusedConnect(t *testing.T) {
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	logs, metrics := startReceiver(t)
 
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")

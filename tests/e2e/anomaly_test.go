@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 // Settings of the anomaly end-to-end test: short windows and warm-up so a
@@ -116,47 +117,11 @@ func readAnomalies(path string) ([]anomalyRecord, error) {
 // (connector) → file, and waits until it is healthy.
 func startAnomalyCollector(t *testing.T, bin, dir string) (*collector, string) {
 	t.Helper()
-	hp, mp := freePort(t), freePort(t)
-	c := &collector{
-		dir:        dir,
-		logsPath:   filepath.Join(dir, "flows.json"),
-		healthURL:  fmt.Sprintf("http://127.0.0.1:%d/", hp),
-		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", mp),
-		exited:     make(chan struct{}),
-	}
+	hp, mp := testkit.FreePort(t), testkit.FreePort(t)
+	c := &collector{logsPath: filepath.Join(dir, "flows.json")}
 	anomalies := filepath.Join(dir, "anomalies.json")
-	cfg := filepath.Join(dir, "config.yaml")
-	must(t, os.WriteFile(cfg, fmt.Appendf(nil, anomalyCollectorConfig, c.logsPath, anomalies, hp, mp, anomalyWindow, anomalyWarmup), 0o644))
-	logf, err := os.Create(filepath.Join(dir, "collector.log"))
-	must(t, err)
-	c.cmd = exec.Command(bin, "--config="+cfg)
-	c.cmd.Env = append(os.Environ(), "K8S_NODE_NAME="+nodeName)
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	must(t, c.cmd.Start())
-	go func() {
-		c.err = c.cmd.Wait()
-		logf.Close()
-		close(c.exited)
-	}()
-	t.Cleanup(func() { c.stop(t) })
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-c.exited:
-			t.Fatalf("collector exited during start-up: %v\n%s", c.err, c.logTail())
-		default:
-		}
-		if resp, err := http.Get(c.healthURL); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("collector not ready after 60s\n%s", c.logTail())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	cfg := fmt.Sprintf(anomalyCollectorConfig, c.logsPath, anomalies, hp, mp, anomalyWindow, anomalyWarmup)
+	c.Collector = testkit.StartCollector(t, bin, dir, cfg, hp, mp, "K8S_NODE_NAME="+nodeName)
 	return c, anomalies
 }
 
@@ -169,7 +134,7 @@ func startBulkServer(t *testing.T, dir string, b *pod, port int) string {
 	must(t, err)
 	must(t, f.Truncate(1<<30))
 	must(t, f.Close())
-	prefix := filepath.Join(dir, "nginx-"+b.name)
+	prefix := filepath.Join(dir, "nginx-"+b.Name)
 	must(t, os.MkdirAll(prefix, 0o755))
 	conf := fmt.Sprintf(`daemon off;
 user root;
@@ -190,12 +155,12 @@ http {
 		root %[4]s;
 	}
 }
-`, prefix, b.ip4, port, www)
+`, prefix, b.IP4, port, www)
 	path := filepath.Join(prefix, "nginx.conf")
 	must(t, os.WriteFile(path, []byte(conf), 0o644))
-	b.start(t, filepath.Join(dir, "nginx-"+b.name+".log"), "nginx", "-p", prefix, "-e", filepath.Join(prefix, "error.log"), "-c", path)
-	b.waitListening(t, "tcp", port)
-	return fmt.Sprintf("http://%s:%d/big", b.ip4, port)
+	b.Start(t, filepath.Join(dir, "nginx-"+b.Name+".log"), "nginx", "-p", prefix, "-e", filepath.Join(prefix, "error.log"), "-c", path)
+	b.WaitListening(t, "tcp", port)
+	return fmt.Sprintf("http://%s:%d/big", b.IP4, port)
 }
 
 // resolver is dnsmasq in a pod, answering one local name; stop and start
@@ -217,7 +182,7 @@ bind-interfaces
 listen-address=%s
 user=root
 address=/svc.anomaly.test/10.9.9.9
-`, p.ip4), 0o644))
+`, p.IP4), 0o644))
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -226,11 +191,11 @@ address=/svc.anomaly.test/10.9.9.9
 func (r *resolver) start() {
 	r.t.Helper()
 	// dnsmasq daemonises: the pod's cgroup keeps it, cleanup kills it.
-	_, rc := r.p.exec(r.t, 10*time.Second, "dnsmasq", "--conf-file="+r.conf, "--pid-file="+r.pid, "--log-facility="+r.log)
+	_, rc := r.p.Exec(r.t, 10*time.Second, "dnsmasq", "--conf-file="+r.conf, "--pid-file="+r.pid, "--log-facility="+r.log)
 	if rc != 0 {
 		r.t.Fatalf("dnsmasq exited %d; see %s", rc, r.log)
 	}
-	r.p.waitListening(r.t, "udp", 53)
+	r.p.WaitListening(r.t, "udp", 53)
 }
 
 func (r *resolver) stop() {
@@ -254,7 +219,7 @@ func (r *resolver) stop() {
 // selfMetric returns the value of the self-telemetry sample of metric name
 // whose labels contain label (e.g. `state="normal"`), or -1.
 func selfMetric(c *collector, name, label string) float64 {
-	body, err := c.scrapeSelfMetrics()
+	body, err := c.ScrapeSelfMetrics()
 	if err != nil {
 		return -1
 	}
@@ -300,7 +265,7 @@ type fault struct {
 // on the network edge to port 53, as the kernel's NO_SOCKET drops: a second,
 // correct alert, not checked here.)
 func TestAnomalyAlerts(t *testing.T) {
-	requireRoot(t)
+	testkit.RequireRoot(t)
 	bin := collectorBinary(t)
 	for _, tool := range []string{"ip", "ss", "tc", "iptables", "nginx", "curl", "dig", "dnsmasq"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -316,7 +281,7 @@ func TestAnomalyAlerts(t *testing.T) {
 	// the server then sends in multi-megabyte bursts seconds apart. A 64 KB
 	// window keeps the downloads steady at the window's scale.
 	for _, p := range []*pod{la, pa} {
-		run(t, "ip", "netns", "exec", p.netns, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 65536 65536")
+		testkit.Run(t, "ip", "netns", "exec", p.Netns, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 65536 65536")
 	}
 
 	latURL := startBulkServer(t, dir, lb, anomalyPort)
@@ -325,25 +290,25 @@ func TestAnomalyAlerts(t *testing.T) {
 	// than by curl, whose --limit-rate reads in bursts seconds apart: loss
 	// then shows in every window, as on a busy path. A 10-packet queue
 	// keeps the path's delay from depending on how full TCP keeps it.
-	run(t, "ip", "netns", "exec", pb.netns, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10")
-	run(t, "ip", "netns", "exec", pb.netns, "tc", "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate", "4mbit", "ceil", "4mbit")
-	run(t, "ip", "netns", "exec", pb.netns, "tc", "qdisc", "add", "dev", "eth0", "parent", "1:10", "handle", "10:", "pfifo", "limit", "10")
+	testkit.Run(t, "ip", "netns", "exec", pb.Netns, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10")
+	testkit.Run(t, "ip", "netns", "exec", pb.Netns, "tc", "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate", "4mbit", "ceil", "4mbit")
+	testkit.Run(t, "ip", "netns", "exec", pb.Netns, "tc", "qdisc", "add", "dev", "eth0", "parent", "1:10", "handle", "10:", "pfifo", "limit", "10")
 	res := startResolver(t, dir, dr)
 	col, anomaliesPath := startAnomalyCollector(t, bin, dir)
 	for i := range 2 {
-		la.start(t, filepath.Join(dir, fmt.Sprintf("curl-lat%d.log", i)), "curl", "-sS", "-o", "/dev/null", "--limit-rate", "250k", latURL)
-		pa.start(t, filepath.Join(dir, fmt.Sprintf("curl-loss%d.log", i)), "curl", "-sS", "-o", "/dev/null", lossURL)
+		la.Start(t, filepath.Join(dir, fmt.Sprintf("curl-lat%d.log", i)), "curl", "-sS", "-o", "/dev/null", "--limit-rate", "250k", latURL)
+		pa.Start(t, filepath.Join(dir, fmt.Sprintf("curl-loss%d.log", i)), "curl", "-sS", "-o", "/dev/null", lossURL)
 	}
 	// One dig every 50 ms, not waiting for answers: the query rate stays
 	// the same whether the resolver answers or not.
-	dc.start(t, filepath.Join(dir, "dig.log"), "sh", "-c",
-		fmt.Sprintf("while :; do dig +tries=1 +time=1 @%s svc.anomaly.test A >/dev/null 2>&1 & sleep 0.05; done", dr.ip4))
+	dc.Start(t, filepath.Join(dir, "dig.log"), "sh", "-c",
+		fmt.Sprintf("while :; do dig +tries=1 +time=1 @%s svc.anomaly.test A >/dev/null 2>&1 & sleep 0.05; done", dr.IP4))
 
-	netEdge := func(a, b *pod, port int) string { return fmt.Sprintf("%s → %s:%d", a.ip4, b.ip4, port) }
+	netEdge := func(a, b *pod, port int) string { return fmt.Sprintf("%s → %s:%d", a.IP4, b.IP4, port) }
 	onEdge := func(e string) func(anomalyRecord) bool {
 		return func(r anomalyRecord) bool { return r.str("ebpfflow.anomaly.edge") == e }
 	}
-	dnsEdge := dr.ip4.String()
+	dnsEdge := dr.IP4.String()
 	faults := []*fault{
 		{
 			// A token bucket below the offered rate holding 100 ms of
@@ -352,9 +317,9 @@ func TestAnomalyAlerts(t *testing.T) {
 			// may be the first signal; the others join the incident.
 			name: "latency", edge: netEdge(la, lb, anomalyPort), signal: "rtt.p99|QDISC_DROP|retransmit.ratio",
 			inject: func() {
-				run(t, "ip", "netns", "exec", lb.netns, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "1mbit", "burst", "32kbit", "latency", "100ms")
+				testkit.Run(t, "ip", "netns", "exec", lb.Netns, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "1mbit", "burst", "32kbit", "latency", "100ms")
 			},
-			remove: func() { run(t, "ip", "netns", "exec", lb.netns, "tc", "qdisc", "del", "dev", "eth0", "root") },
+			remove: func() { testkit.Run(t, "ip", "netns", "exec", lb.Netns, "tc", "qdisc", "del", "dev", "eth0", "root") },
 		},
 		{
 			// 10% of the data segments are lost on the way to the client.
@@ -363,10 +328,10 @@ func TestAnomalyAlerts(t *testing.T) {
 			// the refilled queue inflate. The others join the incident.
 			name: "loss", edge: netEdge(pa, pb, anomalyPort+1), signal: "retransmit.ratio|drop.rate|rtt.p99",
 			inject: func() {
-				run(t, "ip", "netns", "exec", pa.netns, "iptables", "-A", "INPUT", "-p", "tcp", "--sport", fmt.Sprint(anomalyPort+1), "-m", "statistic", "--mode", "random", "--probability", "0.1", "-j", "DROP")
+				testkit.Run(t, "ip", "netns", "exec", pa.Netns, "iptables", "-A", "INPUT", "-p", "tcp", "--sport", fmt.Sprint(anomalyPort+1), "-m", "statistic", "--mode", "random", "--probability", "0.1", "-j", "DROP")
 			},
 			remove: func() {
-				run(t, "ip", "netns", "exec", pa.netns, "iptables", "-D", "INPUT", "-p", "tcp", "--sport", fmt.Sprint(anomalyPort+1), "-m", "statistic", "--mode", "random", "--probability", "0.1", "-j", "DROP")
+				testkit.Run(t, "ip", "netns", "exec", pa.Netns, "iptables", "-D", "INPUT", "-p", "tcp", "--sport", fmt.Sprint(anomalyPort+1), "-m", "statistic", "--mode", "random", "--probability", "0.1", "-j", "DROP")
 			},
 		},
 		{
@@ -397,21 +362,21 @@ func TestAnomalyAlerts(t *testing.T) {
 		t.Logf("anomaly during steady state: %s %s", r.str("ebpfflow.anomaly.state"), r.Body)
 	}
 	if len(recs) > 0 {
-		t.Fatalf("%d alerts during steady state, first: %s\n%s", len(recs), recs[0].Body, col.logTail())
+		t.Fatalf("%d alerts during steady state, first: %s\n%s", len(recs), recs[0].Body, col.LogTail())
 	}
 	flows, err := readLogs(col.logsPath)
 	must(t, err)
 	rtts, lookups := 0, 0
 	for _, r := range flows {
 		switch {
-		case r.Event == "network.flow" && r.str("destination.address") == lb.ip4.String() && r.int("ebpfflow.tcp.rtt_us") > 0:
+		case r.Event == "network.flow" && r.str("destination.address") == lb.IP4.String() && r.int("ebpfflow.tcp.rtt_us") > 0:
 			rtts++
-		case r.Event == "dns.lookup" && r.str("server.address") == dr.ip4.String() && r.str("ebpfflow.dns.response_code") == "NOERROR":
+		case r.Event == "dns.lookup" && r.str("server.address") == dr.IP4.String() && r.str("ebpfflow.dns.response_code") == "NOERROR":
 			lookups++
 		}
 	}
 	if rtts < 100 || lookups < 1000 {
-		t.Fatalf("steady state: %d flow records with an RTT on %s, %d answered lookups at %s\n%s", rtts, faults[0].edge, lookups, dnsEdge, col.logTail())
+		t.Fatalf("steady state: %d flow records with an RTT on %s, %d answered lookups at %s\n%s", rtts, faults[0].edge, lookups, dnsEdge, col.LogTail())
 	}
 	normal := selfMetric(col, "otelcol_anomaly_detection_series", `state="normal"`)
 	t.Logf("steady state: %d flow records with an RTT, %d answered lookups; %v series past warm-up", rtts, lookups, normal)
@@ -437,7 +402,7 @@ func TestAnomalyAlerts(t *testing.T) {
 					t.Errorf("%s: no alert on %s within %v of the fault", f.name, f.edge, anomalyFireBy)
 				}
 			}
-			t.Fatalf("alerts so far: %d\n%s", len(recs), col.logTail())
+			t.Fatalf("alerts so far: %d\n%s", len(recs), col.LogTail())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -494,7 +459,7 @@ func TestAnomalyAlerts(t *testing.T) {
 					t.Errorf("%s: no resolved alert on %s within %v of the recovery", f.name, f.edge, anomalyResolve)
 				}
 			}
-			t.Fatalf("%s", col.logTail())
+			t.Fatalf("%s", col.LogTail())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -20,6 +20,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 // Addresses of the DNS test: client pod c and resolver pod r on 10.208.0.0/24.
@@ -144,7 +146,7 @@ func (e *dnsEnv) dig(args ...string) digResult {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	raw, _ := e.c.command(ctx, "dig", args...).Output() // dig's exit code is in its output
+	raw, _ := e.c.Command(ctx, "dig", args...).Output() // dig's exit code is in its output
 	out := string(raw)
 	r, err := parseDig(out)
 	if err != nil {
@@ -164,7 +166,7 @@ func (e *dnsEnv) dig(args ...string) digResult {
 // upstream answers SERVFAIL, and a resolver address that never answers, and
 // compares every dns.lookup record with what the client printed.
 func TestDNS(t *testing.T) {
-	requireRoot(t)
+	testkit.RequireRoot(t)
 	bin := collectorBinary(t)
 	for _, tool := range []string{"ip", "ss", "iptables", "dig", "dnsmasq", "getent", "tshark", "xargs"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -176,35 +178,35 @@ func TestDNS(t *testing.T) {
 	c, r := newPodPairNet(t, "dc", "dr", dnsNet)
 	e := &dnsEnv{t: t, dir: dir, c: c, r: r}
 	for _, ip := range []string{dnsServfailIP, dnsOddListenIP, dnsOddReplyIP, dnsSilentIP} {
-		run(t, "ip", "-n", r.netns, "addr", "add", ip+"/24", "dev", "eth0")
+		testkit.Run(t, "ip", "-n", r.Netns, "addr", "add", ip+"/24", "dev", "eth0")
 	}
 	// The silent address swallows queries: no answer, no ICMP.
-	run(t, "ip", "netns", "exec", r.netns, "iptables", "-A", "INPUT", "-d", dnsSilentIP, "-p", "udp", "--dport", "53", "-j", "DROP")
+	testkit.Run(t, "ip", "netns", "exec", r.Netns, "iptables", "-A", "INPUT", "-d", dnsSilentIP, "-p", "udp", "--dport", "53", "-j", "DROP")
 	// glibc and Go read /etc/resolv.conf: `ip netns exec` binds this one over it.
-	resolvDir := filepath.Join("/etc/netns", c.netns)
+	resolvDir := filepath.Join("/etc/netns", c.Netns)
 	must(t, os.MkdirAll(resolvDir, 0o755))
 	t.Cleanup(func() { os.RemoveAll(resolvDir) })
-	must(t, os.WriteFile(filepath.Join(resolvDir, "resolv.conf"), fmt.Appendf(nil, "nameserver %s\noptions timeout:1 attempts:1\n", r.ip4), 0o644))
+	must(t, os.WriteFile(filepath.Join(resolvDir, "resolv.conf"), fmt.Appendf(nil, "nameserver %s\noptions timeout:1 attempts:1\n", r.IP4), 0o644))
 	must(t, os.WriteFile(filepath.Join(resolvDir, "hosts"), []byte("127.0.0.1 localhost\n"), 0o644))
 
-	r.start(t, filepath.Join(dir, "servfail.log"), "env", helperEnv+"=servfail", os.Args[0], dnsServfailIP+":53")
-	r.start(t, filepath.Join(dir, "odd.log"), "env", helperEnv+"=odd", os.Args[0], dnsOddListenIP+":53", dnsOddReplyIP+":53")
+	r.Start(t, filepath.Join(dir, "servfail.log"), "env", helperEnv+"=servfail", os.Args[0], dnsServfailIP+":53")
+	r.Start(t, filepath.Join(dir, "odd.log"), "env", helperEnv+"=odd", os.Args[0], dnsOddListenIP+":53", dnsOddReplyIP+":53")
 	conf := filepath.Join(dir, "dnsmasq.conf")
-	must(t, os.WriteFile(conf, fmt.Appendf(nil, dnsmasqConf, r.ip4, r.ip6, bigTXT[0], bigTXT[1], bigTXT[2], dnsServfailIP), 0o644))
-	r.start(t, filepath.Join(dir, "dnsmasq.log"), "dnsmasq", "--keep-in-foreground", "--conf-file="+conf, "--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--log-facility=-")
-	r.waitListening(t, "udp", 53)
-	r.waitListening(t, "tcp", 53)
+	must(t, os.WriteFile(conf, fmt.Appendf(nil, dnsmasqConf, r.IP4, r.IP6, bigTXT[0], bigTXT[1], bigTXT[2], dnsServfailIP), 0o644))
+	r.Start(t, filepath.Join(dir, "dnsmasq.log"), "dnsmasq", "--keep-in-foreground", "--conf-file="+conf, "--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--log-facility=-")
+	r.WaitListening(t, "udp", 53)
+	r.WaitListening(t, "tcp", 53)
 
 	// tshark on the client's interface: the wire's own count of queries to
 	// the silent address.
 	capPath := filepath.Join(dir, "silent.pcap")
-	c.start(t, filepath.Join(dir, "tshark.log"), "tshark", "-n", "-i", "eth0", "-w", capPath, "-f", "udp and host "+dnsSilentIP)
+	c.Start(t, filepath.Join(dir, "tshark.log"), "tshark", "-n", "-i", "eth0", "-w", capPath, "-f", "udp and host "+dnsSilentIP)
 	time.Sleep(time.Second) // tshark opens the interface
 
 	col := startCollectorDNS(t, bin, dir)
 	trafficStart := time.Now()
 
-	r4, r6 := r.ip4.String(), r.ip6.String()
+	r4, r6 := r.IP4.String(), r.IP6.String()
 	cases := map[string]digResult{
 		"a":         e.dig("@"+r4, "web.dns.test", "A"),
 		"aaaa_v6":   e.dig("@"+r6, "web.dns.test", "AAAA"),
@@ -222,8 +224,8 @@ func TestDNS(t *testing.T) {
 	// Never answered: dig sends its query twice, the same id from the same
 	// socket (a retransmission, one lookup); a second dig is a second lookup.
 	silentStart := time.Now()
-	e.c.exec(t, 30*time.Second, "dig", "+tries=2", "+time=1", "@"+dnsSilentIP, "web.dns.test", "A")
-	e.c.exec(t, 30*time.Second, "dig", "+tries=1", "+time=1", "@"+dnsSilentIP, "alias.dns.test", "A")
+	e.c.Exec(t, 30*time.Second, "dig", "+tries=2", "+time=1", "@"+dnsSilentIP, "web.dns.test", "A")
+	e.c.Exec(t, 30*time.Second, "dig", "+tries=1", "+time=1", "@"+dnsSilentIP, "alias.dns.test", "A")
 
 	// Many names in parallel.
 	var names []string
@@ -242,35 +244,35 @@ func TestDNS(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d parallel digs in %v", len(names), time.Since(parallelStart).Round(time.Millisecond))
 
-	getentOut, rc := c.exec(t, 10*time.Second, "getent", "ahosts", "web.dns.test")
+	getentOut, rc := c.Exec(t, 10*time.Second, "getent", "ahosts", "web.dns.test")
 	if rc != 0 {
 		t.Fatalf("getent ahosts web.dns.test: rc %d", rc)
 	}
-	goOut, rc := c.exec(t, 30*time.Second, "env", helperEnv+"=resolve", os.Args[0], "alias.dns.test")
+	goOut, rc := c.Exec(t, 30*time.Second, "env", helperEnv+"=resolve", os.Args[0], "alias.dns.test")
 	if rc != 0 {
 		t.Fatalf("Go resolver: rc %d", rc)
 	}
-	oddOut, rc := c.exec(t, 30*time.Second, "env", helperEnv+"=unconnected", os.Args[0], dnsOddListenIP+":53", "odd.dns.test")
+	oddOut, rc := c.Exec(t, 30*time.Second, "env", helperEnv+"=unconnected", os.Args[0], dnsOddListenIP+":53", "odd.dns.test")
 	if rc != 0 {
 		t.Fatalf("unconnected client: rc %d", rc)
 	}
 
 	// Every lookup is out once the silent ones time out (2 s) and a flush passes.
 	time.Sleep(dnsTimeout + 3*time.Second)
-	self, selfErr := col.scrapeSelfMetrics()
-	col.stop(t)
+	self, selfErr := col.ScrapeSelfMetrics()
+	col.Stop(t)
 	t.Logf("traffic and flushes took %v", time.Since(trafficStart).Round(time.Millisecond))
 
 	recs, err := readLogs(col.logsPath)
 	must(t, err)
 	var lookups []logRecord
 	for _, rec := range recs {
-		if rec.Event == "dns.lookup" && rec.res("k8s.pod.uid") == c.uid {
+		if rec.Event == "dns.lookup" && rec.res("k8s.pod.UID") == c.UID {
 			lookups = append(lookups, rec)
 		}
 	}
 	dumpTestRecords(t, dir, lookups)
-	t.Logf("%d dns.lookup records from pod %s", len(lookups), c.name)
+	t.Logf("%d dns.lookup records from pod %s", len(lookups), c.Name)
 
 	find := func(t *testing.T, transport string, id uint16, name string) logRecord {
 		t.Helper()
@@ -295,11 +297,11 @@ func TestDNS(t *testing.T) {
 			"server.address":             d.server.Addr().String(),
 			"server.port":                int64(d.server.Port()),
 			"network.transport":          d.transport,
-			"client.address":             c.ip4.String(),
+			"client.address":             c.IP4.String(),
 			"network.type":               "ipv4",
 		}
 		if d.server.Addr().Is6() {
-			want["client.address"], want["network.type"] = c.ip6.String(), "ipv6"
+			want["client.address"], want["network.type"] = c.IP6.String(), "ipv6"
 		}
 		if d.status != "NOERROR" {
 			want["error.type"] = d.status
@@ -324,8 +326,8 @@ func TestDNS(t *testing.T) {
 		if port := l.int("client.port"); port <= 0 || port > 65535 {
 			t.Errorf("client.port = %d", port)
 		}
-		if l.res("container.id") != c.containerID {
-			t.Errorf("resource container.id = %q, want %q", l.res("container.id"), c.containerID)
+		if l.res("container.id") != c.ContainerID {
+			t.Errorf("resource container.id = %q, want %q", l.res("container.id"), c.ContainerID)
 		}
 	}
 
@@ -489,7 +491,7 @@ func TestDNS(t *testing.T) {
 		// The last cumulative count per series, summed per (resolver, qtype, error.type).
 		last := map[string]point{}
 		for _, p := range points {
-			if p.Metric == "dns.lookup.duration" && p.Resource["k8s.pod.uid"] == c.uid {
+			if p.Metric == "dns.lookup.duration" && p.Resource["k8s.pod.UID"] == c.UID {
 				last[p.series()] = p
 			}
 		}
@@ -520,7 +522,7 @@ func TestDNS(t *testing.T) {
 		must(t, err)
 		n := 0
 		for _, sp := range spans {
-			if sp.Resource["k8s.pod.uid"] != c.uid {
+			if sp.Resource["k8s.pod.UID"] != c.UID {
 				continue
 			}
 			n++

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 // Known sizes: the oracles the exported byte counts are checked against.
@@ -55,7 +57,7 @@ type curlResult struct {
 // The exported records are then checked field by field against curl's own
 // byte counts, pod b's kernel segment counters and the packet header sizes.
 func TestEndToEnd(t *testing.T) {
-	requireRoot(t)
+	testkit.RequireRoot(t)
 	bin := collectorBinary(t)
 	for _, tool := range []string{"ip", "ss", "nginx", "curl", "socat", "iptables"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -66,7 +68,7 @@ func TestEndToEnd(t *testing.T) {
 	dir := outDir(t)
 	a, b := newPodPair(t)
 	t.Logf("pods: a netns=%s uid=%s container=%s; b netns=%s uid=%s container=%s",
-		a.netns, a.uid, a.containerID[:12], b.netns, b.uid, b.containerID[:12])
+		a.Netns, a.UID, a.ContainerID[:12], b.Netns, b.UID, b.ContainerID[:12])
 
 	startServers(t, dir, b)
 
@@ -95,8 +97,8 @@ func TestEndToEnd(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	time.Sleep(3 * time.Second)
-	self, selfErr := col.scrapeSelfMetrics()
-	col.stop(t)
+	self, selfErr := col.ScrapeSelfMetrics()
+	col.Stop(t)
 	t.Logf("collector stopped %v after traffic; total so far %v", time.Since(trafficStart).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 
 	recs, err := readLogs(col.logsPath)
@@ -106,7 +108,7 @@ func TestEndToEnd(t *testing.T) {
 	flows := aggregate(recs)
 	t.Logf("output: %d log records (%d flow aggregates), %d metric points", len(recs), len(flows), len(points))
 	if len(recs) == 0 {
-		t.Fatalf("no log records in %s\n%s", col.logsPath, col.logTail())
+		t.Fatalf("no log records in %s\n%s", col.logsPath, col.LogTail())
 	}
 	dumpTestRecords(t, dir, recs)
 
@@ -147,32 +149,32 @@ func startServers(t *testing.T, dir string, b *pod) {
 	writeRandom(t, filepath.Join(www, "blob4"), blob4Size)
 	writeRandom(t, filepath.Join(www, "blob6"), blob6Size)
 	nginxConf := writeNginxConf(t, dir, www, b)
-	b.start(t, filepath.Join(dir, "nginx.log"), "nginx", "-p", filepath.Join(dir, "nginx"), "-e", filepath.Join(dir, "nginx", "error.log"), "-c", nginxConf)
-	b.start(t, filepath.Join(dir, "udp-sink.log"), "socat", "-u", fmt.Sprintf("UDP4-RECV:%d,bind=%s", udpPort, b.ip4), "OPEN:/dev/null")
-	b.waitListening(t, "tcp", httpPort)
-	b.waitListening(t, "udp", udpPort)
+	b.Start(t, filepath.Join(dir, "nginx.log"), "nginx", "-p", filepath.Join(dir, "nginx"), "-e", filepath.Join(dir, "nginx", "error.log"), "-c", nginxConf)
+	b.Start(t, filepath.Join(dir, "udp-sink.log"), "socat", "-u", fmt.Sprintf("UDP4-RECV:%d,bind=%s", udpPort, b.IP4), "OPEN:/dev/null")
+	b.WaitListening(t, "tcp", httpPort)
+	b.WaitListening(t, "udp", udpPort)
 	// Dropped by netfilter in pod b's own namespace (removed with it).
-	run(t, "ip", "netns", "exec", b.netns, "iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", strconv.Itoa(droppedPort), "-j", "DROP")
+	testkit.Run(t, "ip", "netns", "exec", b.Netns, "iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", strconv.Itoa(droppedPort), "-j", "DROP")
 }
 
 // generateTraffic runs every scenario from pod a and returns curl's own
 // counts for the two downloads.
 func generateTraffic(t *testing.T, dir string, a, b *pod) (http4, http6 curlResult) {
 	t.Helper()
-	http4 = download(t, a, b, portHTTP4, fmt.Sprintf("http://%s:%d/blob4", b.ip4, httpPort))
-	http6 = download(t, a, b, portHTTP6, fmt.Sprintf("http://[%s]:%d/blob6", b.ip6, httpPort))
+	http4 = download(t, a, b, portHTTP4, fmt.Sprintf("http://%s:%d/blob4", b.IP4, httpPort))
+	http6 = download(t, a, b, portHTTP6, fmt.Sprintf("http://[%s]:%d/blob6", b.IP6, httpPort))
 	if http4.download != blob4Size || http6.download != blob6Size {
 		t.Fatalf("curl downloaded %d / %d bytes, want %d / %d", http4.download, http6.download, blob4Size, blob6Size)
 	}
 	payload := filepath.Join(dir, "udp-payload")
 	writeRandom(t, payload, udpPayload*udpCount)
 	// -b: one read of udpPayload bytes = one datagram.
-	if _, rc := a.exec(t, 10*time.Second, "socat", "-u", "-b", strconv.Itoa(udpPayload), "OPEN:"+payload,
-		fmt.Sprintf("UDP4-SENDTO:%s:%d,sourceport=%d", b.ip4, udpPort, portUDP)); rc != 0 {
+	if _, rc := a.Exec(t, 10*time.Second, "socat", "-u", "-b", strconv.Itoa(udpPayload), "OPEN:"+payload,
+		fmt.Sprintf("UDP4-SENDTO:%s:%d,sourceport=%d", b.IP4, udpPort, portUDP)); rc != 0 {
 		t.Fatalf("socat udp sender: rc %d", rc)
 	}
-	curl(t, a, portRefused, fmt.Sprintf("http://%s:%d/", b.ip4, closedPort), 7)   // 7: connection refused
-	curl(t, a, portDropped, fmt.Sprintf("http://%s:%d/", b.ip4, droppedPort), 28) // 28: timed out
+	curl(t, a, portRefused, fmt.Sprintf("http://%s:%d/", b.IP4, closedPort), 7)   // 7: connection refused
+	curl(t, a, portDropped, fmt.Sprintf("http://%s:%d/", b.IP4, droppedPort), 28) // 28: timed out
 	return http4, http6
 }
 
@@ -215,7 +217,7 @@ http {
 		root %[5]s;
 	}
 }
-`, prefix, b.ip4, b.ip6, httpPort, www)
+`, prefix, b.IP4, b.IP6, httpPort, www)
 	path := filepath.Join(prefix, "nginx.conf")
 	must(t, os.WriteFile(path, []byte(conf), 0o644))
 	return path
@@ -224,11 +226,11 @@ http {
 // download runs curl in pod a against pod b and adds pod b's segment counts.
 func download(t *testing.T, a, b *pod, localPort int, url string) curlResult {
 	t.Helper()
-	out0, in0 := b.snmp(t, "Tcp", "OutSegs"), b.snmp(t, "Tcp", "InSegs")
+	out0, in0 := b.SNMP(t, "Tcp", "OutSegs"), b.SNMP(t, "Tcp", "InSegs")
 	r := curl(t, a, localPort, url, 0)
 	// curl returns once it has the body; the FIN exchange follows at once.
 	time.Sleep(200 * time.Millisecond)
-	r.serverOutSegs, r.serverInSegs = b.snmp(t, "Tcp", "OutSegs")-out0, b.snmp(t, "Tcp", "InSegs")-in0
+	r.serverOutSegs, r.serverInSegs = b.SNMP(t, "Tcp", "OutSegs")-out0, b.SNMP(t, "Tcp", "InSegs")-in0
 	t.Logf("%s: pod b sent %d and received %d TCP segments", url, r.serverOutSegs, r.serverInSegs)
 	return r
 }
@@ -237,7 +239,7 @@ func download(t *testing.T, a, b *pod, localPort int, url string) curlResult {
 // byte counts; wantRC is the expected exit code (0, 7 refused, 28 timeout).
 func curl(t *testing.T, p *pod, localPort int, url string, wantRC int) curlResult {
 	t.Helper()
-	out, rc := p.exec(t, 30*time.Second, "curl", "-sS", "-g", "-o", "/dev/null",
+	out, rc := p.Exec(t, 30*time.Second, "curl", "-sS", "-g", "-o", "/dev/null",
 		"--connect-timeout", "3", "--local-port", strconv.Itoa(localPort),
 		"-w", "%{size_download} %{size_header} %{size_request} %{http_code}", url)
 	if rc != wantRC {
@@ -271,14 +273,14 @@ func expectedKeys(a, b *pod) map[string]flowKey {
 		return fmt.Sprintf("%s:%d", s, port)
 	}
 	return map[string]flowKey{
-		"http4":        {"client", "tcp", hp(a.ip4, portHTTP4), hp(b.ip4, httpPort)},
-		"http4-server": {"server", "tcp", hp(a.ip4, portHTTP4), hp(b.ip4, httpPort)},
-		"http6":        {"client", "tcp", hp(a.ip6, portHTTP6), hp(b.ip6, httpPort)},
-		"http6-server": {"server", "tcp", hp(a.ip6, portHTTP6), hp(b.ip6, httpPort)},
-		"udp":          {"client", "udp", hp(a.ip4, portUDP), hp(b.ip4, udpPort)},
-		"udp-server":   {"server", "udp", hp(a.ip4, portUDP), hp(b.ip4, udpPort)},
-		"refused":      {"client", "tcp", hp(a.ip4, portRefused), hp(b.ip4, closedPort)},
-		"dropped":      {"client", "tcp", hp(a.ip4, portDropped), hp(b.ip4, droppedPort)},
+		"http4":        {"client", "tcp", hp(a.IP4, portHTTP4), hp(b.IP4, httpPort)},
+		"http4-server": {"server", "tcp", hp(a.IP4, portHTTP4), hp(b.IP4, httpPort)},
+		"http6":        {"client", "tcp", hp(a.IP6, portHTTP6), hp(b.IP6, httpPort)},
+		"http6-server": {"server", "tcp", hp(a.IP6, portHTTP6), hp(b.IP6, httpPort)},
+		"udp":          {"client", "udp", hp(a.IP4, portUDP), hp(b.IP4, udpPort)},
+		"udp-server":   {"server", "udp", hp(a.IP4, portUDP), hp(b.IP4, udpPort)},
+		"refused":      {"client", "tcp", hp(a.IP4, portRefused), hp(b.IP4, closedPort)},
+		"dropped":      {"client", "tcp", hp(a.IP4, portDropped), hp(b.IP4, droppedPort)},
 	}
 }
 
@@ -386,9 +388,9 @@ func lookup(t *testing.T, flows map[flowKey]*flowAgg, k flowKey) *flowAgg {
 // 5-tuple, role, transport, network type and the local pod as resource.
 func checkCommon(t *testing.T, f *flowAgg, p *pod, v6 bool) {
 	t.Helper()
-	netType, localIP := "ipv4", p.ip4.String()
+	netType, localIP := "ipv4", p.IP4.String()
 	if v6 {
-		netType, localIP = "ipv6", p.ip6.String()
+		netType, localIP = "ipv6", p.IP6.String()
 	}
 	for i, r := range f.records {
 		bad := func(format string, args ...any) {
@@ -400,11 +402,11 @@ func checkCommon(t *testing.T, f *flowAgg, p *pod, v6 bool) {
 		if got := r.str("event.name"); got != "network.flow" {
 			bad("attribute event.name = %q, want network.flow (mirror of EventName)", got)
 		}
-		if got := r.res("k8s.pod.uid"); got != p.uid {
-			bad("resource k8s.pod.uid = %q, want pod %s's %q", got, p.name, p.uid)
+		if got := r.res("k8s.pod.UID"); got != p.UID {
+			bad("resource k8s.pod.UID = %q, want pod %s's %q", got, p.Name, p.UID)
 		}
-		if got := r.res("container.id"); got != p.containerID {
-			bad("resource container.id = %q, want %q", got, p.containerID)
+		if got := r.res("container.id"); got != p.ContainerID {
+			bad("resource container.id = %q, want %q", got, p.ContainerID)
 		}
 		if got := r.res("k8s.pod.ip"); got != localIP {
 			bad("resource k8s.pod.ip = %q, want %q", got, localIP)
@@ -593,7 +595,7 @@ func checkNetfilterDrop(t *testing.T, flows map[flowKey]*flowAgg, recs []logReco
 			{"ebpfflow.drop.reason", "NETFILTER_DROP"},
 			{"network.transport", "tcp"},
 			{"network.type", "ipv4"},
-			{"source.address", a.ip4.String()},
+			{"source.address", a.IP4.String()},
 			{"destination.address", "10.202.0.20"},
 			{"network.interface.name", "eth0"},
 			{"event.name", "network.drop"},

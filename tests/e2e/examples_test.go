@@ -28,6 +28,7 @@ func TestConfigsValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	configMaps := 0
 	for _, doc := range splitYAML(manifest) {
 		var cm struct {
 			Kind string
@@ -39,7 +40,11 @@ func TestConfigsValidate(t *testing.T) {
 				t.Fatal(err)
 			}
 			configs = append(configs, path)
+			configMaps++
 		}
+	}
+	if configMaps != 1 {
+		t.Fatalf("distribution/k8s/daemonset.yaml: %d ConfigMaps with a config.yaml, want 1", configMaps)
 	}
 	for _, cfg := range configs {
 		t.Run(filepath.Base(cfg), func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 // goldenRecords are dnsmasq options and the questions that read them back.
@@ -79,11 +81,11 @@ var goldenQuestions = []struct {
 // and TCP, feeds the wire messages to a Matcher and compares its Answers
 // with what `dig +short` prints for the same question.
 func TestAnswersMatchDig(t *testing.T) {
-	dnsmasq, errM := exec.LookPath("dnsmasq")
-	dig, errD := exec.LookPath("dig")
-	if errM != nil || errD != nil {
-		t.Skip("needs dnsmasq and dig (apt-get install dnsmasq dnsutils)")
-	}
+	testkit.RequireTools(t, "dnsmasq", "dig")
+	dnsmasq, err := exec.LookPath("dnsmasq")
+	require.NoError(t, err)
+	dig, err := exec.LookPath("dig")
+	require.NoError(t, err)
 	server := startDNSMasq(t, dnsmasq)
 	port := strconv.Itoa(int(server.Port()))
 

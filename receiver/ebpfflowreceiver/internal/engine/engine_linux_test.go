@@ -2,8 +2,6 @@ package engine
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,102 +18,28 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"context"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/preflight"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
-// envHelper makes the test binary act as a pod process (see TestHelperProcess).
+// envHelper makes the test binary act as a pod process (see TestMain).
 const envHelper = "EBPFFLOW_ENGINE_HELPER"
 
-// pod is a network namespace plus a kubelet-shaped cgroup.
-type pod struct {
-	ns          string
-	uid         string // with dashes
-	containerID string
-	cgroup      string // absolute path of the container scope
-	ip4, ip6    netip.Addr
-}
-
-func randHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// newPod creates the pod's cgroup (systemd-driver layout) and netns.
-func newPod(t *testing.T, cgroupRoot string, ip4, ip6 string) *pod {
-	t.Helper()
-	u := randHex(t, 16)
-	uid := u[:8] + "-" + u[8:12] + "-" + u[12:16] + "-" + u[16:20] + "-" + u[20:]
-	p := &pod{
-		ns:          "ebpfflow-" + u[:8],
-		uid:         uid,
-		containerID: randHex(t, 32),
-		ip4:         netip.MustParseAddr(ip4),
-		ip6:         netip.MustParseAddr(ip6),
-	}
-	slices := []string{
-		"kubepods.slice",
-		"kubepods-besteffort.slice",
-		"kubepods-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice",
-		"cri-containerd-" + p.containerID + ".scope",
-	}
-	dir := cgroupRoot
-	var created []string
-	for _, s := range slices {
-		dir = filepath.Join(dir, s)
-		if err := os.Mkdir(dir, 0o755); err == nil {
-			created = append(created, dir)
-		} else if !errors.Is(err, os.ErrExist) {
-			t.Fatal(err)
+// TestMain runs the tests, or, with envHelper set, the pod side of
+// TestEngineEndToEnd: the test binary re-executed inside a pod runs
+// "<mode> <args>" and prints its results on stdout.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(envHelper); spec != "" {
+		f := strings.Fields(spec)
+		if err := helperMain(f[0], f[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(1)
 		}
+		os.Exit(0)
 	}
-	p.cgroup = dir
-	t.Cleanup(func() {
-		for i := len(created) - 1; i >= 0; i-- {
-			// Processes may take a moment to leave after being killed.
-			for try := 0; try < 50; try++ {
-				if err := os.Remove(created[i]); err == nil || errors.Is(err, os.ErrNotExist) {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-	})
-	run(t, "ip", "netns", "add", p.ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", p.ns).Run() })
-	run(t, "ip", "-n", p.ns, "link", "set", "lo", "up")
-	return p
-}
-
-// connect joins two pods with a veth pair and addresses them. Static
-// neighbour entries keep ARP/ND out of the way: a lost first neighbour
-// solicitation would otherwise delay the first SYN by a second.
-func connect(t *testing.T, a, b *pod) {
-	t.Helper()
-	va, vb := "veth"+a.ns[len(a.ns)-6:], "veth"+b.ns[len(b.ns)-6:]
-	const macA, macB = "02:00:0a:c9:00:01", "02:00:0a:c9:00:02"
-	run(t, "ip", "link", "add", va, "address", macA, "netns", a.ns, "type", "veth", "peer", "name", vb, "address", macB, "netns", b.ns)
-	for _, x := range []struct {
-		p, peer      *pod
-		dev, peerMAC string
-	}{{a, b, va, macB}, {b, a, vb, macA}} {
-		run(t, "ip", "-n", x.p.ns, "addr", "add", x.p.ip4.String()+"/24", "dev", x.dev)
-		run(t, "ip", "-n", x.p.ns, "addr", "add", x.p.ip6.String()+"/64", "dev", x.dev, "nodad")
-		run(t, "ip", "-n", x.p.ns, "link", "set", x.dev, "up")
-		run(t, "ip", "-n", x.p.ns, "neigh", "replace", x.peer.ip4.String(), "lladdr", x.peerMAC, "dev", x.dev, "nud", "permanent")
-		run(t, "ip", "-n", x.p.ns, "neigh", "replace", x.peer.ip6.String(), "lladdr", x.peerMAC, "dev", x.dev, "nud", "permanent")
-	}
+	os.Exit(m.Run())
 }
 
 // helper is a pod process: the test binary in the pod's netns and cgroup.
@@ -125,17 +48,12 @@ type helper struct {
 	out *bufio.Reader
 }
 
-func (p *pod) start(t *testing.T, args ...string) *helper {
+// startHelper runs the test binary as a helper in the pod's cgroup and
+// network namespace: every socket it opens belongs to the pod.
+func startHelper(t *testing.T, p *testkit.Pod, args ...string) *helper {
 	t.Helper()
-	cg, err := os.Open(p.cgroup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cg.Close()
-	cmd := exec.Command("ip", "netns", "exec", p.ns, os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd := p.Command(context.Background(), os.Args[0])
 	cmd.Env = append(os.Environ(), envHelper+"="+strings.Join(args, " "))
-	// Born in the pod's cgroup: every socket it opens belongs to the pod.
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -168,21 +86,6 @@ func (h *helper) wait(t *testing.T) {
 	if err := h.cmd.Wait(); err != nil {
 		t.Fatalf("helper %v: %v", h.cmd.Args, err)
 	}
-}
-
-// TestHelperProcess is the pod side of TestEngineEndToEnd, run by the test
-// binary re-executed inside a pod: "<mode> <args>", results on stdout.
-func TestHelperProcess(t *testing.T) {
-	spec := os.Getenv(envHelper)
-	if spec == "" {
-		t.Skip("helper process only")
-	}
-	f := strings.Fields(spec)
-	if err := helperMain(f[0], f[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }
 
 func helperMain(mode string, args []string) error {
@@ -326,21 +229,14 @@ func sumConn(flows []record.Flow, podUID string, transport record.Transport, src
 // TestEngineEndToEnd runs the real probes against two netns "pods" in
 // kubelet-shaped cgroups and checks the report field by field.
 func TestEngineEndToEnd(t *testing.T) {
-	privileged.Require(t)
-	for _, tool := range []string{"ip", "iptables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-	pre, err := preflight.Check(preflight.Options{})
-	if err != nil {
+	testkit.RequireRoot(t)
+	testkit.RequireTools(t, "ip", "iptables")
+	if _, err := preflight.Check(preflight.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	a := newPod(t, pre.CgroupV2Root, "10.201.0.1", "fd00:201::1")
-	b := newPod(t, pre.CgroupV2Root, "10.201.0.2", "fd00:201::2")
-	connect(t, a, b)
+	a, b := testkit.NewPodPair(t, "enga", "engb", 201)
 	// Pod b drops connections to port 8082.
-	run(t, "ip", "netns", "exec", b.ns, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8082", "-j", "DROP")
+	testkit.Run(t, "ip", "netns", "exec", b.Netns, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8082", "-j", "DROP")
 
 	var got reports
 	e := New(Config{
@@ -365,23 +261,23 @@ func TestEngineEndToEnd(t *testing.T) {
 	}
 
 	const tcpBytes4, tcpBytes6, udpDatagrams, udpSize = 200000, 150000, 10, 200
-	dst4 := netip.AddrPortFrom(b.ip4, 8080)
-	dst6 := netip.AddrPortFrom(b.ip6, 8080)
-	dstUDP := netip.AddrPortFrom(b.ip4, 9000)
+	dst4 := netip.AddrPortFrom(b.IP4, 8080)
+	dst6 := netip.AddrPortFrom(b.IP6, 8080)
+	dstUDP := netip.AddrPortFrom(b.IP4, 9000)
 
-	srv := b.start(t, "serve-tcp", "[::]:8080", "2")
+	srv := startHelper(t, b, "serve-tcp", "[::]:8080", "2")
 	if s := srv.line(t); s != "ready" {
 		t.Fatalf("server: %q", s)
 	}
-	udpSrv := b.start(t, "recv-udp", dstUDP.String(), strconv.Itoa(udpDatagrams))
+	udpSrv := startHelper(t, b, "recv-udp", dstUDP.String(), strconv.Itoa(udpDatagrams))
 	if s := udpSrv.line(t); s != "ready" {
 		t.Fatalf("udp server: %q", s)
 	}
 
-	cli4 := a.start(t, "send-tcp", dst4.String(), strconv.Itoa(tcpBytes4))
+	cli4 := startHelper(t, a, "send-tcp", dst4.String(), strconv.Itoa(tcpBytes4))
 	src4 := netip.MustParseAddrPort(strings.TrimPrefix(cli4.line(t), "local "))
 	cli4.wait(t)
-	cli6 := a.start(t, "send-tcp", dst6.String(), strconv.Itoa(tcpBytes6))
+	cli6 := startHelper(t, a, "send-tcp", dst6.String(), strconv.Itoa(tcpBytes6))
 	src6 := netip.MustParseAddrPort(strings.TrimPrefix(cli6.line(t), "local "))
 	cli6.wait(t)
 	if s := srv.line(t); s != "read "+strconv.Itoa(tcpBytes4) {
@@ -389,17 +285,17 @@ func TestEngineEndToEnd(t *testing.T) {
 	}
 	srv.wait(t)
 
-	udpCli := a.start(t, "send-udp", dstUDP.String(), strconv.Itoa(udpDatagrams), strconv.Itoa(udpSize))
+	udpCli := startHelper(t, a, "send-udp", dstUDP.String(), strconv.Itoa(udpDatagrams), strconv.Itoa(udpSize))
 	srcUDP := netip.MustParseAddrPort(strings.TrimPrefix(udpCli.line(t), "local "))
 	udpCli.wait(t)
 	udpSrv.wait(t)
 
-	refused := a.start(t, "connect", netip.AddrPortFrom(b.ip4, 8081).String(), "2s")
+	refused := startHelper(t, a, "connect", netip.AddrPortFrom(b.IP4, 8081).String(), "2s")
 	if s := refused.line(t); s != "refused" {
 		t.Fatalf("connect to a closed port: %q", s)
 	}
 	refused.wait(t)
-	blocked := a.start(t, "connect", netip.AddrPortFrom(b.ip4, 8082).String(), "1500ms")
+	blocked := startHelper(t, a, "connect", netip.AddrPortFrom(b.IP4, 8082).String(), "1500ms")
 	if s := blocked.line(t); !strings.HasPrefix(s, "failed") {
 		t.Fatalf("connect through the DROP rule: %q", s)
 	}
@@ -432,18 +328,18 @@ func TestEngineEndToEnd(t *testing.T) {
 	// UDP: exact IP-layer bytes, both ends.
 	wantUDP := uint64(udpDatagrams * (udpSize + 8 + 20))
 	for _, side := range []struct {
-		p    *pod
+		p    *testkit.Pod
 		role record.Role
 	}{{a, record.RoleClient}, {b, record.RoleServer}} {
-		c := sumConn(flows, side.p.uid, record.TransportUDP, srcUDP, dstUDP)
+		c := sumConn(flows, side.p.UID, record.TransportUDP, srcUDP, dstUDP)
 		if c.srcBytes != wantUDP || c.srcPackets != udpDatagrams || c.finals != 1 || c.last.LocalRole != side.role || c.last.CloseCause != record.CloseNone {
-			t.Errorf("udp seen from %s: %+v (want %d bytes %d packets, one final, role %v)", side.p.ns, c, wantUDP, udpDatagrams, side.role)
+			t.Errorf("udp seen from %s: %+v (want %d bytes %d packets, one final, role %v)", side.p.Netns, c, wantUDP, udpDatagrams, side.role)
 		}
 	}
 
 	// The refused connect, built even if the flow probe saw only the SYN.
 	for _, f := range flows {
-		if f.Dest == netip.AddrPortFrom(b.ip4, 8081) && f.Local.PodUID == a.uid && f.Closed {
+		if f.Dest == netip.AddrPortFrom(b.IP4, 8081) && f.Local.PodUID == a.UID && f.Closed {
 			if f.CloseCause != record.CloseRefused || f.LocalRole != record.RoleClient {
 				t.Errorf("refused connect: %+v", f)
 			}
@@ -453,9 +349,9 @@ func TestEngineEndToEnd(t *testing.T) {
 	// The DROP rule: a NETFILTER_DROP drop, and the flow marked dropped.
 	var nfDrops uint64
 	for _, d := range drops {
-		if d.Reason == "NETFILTER_DROP" && d.Dest == netip.AddrPortFrom(b.ip4, 8082) {
+		if d.Reason == "NETFILTER_DROP" && d.Dest == netip.AddrPortFrom(b.IP4, 8082) {
 			nfDrops += d.Count
-			if d.Local.PodUID != a.uid || d.Transport != record.TransportTCP || d.Location == "" || strings.HasPrefix(d.Location, "0x") {
+			if d.Local.PodUID != a.UID || d.Transport != record.TransportTCP || d.Location == "" || strings.HasPrefix(d.Location, "0x") {
 				t.Errorf("drop: %+v", d)
 			}
 		}
@@ -479,9 +375,9 @@ func TestEngineEndToEnd(t *testing.T) {
 }
 
 // complete reports whether every final record the test waits for arrived.
-func complete(flows []record.Flow, drops []record.Drop, a, b *pod, src4, src6, srcUDP, dst4, dst6, dstUDP netip.AddrPort) (bool, string) {
+func complete(flows []record.Flow, drops []record.Drop, a, b *testkit.Pod, src4, src6, srcUDP, dst4, dst6, dstUDP netip.AddrPort) (bool, string) {
 	for _, w := range []struct {
-		p         *pod
+		p         *testkit.Pod
 		transport record.Transport
 		src, dst  netip.AddrPort
 	}{
@@ -489,16 +385,16 @@ func complete(flows []record.Flow, drops []record.Drop, a, b *pod, src4, src6, s
 		{a, record.TransportTCP, src6, dst6}, {b, record.TransportTCP, src6, dst6},
 		{a, record.TransportUDP, srcUDP, dstUDP}, {b, record.TransportUDP, srcUDP, dstUDP},
 	} {
-		if c := sumConn(flows, w.p.uid, w.transport, w.src, w.dst); c.finals == 0 {
-			return false, fmt.Sprintf("no final %v record %v -> %v from %s", w.transport, w.src, w.dst, w.p.ns)
+		if c := sumConn(flows, w.p.UID, w.transport, w.src, w.dst); c.finals == 0 {
+			return false, fmt.Sprintf("no final %v record %v -> %v from %s", w.transport, w.src, w.dst, w.p.Netns)
 		}
 	}
 	var refused, dropped bool
 	for _, f := range flows {
-		if f.Local.PodUID == a.uid && f.Dest.Port() == 8081 && f.Closed {
+		if f.Local.PodUID == a.UID && f.Dest.Port() == 8081 && f.Closed {
 			refused = true
 		}
-		if f.Local.PodUID == a.uid && f.Dest.Port() == 8082 && f.Dropped {
+		if f.Local.PodUID == a.UID && f.Dest.Port() == 8082 && f.Dropped {
 			dropped = true
 		}
 	}
@@ -516,48 +412,48 @@ func complete(flows []record.Flow, drops []record.Drop, a, b *pod, src4, src6, s
 	return false, "no NETFILTER_DROP drop"
 }
 
-func checkTCP(t *testing.T, name string, flows []record.Flow, a, b *pod, src, dst netip.AddrPort, payload int) {
+func checkTCP(t *testing.T, name string, flows []record.Flow, a, b *testkit.Pod, src, dst netip.AddrPort, payload int) {
 	t.Helper()
 	ipHdr := 20
 	if src.Addr().Is6() {
 		ipHdr = 40
 	}
 	for _, side := range []struct {
-		p    *pod
-		peer *pod
+		p    *testkit.Pod
+		peer *testkit.Pod
 		role record.Role
 	}{{a, b, record.RoleClient}, {b, a, record.RoleServer}} {
-		c := sumConn(flows, side.p.uid, record.TransportTCP, src, dst)
+		c := sumConn(flows, side.p.UID, record.TransportTCP, src, dst)
 		f := c.last
 		// IP layer: payload plus IP+TCP headers (with timestamps) per segment.
 		maxBytes := uint64(payload) + c.srcPackets*uint64(ipHdr+32+12)
 		if c.srcBytes < uint64(payload) || c.srcBytes > maxBytes || float64(c.srcBytes) > float64(payload)*1.06 {
-			t.Errorf("%s tcp from %s: source bytes %d for %d payload bytes in %d packets", name, side.p.ns, c.srcBytes, payload, c.srcPackets)
+			t.Errorf("%s tcp from %s: source bytes %d for %d payload bytes in %d packets", name, side.p.Netns, c.srcBytes, payload, c.srcPackets)
 		}
 		if c.finals != 1 || !f.Closed || f.CloseCause != record.CloseFIN || f.LocalRole != side.role {
-			t.Errorf("%s tcp from %s: %d finals, last %+v", name, side.p.ns, c.finals, f)
+			t.Errorf("%s tcp from %s: %d finals, last %+v", name, side.p.Netns, c.finals, f)
 		}
-		if f.Local.ContainerID != side.p.containerID || f.Local.PodIP != src.Addr() && side.role == record.RoleClient ||
+		if f.Local.ContainerID != side.p.ContainerID || f.Local.PodIP != src.Addr() && side.role == record.RoleClient ||
 			f.Local.PodIP != dst.Addr() && side.role == record.RoleServer || f.Local.PID != 0 {
-			t.Errorf("%s tcp from %s: local workload %+v", name, side.p.ns, f.Local)
+			t.Errorf("%s tcp from %s: local workload %+v", name, side.p.Netns, f.Local)
 		}
-		if f.Remote == nil || f.Remote.PodUID != side.peer.uid {
-			t.Errorf("%s tcp from %s: remote workload %+v, want pod %s", name, side.p.ns, f.Remote, side.peer.uid)
+		if f.Remote == nil || f.Remote.PodUID != side.peer.UID {
+			t.Errorf("%s tcp from %s: remote workload %+v, want pod %s", name, side.p.Netns, f.Remote, side.peer.UID)
 		}
 		if f.Scope != record.ScopeNode || f.SRTT <= 0 {
-			t.Errorf("%s tcp from %s: scope %v srtt %v", name, side.p.ns, f.Scope, f.SRTT)
+			t.Errorf("%s tcp from %s: scope %v srtt %v", name, side.p.Netns, f.Scope, f.SRTT)
 		}
 		t.Logf("%s tcp seen from %s: %d records, %d bytes / %d packets source->dest, %d / %d back, srtt %v",
-			name, side.p.ns, c.records, c.srcBytes, c.srcPackets, c.dstBytes, c.dstPkts, f.SRTT)
+			name, side.p.Netns, c.records, c.srcBytes, c.srcPackets, c.dstBytes, c.dstPkts, f.SRTT)
 	}
 }
 
 // logOurs logs the records of the test pods (the node has other traffic).
-func logOurs(t *testing.T, flows []record.Flow, drops []record.Drop, pods ...*pod) {
+func logOurs(t *testing.T, flows []record.Flow, drops []record.Drop, pods ...*testkit.Pod) {
 	ours := func(addrs ...netip.Addr) bool {
 		for _, p := range pods {
 			for _, a := range addrs {
-				if a == p.ip4 || a == p.ip6 {
+				if a == p.IP4 || a == p.IP6 {
 					return true
 				}
 			}
@@ -580,7 +476,7 @@ func logOurs(t *testing.T, flows []record.Flow, drops []record.Drop, pods ...*po
 // cannot load (an ignore reason this kernel does not have): the engine runs
 // on the others and says why; with nothing else enabled, Start fails.
 func TestProbeFailureDegrades(t *testing.T) {
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	e := New(Config{FlushInterval: time.Hour, Flows: true, Drops: true, DropIgnoreReasons: []string{"NO_SUCH_REASON"}}, zaptest.NewLogger(t), nil)
 	if err := e.Start(); err != nil {
 		t.Fatal(err)

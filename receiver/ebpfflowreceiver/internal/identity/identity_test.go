@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 const (
@@ -60,7 +61,7 @@ func ino(t *testing.T, p string) uint64 {
 	}
 	n, ok := inode(fi)
 	if !ok {
-		t.Skip("no inode numbers on this platform")
+		testkit.Unsupported(t, "inode numbers")
 	}
 	return n
 }
@@ -184,27 +185,10 @@ func TestPodIP(t *testing.T) {
 
 // TestRealMachine resolves this test process's own cgroup on the real mount.
 func TestRealMachine(t *testing.T) {
-	raw, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Skip("no /proc/self/cgroup")
-	}
-	var rel string
-	for _, line := range strings.Split(string(raw), "\n") {
-		if len(line) > 3 && line[:3] == "0::" {
-			rel = line[3:]
-		}
-	}
-	mounts, _ := os.ReadFile("/proc/mounts")
-	var root string
-	for _, line := range strings.Split(string(mounts), "\n") {
-		var dev, mnt, typ string
-		if n, _ := fmt.Sscan(line, &dev, &mnt, &typ); n == 3 && typ == "cgroup2" {
-			root = mnt
-			break
-		}
-	}
-	if rel == "" || root == "" {
-		t.Skip("no cgroup v2")
+	root := testkit.CgroupV2Mount(t)
+	rel := strings.TrimPrefix(testkit.OwnCgroup(t), root)
+	if rel == "" {
+		rel = "/" // the root cgroup
 	}
 	r := NewResolver(root)
 	id := ino(t, filepath.Join(root, rel))

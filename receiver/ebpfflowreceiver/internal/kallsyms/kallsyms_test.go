@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 func TestSymbol(t *testing.T) {
@@ -68,13 +68,13 @@ func TestMissing(t *testing.T) {
 
 // TestRealKallsyms resolves a function every kernel has, from its own address.
 func TestRealKallsyms(t *testing.T) {
-	privileged.Require(t) // unprivileged readers see zero addresses
+	testkit.RequireRoot(t) // unprivileged readers see zero addresses
 	tb, err := Load("/proc/kallsyms")
 	if err != nil {
-		t.Skipf("no /proc/kallsyms: %v", err)
+		testkit.Unsupported(t, "/proc/kallsyms: "+err.Error())
 	}
 	if tb.Hidden() {
-		t.Skip("kptr_restrict hides kernel addresses (run as root with kernel.kptr_restrict<2)")
+		testkit.Unsupported(t, "kernel addresses in /proc/kallsyms (kernel.kptr_restrict hides them; run as root with kernel.kptr_restrict<2)")
 	}
 	raw, err := os.ReadFile("/proc/kallsyms")
 	if err != nil {
@@ -88,7 +88,7 @@ func TestRealKallsyms(t *testing.T) {
 		}
 	}
 	if addr == "" {
-		t.Skip("no kfree_skb_reason / sk_skb_reason_drop in this kernel")
+		testkit.Unsupported(t, "kfree_skb_reason / sk_skb_reason_drop in /proc/kallsyms")
 	}
 	a, err := strconv.ParseUint(addr, 16, 64)
 	if err != nil {
@@ -104,7 +104,7 @@ func TestRealKallsyms(t *testing.T) {
 func BenchmarkSymbol(b *testing.B) {
 	tb, err := Load("/proc/kallsyms")
 	if err != nil || tb.Hidden() {
-		b.Skip("no readable /proc/kallsyms")
+		testkit.Unsupported(b, "a readable /proc/kallsyms")
 	}
 	addr := tb.syms[len(tb.syms)/2].addr + 4
 	b.ReportAllocs()

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 const (
@@ -145,7 +145,7 @@ func TestCheck(t *testing.T) {
 
 // TestCheckThisMachine runs the real check: as root on a BTF kernel it passes.
 func TestCheckThisMachine(t *testing.T) {
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	res, err := Check(Options{})
 	if err != nil {
 		t.Fatal(err)

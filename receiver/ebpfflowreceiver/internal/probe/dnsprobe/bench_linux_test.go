@@ -8,20 +8,18 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/dnsmatch"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // loopResolver is a UDP "resolver" on 127.0.0.1:53 in a fresh namespace
 // that answers every query with one A record, and a connected client.
 func loopResolver(b *testing.B) (cli net.Conn, q []byte) {
-	ns := probetest.NewNetns(b, "ebpfflow-dnsbench")
+	ns := testkit.NewNetns(b, "ebpfflow-dnsbench")
 	var srv net.PacketConn
 	var err error
 	ns.Do(b, func() {
@@ -69,7 +67,7 @@ func BenchmarkDNSProbeKernel(b *testing.B) {
 		b.Fatalf("enable BPF run-time stats: %v", err)
 	}
 	defer stats.Close()
-	root := probetest.CgroupV2Mount(b)
+	root := testkit.CgroupV2Mount(b)
 	p, err := Load(Config{})
 	if err != nil {
 		b.Fatal(err)
@@ -81,7 +79,7 @@ func BenchmarkDNSProbeKernel(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go p.Run(ctx, time.Now(), func(*record.DNSPacket) {}) // drain
-	floor := emptyProgram(b, root)
+	floor := testkit.NoopCgroupSKB(b, root)
 
 	b.Run("dns", func(b *testing.B) {
 		other := sample(b, p, floor, 20000, otherTraffic(b))
@@ -180,29 +178,6 @@ func sample(b *testing.B, p *Probe, floor []*ebpf.Program, n int, round func()) 
 	return d
 }
 
-// emptyProgram attaches `return 1` as cgroup_skb egress and ingress on root.
-func emptyProgram(b *testing.B, root string) []*ebpf.Program {
-	var progs []*ebpf.Program
-	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetEgress, ebpf.AttachCGroupInetIngress} {
-		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-			Type:         ebpf.CGroupSKB,
-			License:      "GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { prog.Close() })
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: at, Program: prog})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { l.Close() })
-		progs = append(progs, prog)
-	}
-	return progs
-}
-
 // BenchmarkDNSUserSpace is the user-space pipeline's capacity on one core:
 // real query/answer records already in the ring buffer are read, decoded
 // and matched (dnsmatch), as the engine does. One op = one lookup (two
@@ -240,7 +215,7 @@ func readRecords(b *testing.B, handle func(*record.DNSPacket), flush func()) tim
 		b.Fatal(err)
 	}
 	defer p.Close()
-	if err := p.Attach(probetest.CgroupV2Mount(b)); err != nil {
+	if err := p.Attach(testkit.CgroupV2Mount(b)); err != nil {
 		b.Fatal(err)
 	}
 	cli, q := loopResolver(b)
@@ -250,7 +225,7 @@ func readRecords(b *testing.B, handle func(*record.DNSPacket), flush func()) tim
 		perOp = 1
 	}
 	const batch = 100000 // records per fill: ~30 MB of ring
-	boot := probetest.BootTime(b)
+	boot := testkit.BootTime(b)
 	b.ResetTimer()
 	var elapsed time.Duration
 	for done := 0; done < b.N*perOp; done += batch {

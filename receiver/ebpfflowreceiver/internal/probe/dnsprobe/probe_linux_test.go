@@ -19,8 +19,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
@@ -39,19 +38,19 @@ func (c *capture) all() []record.DNSPacket {
 
 func startCapture(t *testing.T) *capture {
 	t.Helper()
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	p, err := Load(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Attach(probetest.CgroupV2Mount(t)); err != nil {
+	if err := p.Attach(testkit.CgroupV2Mount(t)); err != nil {
 		p.Close()
 		t.Fatal(err)
 	}
 	c := &capture{p: p}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	boot := probetest.BootTime(t)
+	boot := testkit.BootTime(t)
 	go func() {
 		done <- p.Run(ctx, boot, func(pkt *record.DNSPacket) {
 			cp := *pkt
@@ -88,12 +87,12 @@ func (c *capture) waitFor(t *testing.T, what string, ok func([]record.DNSPacket)
 }
 
 // web is the record the test server holds: two A and one AAAA.
-var web = probetest.DNSRecord{Name: "web.probe.test", Addrs: []netip.Addr{
+var web = testkit.DNSRecord{Name: "web.probe.test", Addrs: []netip.Addr{
 	netip.MustParseAddr("10.1.1.1"), netip.MustParseAddr("10.1.1.2"), netip.MustParseAddr("fd00:1::1")}}
 
 // noServerSide fails t for any captured packet of the server's sockets: the
 // probe captures the asking side only.
-func noServerSide(t *testing.T, c *capture, srv *probetest.DNSServer) {
+func noServerSide(t *testing.T, c *capture, srv *testkit.DNSServer) {
 	t.Helper()
 	for _, p := range c.all() {
 		if slices.Contains(srv.Addrs, p.Local.Addr()) || p.Local.Port() == 53 {
@@ -120,17 +119,17 @@ func query(t *testing.T, id uint16, name string, typ dnsmessage.Type) []byte {
 // cookie, its cgroup, its addresses, and the DNS bytes exactly.
 func TestUDPAndTCPExact(t *testing.T) {
 	c := startCapture(t)
-	client, srv := probetest.DNSPods(t, web)
-	cgroup := probetest.InChildCgroup(t)
+	client, srv := testkit.DNSPods(t, web)
+	cgroup := testkit.InChildCgroup(t)
 	for _, tc := range []struct {
 		name, network string
 		server        netip.Addr
 		typ           dnsmessage.Type
 	}{
-		{"udp4", "udp", probetest.DNSServerV4, dnsmessage.TypeA},
-		{"udp6", "udp", probetest.DNSServerV6, dnsmessage.TypeAAAA},
-		{"tcp4", "tcp", probetest.DNSServerV4, dnsmessage.TypeA},
-		{"tcp6", "tcp", probetest.DNSServerV6, dnsmessage.TypeAAAA},
+		{"udp4", "udp", testkit.DNSServerV4, dnsmessage.TypeA},
+		{"udp6", "udp", testkit.DNSServerV6, dnsmessage.TypeAAAA},
+		{"tcp4", "tcp", testkit.DNSServerV4, dnsmessage.TypeA},
+		{"tcp6", "tcp", testkit.DNSServerV6, dnsmessage.TypeAAAA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var (
@@ -145,7 +144,7 @@ func TestUDPAndTCPExact(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			cookie := probetest.CookieOf(t, conn.(syscall.Conn))
+			cookie := testkit.CookieOf(t, conn.(syscall.Conn))
 			local := netip.MustParseAddrPort(conn.LocalAddr().String())
 			conn.SetDeadline(time.Now().Add(5 * time.Second))
 			if tc.network == "udp" {
@@ -262,7 +261,7 @@ type dig struct {
 
 // runDig asks the server from the client namespace, printing the query too
 // (+qr): its id and size, the answer's size and addresses.
-func runDig(t *testing.T, client probetest.Netns, args ...string) dig {
+func runDig(t *testing.T, client testkit.Netns, args ...string) dig {
 	t.Helper()
 	args = append([]string{"netns", "exec", string(client), "dig", "+qr", "+tries=1", "+time=3"}, args...)
 	out, err := exec.Command("ip", args...).CombinedOutput()
@@ -360,14 +359,14 @@ func TestDig(t *testing.T) {
 		t.Fatalf("dig not installed (run `make deps`): %v", err)
 	}
 	c := startCapture(t)
-	client, srv := probetest.DNSPods(t, web)
-	cgroup := probetest.InChildCgroup(t) // dig inherits it
+	client, srv := testkit.DNSPods(t, web)
+	cgroup := testkit.InChildCgroup(t) // dig inherits it
 	for _, transport := range []record.Transport{record.TransportUDP, record.TransportTCP} {
-		for _, server := range []netip.Addr{probetest.DNSServerV4, probetest.DNSServerV6} {
+		for _, server := range []netip.Addr{testkit.DNSServerV4, testkit.DNSServerV6} {
 			for _, typ := range []dnsmessage.Type{dnsmessage.TypeA, dnsmessage.TypeAAAA} {
-				local := probetest.DNSClientV4
+				local := testkit.DNSClientV4
 				if server.Is6() {
-					local = probetest.DNSClientV6
+					local = testkit.DNSClientV6
 				}
 				qtype := strings.TrimPrefix(typ.String(), "Type")
 				t.Run(fmt.Sprintf("%v/%v/%s", transport, server, qtype), func(t *testing.T) {
@@ -475,7 +474,7 @@ func TestDig(t *testing.T) {
 // (a resolver), while its asker's query and answer are.
 func TestNotCaptured(t *testing.T) {
 	c := startCapture(t)
-	ns := probetest.NewNetns(t, "ebpfflow-dns-other")
+	ns := testkit.NewNetns(t, "ebpfflow-dns-other")
 	var (
 		udpSrv, resolver, asker net.PacketConn
 		udpCli, tcpCli          net.Conn
@@ -536,7 +535,7 @@ func TestNotCaptured(t *testing.T) {
 
 	// The ring delivers in order: once the asker's answer is in, so is
 	// anything captured before it.
-	askerCookie := probetest.CookieOf(t, asker.(syscall.Conn))
+	askerCookie := testkit.CookieOf(t, asker.(syscall.Conn))
 	c.waitFor(t, "the asker's query and answer", func(all []record.DNSPacket) bool {
 		var q, a bool
 		for _, p := range all {
@@ -549,7 +548,7 @@ func TestNotCaptured(t *testing.T) {
 	not := map[uint64]string{}
 	for name, conn := range map[string]any{"udp client to 5353": udpCli, "udp server on 5353": udpSrv,
 		"tcp client to 8053": tcpCli, "tcp server on 8053": tcpSrv, "resolver on 53": resolver} {
-		not[probetest.CookieOf(t, conn.(syscall.Conn))] = name
+		not[testkit.CookieOf(t, conn.(syscall.Conn))] = name
 	}
 	for _, p := range c.all() {
 		if name, ok := not[p.Cookie]; ok {
@@ -564,12 +563,12 @@ func TestNotCaptured(t *testing.T) {
 // prefix of its bytes at its sequence number, with its whole wire length.
 func TestLargeAnswer(t *testing.T) {
 	c := startCapture(t)
-	big := probetest.DNSRecord{Name: "big.probe.test"}
+	big := testkit.DNSRecord{Name: "big.probe.test"}
 	for i := range 200 {
 		big.Addrs = append(big.Addrs, netip.AddrFrom4([4]byte{10, 2, byte(i / 100), byte(i%100 + 1)}))
 	}
-	client, _ := probetest.DNSPods(t, big)
-	server := netip.AddrPortFrom(probetest.DNSServerV4, 53)
+	client, _ := testkit.DNSPods(t, big)
+	server := netip.AddrPortFrom(testkit.DNSServerV4, 53)
 	q := dnsmessage.Message{
 		Header:    dnsmessage.Header{ID: 0x0b16, RecursionDesired: true},
 		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName(big.Name + "."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}},
@@ -592,7 +591,7 @@ func TestLargeAnswer(t *testing.T) {
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(5 * time.Second))
-			cookie := probetest.CookieOf(t, conn.(syscall.Conn))
+			cookie := testkit.CookieOf(t, conn.(syscall.Conn))
 			var answer []byte
 			if network == "udp" {
 				conn.Write(query)
@@ -655,7 +654,7 @@ func TestLargeAnswer(t *testing.T) {
 
 // TestRunReturnsOnClose checks that Close ends a blocked Run with nil.
 func TestRunReturnsOnClose(t *testing.T) {
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	p, err := Load(Config{RingBytes: 1 << 16})
 	if err != nil {
 		t.Fatal(err)
@@ -679,7 +678,7 @@ func TestRunReturnsOnClose(t *testing.T) {
 // TestAttachErrors checks that a directory outside cgroup v2 is refused
 // with an error that says so.
 func TestAttachErrors(t *testing.T) {
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	p, err := Load(Config{RingBytes: 1 << 16})
 	if err != nil {
 		t.Fatal(err)

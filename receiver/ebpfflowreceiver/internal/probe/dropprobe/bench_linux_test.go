@@ -1,7 +1,6 @@
 package dropprobe
 
 import (
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"net"
 	"net/netip"
 	"testing"
@@ -10,7 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 // BenchmarkDropProbeKernel reports the in-kernel cost per kfree_skb event
@@ -21,7 +20,7 @@ import (
 //     first, then lookups of keys too many to stay in cache
 //   - ignored: a NOT_SPECIFIED free, filtered by the ignore array
 func BenchmarkDropProbeKernel(b *testing.B) {
-	privileged.Require(b)
+	testkit.RequireRoot(b)
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		b.Fatalf("enable BPF run-time stats: %v", err)
@@ -30,7 +29,7 @@ func BenchmarkDropProbeKernel(b *testing.B) {
 
 	udp := func(b *testing.B, port func(i int) uint16) {
 		p := attached(b, Config{MaxEntries: 65536})
-		ns := probetest.NewNetns(b, "ebpfflow-dropbench")
+		ns := testkit.NewNetns(b, "ebpfflow-dropbench")
 		var c *net.UDPConn
 		ns.Do(b, func() {
 			pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -86,7 +85,7 @@ func measure(b *testing.B, p *Probe, op func(i int)) {
 
 // BenchmarkSnapshot reads a map of 10k drop keys: user-space decode rate.
 func BenchmarkSnapshot(b *testing.B) {
-	privileged.Require(b)
+	testkit.RequireRoot(b)
 	p, err := Load(Config{MaxEntries: 16384})
 	if err != nil {
 		b.Fatal(err)

@@ -1,13 +1,13 @@
 package dropprobe
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
@@ -21,26 +21,8 @@ const (
 
 var boot = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func encode(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := binary.Append(nil, binary.NativeEndian, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestDecodeRealEntry(t *testing.T) {
-	s, err := Decode(unhex(t, realKey), unhex(t, realValue), boot)
+	s, err := Decode(testkit.Unhex(t, realKey), testkit.Unhex(t, realValue), boot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +42,7 @@ func TestDecodeRealEntry(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", s, want)
 	}
 	// Delete rebuilds the exact kernel key from the sample.
-	if got := encode(t, key(s)); hex.EncodeToString(got) != realKey {
+	if got := testkit.Encode(t, key(s)); hex.EncodeToString(got) != realKey {
 		t.Errorf("key(sample) = %x, want %s", got, realKey)
 	}
 }
@@ -110,7 +92,7 @@ func TestDecode(t *testing.T) {
 		{name: "time overflow", key: validKey, value: func() dropDropValue { v := validValue(); v.LastSeen = 1 << 63; return v }, errSub: "last_seen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Decode(encode(t, tc.key()), encode(t, tc.value()), boot)
+			s, err := Decode(testkit.Encode(t, tc.key()), testkit.Encode(t, tc.value()), boot)
 			if tc.errSub != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errSub) {
 					t.Fatalf("err %v, want one mentioning %q", err, tc.errSub)
@@ -126,17 +108,17 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Decode(make([]byte, 3), encode(t, validValue()), boot); err == nil {
+	if _, err := Decode(make([]byte, 3), testkit.Encode(t, validValue()), boot); err == nil {
 		t.Error("short key decoded")
 	}
-	if _, err := Decode(encode(t, validKey()), make([]byte, 3), boot); err == nil {
+	if _, err := Decode(testkit.Encode(t, validKey()), make([]byte, 3), boot); err == nil {
 		t.Error("short value decoded")
 	}
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(unhex(f, realKey), unhex(f, realValue))
-	f.Add(encode(f, validKey()), encode(f, validValue()))
+	f.Add(testkit.Unhex(f, realKey), testkit.Unhex(f, realValue))
+	f.Add(testkit.Encode(f, validKey()), testkit.Encode(f, validValue()))
 	f.Fuzz(func(t *testing.T, k, v []byte) {
 		s, err := Decode(k, v, boot)
 		if err != nil {
@@ -147,14 +129,14 @@ func FuzzDecode(f *testing.F) {
 		}
 		// Whatever decodes must rebuild the very key it came from, or
 		// Delete would miss the kernel entry.
-		if got := encode(t, key(s)); string(got) != string(k) {
+		if got := testkit.Encode(t, key(s)); string(got) != string(k) {
 			t.Fatalf("key round trip %x != %x", got, k)
 		}
 	})
 }
 
 func BenchmarkDecode(b *testing.B) {
-	k, v := unhex(b, realKey), unhex(b, realValue)
+	k, v := testkit.Unhex(b, realKey), testkit.Unhex(b, realValue)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Decode(k, v, boot); err != nil {

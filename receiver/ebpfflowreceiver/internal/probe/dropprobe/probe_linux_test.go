@@ -2,7 +2,6 @@ package dropprobe
 
 import (
 	"bytes"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"net"
 	"net/netip"
 	"strings"
@@ -11,13 +10,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 func attached(t testing.TB, cfg Config) *Probe {
 	t.Helper()
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	p, err := Load(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +32,7 @@ func attached(t testing.TB, cfg Config) *Probe {
 // else the host dropped meanwhile).
 func matching(t testing.TB, p *Probe, ok func(record.DropSample) bool) []record.DropSample {
 	t.Helper()
-	all, err := p.Snapshot(probetest.BootTime(t))
+	all, err := p.Snapshot(testkit.BootTime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +77,7 @@ func TestUDPDrops(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := attached(t, Config{})
-			ns := probetest.NewNetns(t, "ebpfflow-drop")
+			ns := testkit.NewNetns(t, "ebpfflow-drop")
 			dst := netip.AddrPortFrom(netip.MustParseAddr(tc.loopback), 5353)
 			if tc.firewall {
 				ns.Run(t, tc.iptables, "-A", "INPUT", "-p", "udp", "--dport", "5353", "-j", "DROP")
@@ -161,7 +160,7 @@ func TestIgnoreReasons(t *testing.T) {
 	})
 	t.Run("configured reason is ignored", func(t *testing.T) {
 		p := attached(t, Config{IgnoreReasons: []string{"skb_drop_reason_no_socket", "NOT_SPECIFIED"}})
-		ns := probetest.NewNetns(t, "ebpfflow-drop")
+		ns := testkit.NewNetns(t, "ebpfflow-drop")
 		dst := netip.MustParseAddrPort("127.0.0.1:5354")
 		ns.Do(t, func() { sendUDP(t, "udp4", "127.0.0.1:0", dst, 3, 10) })
 		if got := matching(t, p, func(s record.DropSample) bool { return s.Dest == dst }); len(got) != 0 {
@@ -171,7 +170,7 @@ func TestIgnoreReasons(t *testing.T) {
 }
 
 func TestLoadRejectsUnknownReason(t *testing.T) {
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	_, err := Load(Config{IgnoreReasons: []string{"NOT_SPECIFIED", "NO_SUCH_REASON"}})
 	if err == nil {
 		t.Fatal("loaded with an unknown reason")
@@ -197,7 +196,7 @@ func TestCounters(t *testing.T) {
 
 func TestMapFull(t *testing.T) {
 	p := attached(t, Config{MaxEntries: 1})
-	ns := probetest.NewNetns(t, "ebpfflow-drop")
+	ns := testkit.NewNetns(t, "ebpfflow-drop")
 	// Three distinct destinations = three keys; the map holds one.
 	ns.Do(t, func() {
 		for port := uint16(6000); port < 6003; port++ {
@@ -217,8 +216,8 @@ func TestMapFull(t *testing.T) {
 // so the drop carries the receiving socket's cgroup.
 func TestSocketReceiveBufferDrop(t *testing.T) {
 	p := attached(t, Config{})
-	cg := probetest.InChildCgroup(t)
-	ns := probetest.NewNetns(t, "ebpfflow-drop")
+	cg := testkit.InChildCgroup(t)
+	ns := testkit.NewNetns(t, "ebpfflow-drop")
 
 	const k, size = 200, 1000
 	var rcv *net.UDPConn
@@ -265,7 +264,7 @@ func TestSocketReceiveBufferDrop(t *testing.T) {
 
 func TestTCPAndICMPDrops(t *testing.T) {
 	p := attached(t, Config{})
-	ns := probetest.NewNetns(t, "ebpfflow-drop")
+	ns := testkit.NewNetns(t, "ebpfflow-drop")
 	ns.Run(t, "iptables", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-j", "DROP")
 
 	tcpDst := netip.MustParseAddrPort("127.0.0.1:5355")

@@ -6,11 +6,9 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 // BenchmarkFlowProbeKernel reports the in-kernel cost of flow accounting
@@ -26,7 +24,7 @@ func BenchmarkFlowProbeKernel(b *testing.B) {
 		b.Fatalf("enable BPF run-time stats: %v", err)
 	}
 	defer stats.Close()
-	root := probetest.CgroupV2Mount(b)
+	root := testkit.CgroupV2Mount(b)
 	p, err := Load(Config{})
 	if err != nil {
 		b.Fatal(err)
@@ -35,7 +33,7 @@ func BenchmarkFlowProbeKernel(b *testing.B) {
 	if err := p.Attach(root); err != nil {
 		b.Fatal(err)
 	}
-	floor := emptyProgram(b, root)
+	floor := testkit.NoopCgroupSKB(b, root)
 
 	b.Run("udp", func(b *testing.B) {
 		srv, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -123,30 +121,6 @@ func measure(b *testing.B, progs []*ebpf.Program, floor []*ebpf.Program, round f
 	b.ReportMetric(k-f, "net-ns")
 }
 
-// emptyProgram attaches `return 1` as cgroup_skb egress and ingress on
-// root: the cost of running any program under run-time statistics.
-func emptyProgram(b *testing.B, root string) []*ebpf.Program {
-	var progs []*ebpf.Program
-	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetEgress, ebpf.AttachCGroupInetIngress} {
-		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-			Type:         ebpf.CGroupSKB,
-			License:      "GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { prog.Close() })
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: at, Program: prog})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { l.Close() })
-		progs = append(progs, prog)
-	}
-	return progs
-}
-
 // BenchmarkFlowProbeKernelManyFlows is the live case: 5k connected UDP
 // socket pairs (10k flows, more than the caches hold) each send one datagram
 // per round, so most packets miss the CPU caches on their flow entry.
@@ -195,7 +169,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	if err := p.Attach(probetest.CgroupV2Mount(b)); err != nil {
+	if err := p.Attach(testkit.CgroupV2Mount(b)); err != nil {
 		b.Fatal(err)
 	}
 	buf := make([]byte, 64)

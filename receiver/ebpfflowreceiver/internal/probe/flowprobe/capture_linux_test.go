@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 // frame is one captured TCP frame, as tshark dissects it.
@@ -35,7 +35,7 @@ func capture(t *testing.T, netns, iface string, port uint16, poke func()) func()
 	t.Helper()
 	for _, tool := range []string{"dumpcap", "tshark"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			privileged.Unsupported(t, tool+" (apt-get install tshark)")
+			testkit.Unsupported(t, tool+" (apt-get install tshark)")
 		}
 	}
 	file := filepath.Join(t.TempDir(), "cap.pcapng")

@@ -1,25 +1,17 @@
 package flowprobe
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 var boot = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
-
-func encode(t testing.TB, v any) []byte {
-	b, err := binary.Append(nil, binary.NativeEndian, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func validKV() (flowSockFlowKey, flowSockFlowStats) {
 	k := flowSockFlowKey{Cookie: 42, LocalPort: 40000, RemotePort: 80, Family: probe.AFInet, Proto: 6}
@@ -33,7 +25,7 @@ func validKV() (flowSockFlowKey, flowSockFlowStats) {
 
 func TestDecode(t *testing.T) {
 	k, v := validKV()
-	got, err := Decode(encode(t, k), encode(t, v), boot)
+	got, err := Decode(testkit.Encode(t, k), testkit.Encode(t, v), boot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +47,7 @@ func TestDecode(t *testing.T) {
 	k6.Family = probe.AFInet6
 	k6.LocalAddr = netip.MustParseAddr("fd00:202::1").As16()
 	k6.RemoteAddr = netip.MustParseAddr("fd00:202::2").As16()
-	got, err = Decode(encode(t, k6), encode(t, v), boot)
+	got, err = Decode(testkit.Encode(t, k6), testkit.Encode(t, v), boot)
 	if err != nil || got.Remote.Addr() != netip.MustParseAddr("fd00:202::2") {
 		t.Fatalf("ipv6: %+v %v", got, err)
 	}
@@ -80,23 +72,23 @@ func TestDecodeRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k, v := validKV()
 			tc.mod(&k, &v)
-			if _, err := Decode(encode(t, k), encode(t, v), boot); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := Decode(testkit.Encode(t, k), testkit.Encode(t, v), boot); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}
 	k, v := validKV()
-	if _, err := Decode(encode(t, k)[1:], encode(t, v), boot); err == nil {
+	if _, err := Decode(testkit.Encode(t, k)[1:], testkit.Encode(t, v), boot); err == nil {
 		t.Fatal("short key accepted")
 	}
-	if _, err := Decode(encode(t, k), append(encode(t, v), 0), boot); err == nil {
+	if _, err := Decode(testkit.Encode(t, k), append(testkit.Encode(t, v), 0), boot); err == nil {
 		t.Fatal("long value accepted")
 	}
 }
 
 func FuzzDecode(f *testing.F) {
 	k, v := validKV()
-	f.Add(encode(f, k), encode(f, v))
+	f.Add(testkit.Encode(f, k), testkit.Encode(f, v))
 	f.Add([]byte{}, []byte{})
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		s, err := Decode(key, value, boot)

@@ -8,8 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
@@ -86,13 +85,13 @@ func skbContext(t *testing.T, segs, size uint32) []byte {
 }
 
 func TestParse(t *testing.T) {
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	p, err := Load(Config{MaxFlows: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	boot := probetest.BootTime(t)
+	boot := testkit.BootTime(t)
 	const ethIP, ethIPv6, ethARP = 0x0800, 0x86DD, 0x0806
 	for _, tc := range []struct {
 		name        string

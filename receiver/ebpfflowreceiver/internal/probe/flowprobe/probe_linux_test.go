@@ -19,16 +19,15 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // attached loads the probe and attaches it to the cgroup v2 root.
 func attached(t *testing.T) (*Probe, string, time.Time) {
 	t.Helper()
-	privileged.Require(t)
-	root := probetest.CgroupV2Mount(t)
+	testkit.RequireRoot(t)
+	root := testkit.CgroupV2Mount(t)
 	p, err := Load(Config{MaxFlows: 4096})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +36,7 @@ func attached(t *testing.T) (*Probe, string, time.Time) {
 	if err := p.Attach(root); err != nil {
 		t.Fatal(err)
 	}
-	return p, root, probetest.BootTime(t)
+	return p, root, testkit.BootTime(t)
 }
 
 // find returns the sample of the flow local -> remote.
@@ -75,8 +74,8 @@ func TestUDPExact(t *testing.T) {
 	var res unix.Timespec
 	unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res)
 	tick := time.Duration(res.Nano())
-	cg := probetest.CgroupID(t, probetest.OwnCgroup(t))
-	pid, comm := uint32(os.Getpid()), probetest.OwnComm(t)
+	cg := testkit.CgroupID(t, testkit.OwnCgroup(t))
+	pid, comm := uint32(os.Getpid()), testkit.OwnComm(t)
 	lo4, lo6 := netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()
 	for _, tc := range []struct {
 		name           string
@@ -133,7 +132,7 @@ func TestUDPExact(t *testing.T) {
 			if c.PID != pid || c.Comm != comm || c.CgroupID != cg {
 				t.Errorf("client flow pid=%d comm=%q cgroup=%d, want %d %q %d", c.PID, c.Comm, c.CgroupID, pid, comm, cg)
 			}
-			if want := probetest.CookieOf(t, cli.(*net.UDPConn)); c.Cookie != want {
+			if want := testkit.CookieOf(t, cli.(*net.UDPConn)); c.Cookie != want {
 				t.Errorf("client flow cookie %d, SO_COOKIE %d", c.Cookie, want)
 			}
 			s := find(t, p, boot, addrPort(srv.LocalAddr()), local)
@@ -205,7 +204,7 @@ func TestUDPUnconnectedPeers(t *testing.T) {
 			peer.ReadFrom(make([]byte, 8))
 		}
 	}
-	cookie := probetest.CookieOf(t, sock)
+	cookie := testkit.CookieOf(t, sock)
 	for i, peer := range peers {
 		f := find(t, p, boot, addrPort(sock.LocalAddr()), addrPort(peer.LocalAddr()))
 		if f.Cookie != cookie || f.TxPackets != uint64(i+1) || f.TxBytes != uint64((i+1)*29) {
@@ -356,8 +355,8 @@ func (run tcpRun) check(t *testing.T, p *Probe, boot time.Time, size int, gso bo
 	if cli.Initiator != record.InitiatorLocal || cli.TCPFlags&0x13 != 0x13 || cli.SRTT <= 0 {
 		t.Errorf("client flow initiator=%d flags=%#x srtt=%s", cli.Initiator, cli.TCPFlags, cli.SRTT)
 	}
-	cg := probetest.CgroupID(t, probetest.OwnCgroup(t))
-	pid, comm := uint32(os.Getpid()), probetest.OwnComm(t)
+	cg := testkit.CgroupID(t, testkit.OwnCgroup(t))
+	pid, comm := uint32(os.Getpid()), testkit.OwnComm(t)
 	if cli.CgroupID != cg || cli.PID != pid || cli.Comm != comm {
 		t.Errorf("client flow cgroup=%d pid=%d comm=%q, want %d %d %q", cli.CgroupID, cli.PID, cli.Comm, cg, pid, comm)
 	}
@@ -407,7 +406,7 @@ func TestTCPLoopbackMatchesCapture(t *testing.T) {
 					t.Fatal(err)
 				}
 				if got := sockProtocol(t, ln.(*net.TCPListener)) == unix.IPPROTO_MPTCP; got != tc.mptcp {
-					privileged.Unsupported(t, "MPTCP (net.mptcp.enabled=1)")
+					testkit.Unsupported(t, "MPTCP (net.mptcp.enabled=1)")
 				}
 				return ln
 			}
@@ -432,7 +431,7 @@ func TestTCPLoopbackMatchesCapture(t *testing.T) {
 // same super-frames; split at the sender's MSS they are the oracle.
 func TestTCPGSOOverVeth(t *testing.T) {
 	p, _, boot := attached(t)
-	a, b := probetest.VethPair(t)
+	a, b := testkit.VethPair(t)
 	const size = 4 << 20
 	listen := func() (ln net.Listener) {
 		b.Do(t, func() {
@@ -495,7 +494,7 @@ func tcpInfo(t *testing.T, c *net.TCPConn) *unix.TCPInfo {
 func TestChildCgroupProcess(t *testing.T) {
 	p, root, boot := attached(t)
 	if _, err := exec.LookPath("socat"); err != nil {
-		privileged.Unsupported(t, "socat (apt-get install socat)")
+		testkit.Unsupported(t, "socat (apt-get install socat)")
 	}
 	dir := filepath.Join(root, fmt.Sprintf("ebpfflow-test-%d", os.Getpid()))
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -520,7 +519,7 @@ func TestChildCgroupProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := find(t, p, boot, addrPort(from), addrPort(srv.LocalAddr()))
-	if want := probetest.CgroupID(t, dir); f.CgroupID != want {
+	if want := testkit.CgroupID(t, dir); f.CgroupID != want {
 		t.Errorf("cgroup id %d, want %d (%s)", f.CgroupID, want, dir)
 	}
 	if f.PID != uint32(cmd.Process.Pid) || f.Comm != "socat" {
@@ -591,7 +590,7 @@ func TestDecodeKernelBytes(t *testing.T) {
 // TestWithoutOwnerProgram: a kernel that refuses cgroup/sock_create still
 // gets flows, with pid 0, and says why.
 func TestWithoutOwnerProgram(t *testing.T) {
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	p, err := load(Config{MaxFlows: 1024}, func(spec *ebpf.CollectionSpec) {
 		// Reads R0 before writing it: refused by every verifier.
 		spec.Programs["flow_sock_create"].Instructions = asm.Instructions{asm.Return()}
@@ -604,7 +603,7 @@ func TestWithoutOwnerProgram(t *testing.T) {
 		t.Fatal("OwnerError() = nil for a refused sock_create program")
 	}
 	t.Logf("OwnerError: %.120s...", p.OwnerError())
-	if err := p.Attach(probetest.CgroupV2Mount(t)); err != nil {
+	if err := p.Attach(testkit.CgroupV2Mount(t)); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -618,7 +617,7 @@ func TestWithoutOwnerProgram(t *testing.T) {
 	}
 	defer cli.Close()
 	cli.Write([]byte("no owner"))
-	f := find(t, p, probetest.BootTime(t), addrPort(cli.LocalAddr()), addrPort(srv.LocalAddr()))
+	f := find(t, p, testkit.BootTime(t), addrPort(cli.LocalAddr()), addrPort(srv.LocalAddr()))
 	if f.TxPackets != 1 || f.PID != 0 || f.Comm != "" {
 		t.Errorf("flow tx %d pid %d comm %q, want 1 packet and no owner", f.TxPackets, f.PID, f.Comm)
 	}

@@ -1,7 +1,6 @@
 package tcpprobe
 
 import (
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"io"
 	"net"
 	"testing"
@@ -10,7 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
 
 // runStats sums the kernel's run-time statistics of programs.
@@ -33,7 +32,7 @@ func runStats(b *testing.B, progs []*ebpf.Program) (time.Duration, uint64) {
 // (kernel.bpf_stats_enabled run time / run count) while each op opens,
 // uses and closes one loopback TCP connection (~10 state changes).
 func BenchmarkTCPProbeKernel(b *testing.B) {
-	privileged.Require(b)
+	testkit.RequireRoot(b)
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		b.Fatalf("enable BPF run-time stats: %v", err)
@@ -59,7 +58,7 @@ func BenchmarkTCPProbeKernel(b *testing.B) {
 
 	// Like the engine, forget closed sockets every so often, so the LRU
 	// recycles entries instead of evicting live ones.
-	boot := probetest.BootTime(b)
+	boot := testkit.BootTime(b)
 	flush := func() {
 		samples, err := p.Snapshot(boot)
 		if err != nil {
@@ -98,7 +97,7 @@ func BenchmarkTCPProbeKernel(b *testing.B) {
 
 // BenchmarkSnapshot reads a map of 10k sockets: user-space decode rate.
 func BenchmarkSnapshot(b *testing.B) {
-	privileged.Require(b)
+	testkit.RequireRoot(b)
 	p, err := Load(Config{MaxSockets: 16384})
 	if err != nil {
 		b.Fatal(err)
@@ -112,7 +111,7 @@ func BenchmarkSnapshot(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	boot := probetest.BootTime(b)
+	boot := testkit.BootTime(b)
 	for b.Loop() {
 		s, err := p.Snapshot(boot)
 		if err != nil || len(s) != n {

@@ -2,12 +2,12 @@ package tcpprobe
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
@@ -21,28 +21,10 @@ const (
 
 var boot = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func encode(t testing.TB, v tcpTcpSockInfo) []byte {
-	t.Helper()
-	b, err := binary.Append(nil, binary.NativeEndian, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func cookieKey(c uint64) []byte { return binary.NativeEndian.AppendUint64(nil, c) }
 
 func TestDecodeRealEntry(t *testing.T) {
-	s, err := Decode(unhex(t, realKey), unhex(t, realValue), boot)
+	s, err := Decode(testkit.Unhex(t, realKey), testkit.Unhex(t, realValue), boot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +113,7 @@ func TestDecode(t *testing.T) {
 			if key == nil {
 				key = cookieKey(42)
 			}
-			s, err := Decode(key, encode(t, tc.value()), boot)
+			s, err := Decode(key, testkit.Encode(t, tc.value()), boot)
 			if tc.errSub != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errSub) {
 					t.Fatalf("err %v, want one mentioning %q", err, tc.errSub)
@@ -153,8 +135,8 @@ func TestDecode(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(unhex(f, realKey), unhex(f, realValue))
-	f.Add(cookieKey(42), encode(f, valid()))
+	f.Add(testkit.Unhex(f, realKey), testkit.Unhex(f, realValue))
+	f.Add(cookieKey(42), testkit.Encode(f, valid()))
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		s, err := Decode(key, value, boot)
 		if err != nil {
@@ -176,7 +158,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	key, value := unhex(b, realKey), unhex(b, realValue)
+	key, value := testkit.Unhex(b, realKey), testkit.Unhex(b, realValue)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Decode(key, value, boot); err != nil {

@@ -3,7 +3,6 @@ package tcpprobe
 import (
 	"bytes"
 	"errors"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/probetest"
 	"io"
 	"net"
 	"net/netip"
@@ -14,13 +13,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 func attached(t testing.TB) *Probe {
 	t.Helper()
-	privileged.Require(t)
+	testkit.RequireRoot(t)
 	p, err := Load(Config{MaxSockets: 4096})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +34,7 @@ func attached(t testing.TB) *Probe {
 // waitSample polls snapshots until the socket's sample satisfies ok.
 func waitSample(t *testing.T, p *Probe, cookie uint64, what string, ok func(record.TCPSample) bool) record.TCPSample {
 	t.Helper()
-	boot := probetest.BootTime(t)
+	boot := testkit.BootTime(t)
 	var last *record.TCPSample
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		samples, err := p.Snapshot(boot)
@@ -82,7 +81,7 @@ func addrPort(t *testing.T, a net.Addr) netip.AddrPort {
 
 func TestRefused(t *testing.T) {
 	p := attached(t)
-	cg := probetest.InChildCgroup(t)
+	cg := testkit.InChildCgroup(t)
 
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -108,8 +107,8 @@ func TestRefused(t *testing.T) {
 	if s.ResetsReceived != 1 || s.ResetsSent != 0 {
 		t.Errorf("resets sent=%d received=%d, want 0/1", s.ResetsSent, s.ResetsReceived)
 	}
-	if s.PID != uint32(os.Getpid()) || s.Comm != probetest.OwnComm(t) {
-		t.Errorf("pid/comm %d/%q, want %d/%q", s.PID, s.Comm, os.Getpid(), probetest.OwnComm(t))
+	if s.PID != uint32(os.Getpid()) || s.Comm != testkit.OwnComm(t) {
+		t.Errorf("pid/comm %d/%q, want %d/%q", s.PID, s.Comm, os.Getpid(), testkit.OwnComm(t))
 	}
 	if s.CgroupID != cg {
 		t.Errorf("cgroup id %d, want %d", s.CgroupID, cg)
@@ -148,7 +147,7 @@ func pair(t *testing.T, network, addr string) (c, s *net.TCPConn, cc, sc uint64)
 	}
 	c, s = conn.(*net.TCPConn), sconn.(*net.TCPConn)
 	t.Cleanup(func() { c.Close(); s.Close() })
-	return c, s, cc, probetest.CookieOf(t, s)
+	return c, s, cc, testkit.CookieOf(t, s)
 }
 
 func TestNormalClose(t *testing.T) {
@@ -250,7 +249,7 @@ func TestReset(t *testing.T) {
 
 func TestConnectTimeout(t *testing.T) {
 	p := attached(t)
-	a, b := probetest.VethPair(t)
+	a, b := testkit.VethPair(t)
 	b.Run(t, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "DROP")
 	target := netip.MustParseAddrPort("10.200.7.2:9")
 
@@ -290,7 +289,7 @@ func TestConnectTimeout(t *testing.T) {
 
 func TestRetransmits(t *testing.T) {
 	p := attached(t)
-	a, b := probetest.VethPair(t)
+	a, b := testkit.VethPair(t)
 
 	var ln net.Listener
 	var err error
@@ -367,7 +366,7 @@ func TestDelete(t *testing.T) {
 	if err := p.Delete([]uint64{cookie, 1 << 62}); err != nil { // the second never existed
 		t.Fatal(err)
 	}
-	samples, err := p.Snapshot(probetest.BootTime(t))
+	samples, err := p.Snapshot(testkit.BootTime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +386,7 @@ func TestDelete(t *testing.T) {
 // closes. Only an sk_err read at the CLOSE transition tells this from a FIN.
 func TestEstablishedTimeout(t *testing.T) {
 	p := attached(t)
-	a, b := probetest.VethPair(t)
+	a, b := testkit.VethPair(t)
 	var ln net.Listener
 	var err error
 	b.Do(t, func() { ln, err = net.Listen("tcp4", "10.200.7.2:8081") })

@@ -1,10 +1,6 @@
-// Package probetest provides what the probes' privileged tests share: network
-// namespaces and veth pairs, cgroup v2 directories, socket cookies and the
-// boot clock. Tests only; nothing in the collector imports it.
-package probetest
+package testkit
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -114,40 +110,6 @@ func VethPair(t testing.TB) (a, b Netns) {
 	a.Run(t, "ip", "link", "set", "veth-a", "up")
 	b.Run(t, "ip", "link", "set", "veth-b", "up")
 	return a, b
-}
-
-// CgroupV2Mount finds the cgroup2 mount point in /proc/mounts.
-func CgroupV2Mount(t testing.TB) string {
-	t.Helper()
-	f, err := os.Open("/proc/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fields := strings.Fields(s.Text()); len(fields) > 2 && fields[2] == "cgroup2" {
-			return fields[1]
-		}
-	}
-	t.Fatal("no cgroup2 mount")
-	return ""
-}
-
-// OwnCgroup returns the process's cgroup v2 directory.
-func OwnCgroup(t testing.TB) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return filepath.Join(CgroupV2Mount(t), p)
-		}
-	}
-	t.Fatal("no cgroup v2 entry in /proc/self/cgroup")
-	return ""
 }
 
 // CgroupID is what kernfs_node.id holds: the directory's inode number.

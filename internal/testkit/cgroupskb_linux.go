@@ -1,0 +1,36 @@
+package testkit
+
+import (
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+)
+
+// NoopCgroupSKB attaches `return 1` as cgroup_skb egress and ingress on the
+// cgroup root until cleanup and returns both programs: under run-time
+// statistics, the cost of running any program at all, which benchmarks
+// subtract from a probe's.
+func NoopCgroupSKB(t testing.TB, root string) []*ebpf.Program {
+	t.Helper()
+	var progs []*ebpf.Program
+	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetEgress, ebpf.AttachCGroupInetIngress} {
+		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Type:         ebpf.CGroupSKB,
+			License:      "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { prog.Close() })
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: at, Program: prog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		progs = append(progs, prog)
+	}
+	return progs
+}
