@@ -2,7 +2,7 @@
 #
 #   make run     install what is missing, build, run on this node (examples/local.yaml)
 #   make test    unit + privileged tests, then the end-to-end test with the built binary
-#   make bench   the issue's performance figures, as ratios to their targets
+#   make bench   in-kernel and user-space costs and collector RSS, as ratios to their targets
 #   make nab     anomaly detector over NAB-style data: make nab NAB_DATA=<dir> NAB_OUT=<dir>
 #
 # Builds are always CGO_ENABLED=0 (static binary, and the whole graph shares one
@@ -58,11 +58,6 @@ generate: $(OCB)
 	rm -rf $(GEN_DIR) && mkdir -p $(GEN_DIR)
 	tar --exclude=./.git --exclude=./.bin --exclude=./distribution/_build --exclude=./tests/out -cf - . | tar -C $(GEN_DIR) -xf -
 	cd $(GEN_DIR) && $(GO) generate ./...
-	@# mdatagen normally runs from the receiver's doc.go //go:generate line.
-	@if ! grep -qs 'go:generate.*mdatagen' receiver/ebpfflowreceiver/*.go; then \
-		echo "mdatagen receiver/ebpfflowreceiver"; \
-		cd $(GEN_DIR)/receiver/ebpfflowreceiver && $(GO) tool -modfile=../../tools/go.mod mdatagen metadata.yaml; \
-	fi
 	cd $(GEN_DIR) && find . -type f -printf '%P\n' | grep -E '$(GENERATED_RE)' | tar -cf - -T - | tar -C $(CURDIR) -xf -
 	rm -rf $(GEN_DIR)
 	$(OCB) --config=builder-config.yaml --skip-get-modules --skip-compilation
@@ -87,20 +82,23 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/...
 
-## test: unit + privileged tests (EBPFFLOW_REQUIRE_PRIVILEGED=1 turns skips into failures), then e2e
+## test: unit + privileged tests (EBPFFLOW_REQUIRE_PRIVILEGED=1 turns skips into failures), then e2e;
+## each run ends with the list of tests that skipped (tests/testreport)
 test: unit e2e
 
 unit:
+	$(GO) build -o .bin/testreport ./tests/testreport
 	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
 		EBPFFLOW_REQUIRE_PRIVILEGED=$${EBPFFLOW_REQUIRE_PRIVILEGED:-} \
-		$(GO) test -count=1 ./...
+		$(GO) test -count=1 -json ./... | .bin/testreport
 
 ## e2e: build, then run tests/e2e against the built binary (netns "pods", real traffic)
 e2e: build
+	$(GO) build -o .bin/testreport ./tests/testreport
 	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
 		EBPFFLOW_REQUIRE_PRIVILEGED=$${EBPFFLOW_REQUIRE_PRIVILEGED:-} \
 		EBPFFLOW_COLLECTOR=$(CURDIR)/$(BIN) \
-		$(GO) test -tags e2e -count=1 -timeout 15m -v ./tests/e2e
+		$(GO) test -tags e2e -count=1 -timeout 15m -json ./tests/e2e | .bin/testreport -v
 
 ## bench: in-kernel ns/packet, user-space events/s/core, collector RSS at 10k flows
 bench: build

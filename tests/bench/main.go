@@ -1,5 +1,5 @@
-// Command bench prints the performance figures of issue 2 as ratios to
-// their targets (`make bench`, as root):
+// Command bench prints ebpfflow's performance figures as ratios to their
+// targets (`make bench`, as root):
 //
 //   - in-kernel cost per packet of each probe: the probes' Go benchmarks named
 //     Benchmark*Kernel (real events, BPF run-time stats), and the live BPF run-time stats
@@ -54,20 +54,30 @@ func main() {
 	if os.Geteuid() != 0 {
 		fatalf("bench needs root: it loads eBPF programs (sudo make bench)")
 	}
-	var rows []row
+	var (
+		rows   []row
+		failed bool
+	)
 	if !*skipGo {
 		r, err := goBenchmarks()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: go benchmarks: %v\n", err)
+			failed = true
 		}
 		rows = append(rows, r...)
 	}
 	r, err := collectorLoad(*collector, *flows, *hold)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: collector under load: %v\n", err)
+		failed = true
 	}
 	rows = append(rows, r...)
 	printRows(rows)
+	if failed {
+		// The figures printed are incomplete: a benchmark that could not
+		// run must not pass for one that met its target.
+		fatalf("a benchmark failed (see above)")
+	}
 }
 
 // row is one printed figure; ratio = value/target for "lower is better"
@@ -174,32 +184,45 @@ func hasGroup(rows []row, g string) bool {
 	return false
 }
 
-// parseMetrics reads "123 ns/op  45.6 ns/pkt  0 B/op" into unit -> value.
-func parseMetrics(s string) map[string]float64 {
+// metric is one "value unit" pair of a benchmark line.
+type metric struct {
+	unit  string
+	value float64
+}
+
+// parseMetrics reads "123 ns/op  45.6 ns/pkt  0 B/op" in the order printed.
+func parseMetrics(s string) []metric {
 	f := strings.Fields(s)
-	m := map[string]float64{}
+	var m []metric
 	for i := 0; i+1 < len(f); i += 2 {
 		if v, err := strconv.ParseFloat(f[i], 64); err == nil {
-			m[f[i+1]] = v
+			m = append(m, metric{f[i+1], v})
 		}
 	}
 	return m
 }
 
-func classify(pkg, name string, m map[string]float64) []row {
+func classify(pkg, name string, m []metric) []row {
 	full := pkg + "." + name
-	top, _, _ := strings.Cut(name, "/") // BenchmarkXKernel/sub-case
-	if strings.HasSuffix(top, "Kernel") {
-		// Prefer a per-packet/per-event metric the benchmark reports itself.
-		unit, v := pick(m, "ns/packet", "ns/pkt", "ns/event", "ns/run", "ns/op")
-		if unit == "" {
-			return nil
-		}
+	top, _, _ := strings.Cut(name, "/")  // BenchmarkXKernel/sub-case
+	if strings.Contains(top, "Kernel") { // BenchmarkXKernel, BenchmarkXKernelManyFlows
+		// Prefer a per-packet/per-event metric the benchmark reports itself;
+		// one row per program when it reports several
+		// ("egress-ns/packet", "ingress-ns/packet"), in the order printed.
+		ms := pickAll(m, "ns/packet", "ns/pkt", "ns/event", "ns/run", "ns/op")
 		target := 0.0
 		if strings.Contains(strings.ToLower(pkg+top), "flow") {
 			target = targetNsPerPacket
 		}
-		return []row{{group: "kernel", name: full, value: v, unit: "ns/packet", target: target, note: "real events, BPF run-time stats (" + unit + ")"}}
+		var rows []row
+		for _, x := range ms {
+			n := full
+			if prog, ok := strings.CutSuffix(x.unit, "-ns/packet"); ok && len(ms) > 1 {
+				n += " " + prog
+			}
+			rows = append(rows, row{group: "kernel", name: n, value: x.value, unit: "ns/packet", target: target, note: "real events, BPF run-time stats (" + x.unit + ")"})
+		}
+		return rows
 	}
 	if unit, v := pick(m, "queries/s"); unit != "" {
 		return []row{{group: "user", name: full, value: v, unit: "queries/s/core", target: targetDNSQueries, higherBest: true, note: "DNS lookups without loss"}}
@@ -225,23 +248,37 @@ func classify(pkg, name string, m map[string]float64) []row {
 		return []row{{group: "user", name: full, value: 1e9 / v, unit: "events/s/core", target: targetEventsPerSec, higherBest: true, note: "1e9/(" + unit + ")"}}
 	}
 	// A decoder benchmark decodes one event per op.
-	if v, ok := m["ns/op"]; ok && v > 0 && strings.Contains(name, "Decode") {
+	if _, v := pick(m, "ns/op"); v > 0 && strings.Contains(name, "Decode") {
 		return []row{{group: "user", name: full, value: 1e9 / v, unit: "events/s/core", target: targetEventsPerSec, higherBest: true, note: "1e9/(ns/op)"}}
 	}
 	return nil
 }
 
 // pick returns the first metric whose unit ends with one of the suffixes
-// (so "kernel-ns/packet" matches "ns/packet"), in suffix order.
-func pick(m map[string]float64, suffixes ...string) (string, float64) {
-	for _, suf := range suffixes {
-		for unit, v := range m {
-			if unit == suf || strings.HasSuffix(unit, "-"+suf) {
-				return unit, v
-			}
-		}
+// (so "kernel-ns/packet" matches "ns/packet"), in suffix order, then in the
+// order the benchmark printed them.
+func pick(m []metric, suffixes ...string) (string, float64) {
+	if ms := pickAll(m, suffixes...); len(ms) > 0 {
+		return ms[0].unit, ms[0].value
 	}
 	return "", 0
+}
+
+// pickAll returns every metric matching the first suffix that matches any,
+// in the order printed.
+func pickAll(m []metric, suffixes ...string) []metric {
+	for _, suf := range suffixes {
+		var out []metric
+		for _, x := range m {
+			if x.unit == suf || strings.HasSuffix(x.unit, "-"+suf) {
+				out = append(out, x)
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return nil
 }
 
 // ---- the collector under load ---------------------------------------------
