@@ -3,7 +3,7 @@
 // network.flow / network.drop events (logs) and cumulative flow metrics.
 //
 // The package is a thin adapter: internal/engine loads and runs the probes
-// without importing the collector, internal/translate turns its reports into
+// without importing the collector, internal/pdatabuild turns its reports into
 // pdata, and this package wires both to the collector's consumers.
 //
 //go:generate go tool -modfile=../../tools/go.mod mdatagen metadata.yaml

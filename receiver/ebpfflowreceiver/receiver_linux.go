@@ -24,8 +24,8 @@ import (
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/translate"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/pdatabuild"
 )
 
 const (
@@ -50,10 +50,10 @@ type ebpfflowReceiver struct {
 	host   component.Host
 	ctx    context.Context // cancelled at shutdown to unblock a stuck consumer
 	cancel context.CancelFunc
-	eng    atomic.Pointer[engine.Engine]
-	tr     *translate.Translator
+	eng    atomic.Pointer[engine.Node]
+	tr     *pdatabuild.Builder
 
-	mu       sync.Mutex      // serialises reports (translate keeps cumulative state)
+	mu       sync.Mutex      // serialises reports (pdatabuild keeps cumulative state)
 	degraded map[string]bool // probes whose failure was reported as status
 }
 
@@ -95,9 +95,9 @@ func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.host = host
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.tr = translate.New(time.Now(), os.Getenv(nodeNameEnv), hostName,
-		translate.WithScopeVersion(r.set.BuildInfo.Version),
-		translate.WithDNSQuestionNameOnMetrics(r.cfg.DNS.MetricsQuestionName))
+	r.tr = pdatabuild.New(time.Now(), os.Getenv(nodeNameEnv), hostName,
+		pdatabuild.WithScopeVersion(r.set.BuildInfo.Version),
+		pdatabuild.WithDNSQuestionNameOnMetrics(r.cfg.DNS.MetricsQuestionName))
 
 	eng := engine.New(engine.Config{
 		FlushInterval:     r.cfg.FlushInterval,
@@ -149,7 +149,7 @@ func (r *ebpfflowReceiver) Shutdown(ctx context.Context) error {
 
 // consume is the engine's sink: one report per flush interval, delivered
 // from the engine's flush goroutine.
-func (r *ebpfflowReceiver) consume(rep record.Report) {
+func (r *ebpfflowReceiver) consume(rep observed.Report) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.logs != nil && len(rep.Flows)+len(rep.Drops)+len(rep.DNS) > 0 {

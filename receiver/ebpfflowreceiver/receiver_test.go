@@ -35,10 +35,10 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadatatest"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/pdatabuild"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/preflight"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/translate"
 )
 
 // statusHost records the component status the receiver reports.
@@ -107,24 +107,24 @@ func TestConsumeRoutesReports(t *testing.T) {
 	r.setMetrics(metrics)
 	start := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	r.ctx = context.Background()
-	r.tr = translate.New(start, "node-1", "host-1")
+	r.tr = pdatabuild.New(start, "node-1", "host-1")
 
-	local := record.Workload{CgroupPath: "/system.slice/app.service", PID: 10, Executable: "app"}
-	r.consume(record.Report{
+	local := observed.Workload{CgroupPath: "/system.slice/app.service", PID: 10, Executable: "app"}
+	r.consume(observed.Report{
 		Time: start.Add(10 * time.Second),
-		Flows: []record.Flow{{
-			Local: local, Transport: record.TransportTCP, LocalRole: record.RoleClient,
+		Flows: []observed.Flow{{
+			Local: local, Transport: observed.TransportTCP, LocalRole: observed.RoleClient,
 			Source: netip.MustParseAddrPort("127.0.0.1:40000"), Dest: netip.MustParseAddrPort("127.0.0.1:8080"),
-			SourceBytes: 100, SourcePackets: 2, DestBytes: 50, DestPackets: 1, State: record.TCPEstablished,
-			Scope: record.ScopeNode,
+			SourceBytes: 100, SourcePackets: 2, DestBytes: 50, DestPackets: 1, State: observed.TCPEstablished,
+			Scope: observed.ScopeNode,
 		}},
-		Drops: []record.Drop{{Reason: "NO_SOCKET", Transport: record.TransportTCP, Count: 1}},
+		Drops: []observed.Drop{{Reason: "NO_SOCKET", Transport: observed.TransportTCP, Count: 1}},
 	})
 	assert.Equal(t, 2, logs.LogRecordCount())
 	assert.Equal(t, 5, metrics.DataPointCount()) // bytes and packets both ways, one drop series
 
 	// An empty report sends no logs, but the cumulative series again.
-	r.consume(record.Report{Time: start.Add(20 * time.Second)})
+	r.consume(observed.Report{Time: start.Add(20 * time.Second)})
 	assert.Len(t, logs.AllLogs(), 1)
 	require.Len(t, metrics.AllMetrics(), 2)
 	assert.Equal(t, 5, metrics.AllMetrics()[1].DataPointCount())
@@ -140,8 +140,8 @@ func TestConsumeCountsRefusedData(t *testing.T) {
 	r := newTestReceiver(t, tel)
 	r.setLogs(consumertest.NewErr(errors.New("pipeline full")))
 	r.ctx = context.Background()
-	r.tr = translate.New(time.Now(), "", "")
-	r.consume(record.Report{Time: time.Now(), Drops: []record.Drop{{Reason: "NO_SOCKET", Count: 1}}})
+	r.tr = pdatabuild.New(time.Now(), "", "")
+	r.consume(observed.Report{Time: time.Now(), Drops: []observed.Drop{{Reason: "NO_SOCKET", Count: 1}}})
 
 	got, err := tel.GetMetric("otelcol_receiver_refused_log_records")
 	require.NoError(t, err)
@@ -152,7 +152,7 @@ func TestSelfTelemetryFromEngineStats(t *testing.T) {
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
 	r := newTestReceiver(t, tel)
-	r.tr = translate.New(time.Now(), "", "")
+	r.tr = pdatabuild.New(time.Now(), "", "")
 	stats := engine.Stats{
 		Probes: map[string]engine.ProbeStats{
 			"flow": {Counters: probe.Counters{Events: 1000, MapFull: 1, RingbufFull: 2, ParseErrors: 3, DecodeErrors: 4}},

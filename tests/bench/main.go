@@ -234,7 +234,7 @@ func classify(pkg, name string, m []metric) []row {
 		}
 		return out
 	}
-	if strings.HasPrefix(pkg, "translate") {
+	if pkg == "pdatabuild" {
 		// Records -> pdata: per flow record, not per kernel event; no target.
 		if unit, v := pick(m, "ns/flow"); unit != "" && v > 0 {
 			return []row{{group: "user", name: full, value: 1e9 / v, unit: "flows/s/core", note: "pdata translation, informational"}}

@@ -17,7 +17,7 @@ func TestClassify(t *testing.T) {
 		{"dropprobe", "BenchmarkDropProbeKernel/60k-keys  \t  167944\t 13474 ns/op\t 1.000 events/op\t 964.4 ns/event", "kernel", 964.4, 0},
 		{"tcpprobe", "BenchmarkDecode-2 \t15126536\t 147.8 ns/op\t 16 B/op\t 1 allocs/op", "user", 1e9 / 147.8, targetEventsPerSec},
 		{"flowtable", "BenchmarkUpdate/10k-all-active \t 78\t 16315877 ns/op\t 1231931 events/s\t 3709387 B/op", "user", 1231931, targetEventsPerSec},
-		{"translate", "BenchmarkLogs10kFlows \t 20\t 71460692 ns/op\t 7146 ns/flow", "user", 1e9 / 7146.0, 0},
+		{"pdatabuild", "BenchmarkLogs10kFlows \t 20\t 71460692 ns/op\t 7146 ns/flow", "user", 1e9 / 7146.0, 0},
 		{"flowprobe", "BenchmarkFlowProbeKernelManyFlows \t 10\t 99 ns/op\t 301.5 egress-ns/packet\t 250.1 ingress-ns/packet", "kernel", 301.5, targetNsPerPacket},
 	}
 	for _, c := range cases {

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // BenchmarkMatcher is the user-space DNS pipeline's capacity on one core:
@@ -68,8 +68,8 @@ func BenchmarkParse(b *testing.B) {
 func BenchmarkMatcher(b *testing.B) {
 	mix := benchMix(b)
 	m := newMatcher(b, Config{})
-	qp := &record.DNSPacket{Egress: true, Transport: record.TransportUDP, Local: client, Remote: resolver}
-	ap := &record.DNSPacket{Transport: record.TransportUDP, Local: client, Remote: resolver}
+	qp := &observed.DNSPacket{Egress: true, Transport: observed.TransportUDP, Local: client, Remote: resolver}
+	ap := &observed.DNSPacket{Transport: observed.TransportUDP, Local: client, Remote: resolver}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // Defaults for zero Config fields.
@@ -60,7 +60,7 @@ type key struct {
 // pending is a query awaiting its answer, on a list oldest first.
 type pending struct {
 	key        key
-	lookup     record.DNSLookup
+	lookup     observed.DNSLookup
 	prev, next *pending
 }
 
@@ -70,7 +70,7 @@ type Matcher struct {
 	seed       maphash.Seed
 	pending    map[key]*pending
 	head, tail *pending // oldest, newest
-	done       []record.DNSLookup
+	done       []observed.DNSLookup
 	streams    streams
 	stats      Stats
 	parser     dnsmessage.Parser
@@ -110,7 +110,7 @@ func New(cfg Config) (*Matcher, error) {
 const maxLen = 1 << 24
 
 // Add takes one captured packet. Its payload is not kept.
-func (m *Matcher) Add(p *record.DNSPacket) {
+func (m *Matcher) Add(p *observed.DNSPacket) {
 	if p.Len > maxLen {
 		m.stats.Malformed++
 		return
@@ -120,7 +120,7 @@ func (m *Matcher) Add(p *record.DNSPacket) {
 		c.Payload = c.Payload[:c.Len]
 		p = &c
 	}
-	if p.Transport == record.TransportTCP {
+	if p.Transport == observed.TransportTCP {
 		m.addTCP(p)
 		return
 	}
@@ -134,7 +134,7 @@ func (m *Matcher) gapWait() time.Duration { return min(m.cfg.Timeout/2, time.Sec
 
 // Flush returns the lookups answered since the last Flush and those whose
 // query has waited Timeout by now (as TIMEOUT, Duration = Timeout).
-func (m *Matcher) Flush(now time.Time) []record.DNSLookup {
+func (m *Matcher) Flush(now time.Time) []observed.DNSLookup {
 	m.expireStreams(now, m.gapWait()) // first: a held answer beats its timeout
 	for q := m.head; q != nil && !now.Before(q.lookup.Start.Add(m.cfg.Timeout)); q = m.head {
 		m.unlink(q)
@@ -158,7 +158,7 @@ const rcodeTimeout = "TIMEOUT"
 
 // message handles one DNS message of p. truncated: the capture holds only a
 // prefix of it, so records past the prefix are missing, not malformed.
-func (m *Matcher) message(p *record.DNSPacket, msg []byte, truncated bool) {
+func (m *Matcher) message(p *observed.DNSPacket, msg []byte, truncated bool) {
 	h, err := m.parser.Start(msg)
 	if err != nil {
 		m.stats.Malformed++
@@ -181,7 +181,7 @@ func (m *Matcher) message(p *record.DNSPacket, msg []byte, truncated bool) {
 	}
 }
 
-func (m *Matcher) keyOf(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question) key {
+func (m *Matcher) keyOf(p *observed.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question) key {
 	var mh maphash.Hash
 	mh.SetSeed(m.seed)
 	for _, c := range q.Name.Data[:q.Name.Length] {
@@ -192,11 +192,11 @@ func (m *Matcher) keyOf(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage
 	}
 	return key{
 		cookie: p.Cookie, id: h.ID, qtype: uint16(q.Type), qclass: uint16(q.Class),
-		nameHash: mh.Sum64(), transportTCP: p.Transport == record.TransportTCP,
+		nameHash: mh.Sum64(), transportTCP: p.Transport == observed.TransportTCP,
 	}
 }
 
-func (m *Matcher) query(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question) {
+func (m *Matcher) query(p *observed.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question) {
 	k := m.keyOf(p, h, q)
 	if old, ok := m.pending[k]; ok {
 		old.lookup.Retransmits++
@@ -208,7 +208,7 @@ func (m *Matcher) query(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage
 		m.stats.Evicted++
 	}
 	m.stats.Queries++
-	e := &pending{key: k, lookup: record.DNSLookup{
+	e := &pending{key: k, lookup: observed.DNSLookup{
 		Cookie:    p.Cookie,
 		CgroupID:  p.CgroupID,
 		Transport: p.Transport,
@@ -229,7 +229,7 @@ func (m *Matcher) query(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage
 	m.tail = e
 }
 
-func (m *Matcher) answer(p *record.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question, truncated bool) {
+func (m *Matcher) answer(p *observed.DNSPacket, h *dnsmessage.Header, q *dnsmessage.Question, truncated bool) {
 	e, ok := m.pending[m.keyOf(p, h, q)]
 	if !ok {
 		m.stats.UnmatchedAnswers++

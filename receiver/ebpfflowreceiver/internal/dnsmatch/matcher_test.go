@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 var (
@@ -48,9 +48,9 @@ func answerMsg(t testing.TB, id uint16, q dnsmessage.Question, rcode dnsmessage.
 	})
 }
 
-func udp(cookie uint64, egress bool, at time.Duration, msg []byte) *record.DNSPacket {
-	p := &record.DNSPacket{
-		Time: t0.Add(at), Cookie: cookie, CgroupID: 77, Egress: egress, Transport: record.TransportUDP,
+func udp(cookie uint64, egress bool, at time.Duration, msg []byte) *observed.DNSPacket {
+	p := &observed.DNSPacket{
+		Time: t0.Add(at), Cookie: cookie, CgroupID: 77, Egress: egress, Transport: observed.TransportUDP,
 		Local: client, Remote: resolver, Len: uint32(len(msg)), Payload: msg,
 	}
 	return p
@@ -73,8 +73,8 @@ func TestAnswered(t *testing.T) {
 		aRR("web.example.org.", [4]byte{10, 1, 1, 1}), aRR("web.example.org.", [4]byte{10, 1, 1, 2}))))
 	got := m.Flush(t0.Add(time.Second))
 	require.Len(t, got, 1)
-	assert.Equal(t, record.DNSLookup{
-		Cookie: 1, CgroupID: 77, Transport: record.TransportUDP, Client: client, Server: resolver,
+	assert.Equal(t, observed.DNSLookup{
+		Cookie: 1, CgroupID: 77, Transport: observed.TransportUDP, Client: client, Server: resolver,
 		ID: 4242, Name: "Web.Example.org", Type: "A", RCode: "NOERROR", Answers: []string{"10.1.1.1", "10.1.1.2"},
 		Start: t0, Duration: 1500 * time.Microsecond,
 	}, got[0])
@@ -287,9 +287,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 }
 
 // tcpSeg is one TCP segment of a stream: payload at sequence seq.
-func tcpSeg(cookie uint64, egress bool, seq uint32, payload []byte) *record.DNSPacket {
+func tcpSeg(cookie uint64, egress bool, seq uint32, payload []byte) *observed.DNSPacket {
 	p := udp(cookie, egress, 0, payload)
-	p.Transport, p.Seq = record.TransportTCP, seq
+	p.Transport, p.Seq = observed.TransportTCP, seq
 	return p
 }
 
@@ -326,7 +326,7 @@ func TestTCPFraming(t *testing.T) {
 	got := m.Flush(t0.Add(time.Second))
 	require.Len(t, got, 2)
 	assert.Equal(t, []string{"1.1.1.1"}, got[0].Answers)
-	assert.Equal(t, record.TransportTCP, got[0].Transport)
+	assert.Equal(t, observed.TransportTCP, got[0].Transport)
 	assert.Equal(t, "NXDOMAIN", got[1].RCode)
 	assert.Zero(t, m.Stats().Malformed)
 }
@@ -353,7 +353,7 @@ func TestTCPReordered(t *testing.T) {
 	ans := framed(answerMsg(t, 1, q1, dnsmessage.RCodeSuccess, aRR("one.test.", [4]byte{1, 1, 1, 1})),
 		answerMsg(t, 2, q2, dnsmessage.RCodeSuccess, aRR("two.test.", [4]byte{2, 2, 2, 2})))
 	a, b := len(ans)/3, 2*len(ans)/3
-	seg := func(from, to int) *record.DNSPacket { return tcpSeg(9, false, 7000+uint32(from), ans[from:to]) }
+	seg := func(from, to int) *observed.DNSPacket { return tcpSeg(9, false, 7000+uint32(from), ans[from:to]) }
 	// The stream's first segment seen sets where it starts (SYNs carry no
 	// DNS bytes); the rest arrive out of order.
 	m.Add(seg(0, 5))
@@ -510,7 +510,7 @@ func FuzzMatcher(f *testing.F) {
 			}
 			p := udp(uint64(op>>4&3), egress, at, payload)
 			if op&2 != 0 {
-				p.Transport = record.TransportTCP
+				p.Transport = observed.TransportTCP
 				d := 0
 				if egress {
 					d = 1

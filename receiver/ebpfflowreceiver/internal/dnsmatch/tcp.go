@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // DNS over TCP (RFC 1035 4.2.2, RFC 7766): each message is preceded by its
@@ -31,10 +31,10 @@ type streamKey struct {
 
 type stream struct {
 	key       streamKey
-	next      uint32             // sequence number expected next
-	buf       []byte             // bytes received in order but not yet framed into a message
-	skip      int                // bytes of a message past the capture still to pass over
-	held      []record.DNSPacket // segments past a gap, by Seq; Payload copied
+	next      uint32               // sequence number expected next
+	buf       []byte               // bytes received in order but not yet framed into a message
+	skip      int                  // bytes of a message past the capture still to pass over
+	held      []observed.DNSPacket // segments past a gap, by Seq; Payload copied
 	heldBytes int
 	heldSince time.Time // when the oldest unfilled gap was seen
 	last      time.Time
@@ -88,7 +88,7 @@ func (ss *streams) remove(s *stream) {
 // seqLess compares TCP sequence numbers across wrap-around.
 func seqLess(a, b uint32) bool { return int32(a-b) < 0 }
 
-func (m *Matcher) addTCP(p *record.DNSPacket) {
+func (m *Matcher) addTCP(p *observed.DNSPacket) {
 	if p.Len == 0 {
 		return // SYN, FIN, ACK: no DNS bytes
 	}
@@ -120,7 +120,7 @@ func (m *Matcher) addTCP(p *record.DNSPacket) {
 
 // hold keeps a copy of a segment past a gap, giving gaps up while the
 // stream cannot hold more.
-func (m *Matcher) hold(s *stream, p *record.DNSPacket) {
+func (m *Matcher) hold(s *stream, p *observed.DNSPacket) {
 	for len(s.held) >= maxHeld || len(s.buf)+s.heldBytes+len(p.Payload) > maxStreamBuffer {
 		m.giveUpGap(s)
 		if len(s.held) == 0 {
@@ -142,7 +142,7 @@ func (m *Matcher) hold(s *stream, p *record.DNSPacket) {
 	}
 	c := *p
 	c.Payload = append([]byte(nil), p.Payload...)
-	s.held = append(s.held, record.DNSPacket{})
+	s.held = append(s.held, observed.DNSPacket{})
 	copy(s.held[i+1:], s.held[i:])
 	s.held[i] = c
 	if s.heldBytes == 0 {
@@ -156,7 +156,7 @@ func (m *Matcher) hold(s *stream, p *record.DNSPacket) {
 func (m *Matcher) drain(s *stream) {
 	for len(s.held) > 0 && !seqLess(s.next, s.held[0].Seq) {
 		h := s.held[0]
-		s.held[0] = record.DNSPacket{}
+		s.held[0] = observed.DNSPacket{}
 		s.held = s.held[1:]
 		s.heldBytes -= len(h.Payload)
 		m.segment(s, &h)
@@ -197,7 +197,7 @@ func (m *Matcher) expireStreams(now time.Time, wait time.Duration) {
 }
 
 // segment processes a segment that starts at or before s.next.
-func (m *Matcher) segment(s *stream, p *record.DNSPacket) {
+func (m *Matcher) segment(s *stream, p *observed.DNSPacket) {
 	end := p.Seq + p.Len
 	if !seqLess(s.next, end) {
 		return // all of it seen before: a retransmission

@@ -11,17 +11,17 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/dnsmatch"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // fakeDNS delivers its packets, then blocks until ctx ends.
 type fakeDNS struct {
 	fakeBase
-	pkts []record.DNSPacket
+	pkts []observed.DNSPacket
 	fed  chan struct{}
 }
 
-func (f *fakeDNS) Run(ctx context.Context, _ time.Time, handle func(*record.DNSPacket)) error {
+func (f *fakeDNS) Run(ctx context.Context, _ time.Time, handle func(*observed.DNSPacket)) error {
 	for i := range f.pkts {
 		handle(&f.pkts[i])
 	}
@@ -30,14 +30,14 @@ func (f *fakeDNS) Run(ctx context.Context, _ time.Time, handle func(*record.DNSP
 	return nil
 }
 
-func dnsPkt(t *testing.T, egress bool, at time.Time, resp bool) record.DNSPacket {
+func dnsPkt(t *testing.T, egress bool, at time.Time, resp bool) observed.DNSPacket {
 	msg := dnsmessage.Message{Header: dnsmessage.Header{ID: 9, Response: resp},
 		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName("a.test."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
 	b, err := msg.Pack()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return record.DNSPacket{Time: at, Cookie: 3, CgroupID: 42, Egress: egress, Transport: record.TransportUDP,
+	return observed.DNSPacket{Time: at, Cookie: 3, CgroupID: 42, Egress: egress, Transport: observed.TransportUDP,
 		Local: netip.MustParseAddrPort("10.201.0.1:5353"), Remote: netip.MustParseAddrPort("10.201.0.53:53"), Len: uint32(len(b)), Payload: b}
 }
 
@@ -46,8 +46,8 @@ func dnsPkt(t *testing.T, egress bool, at time.Time, resp bool) record.DNSPacket
 // delivers them.
 func TestDNSLookupsReported(t *testing.T) {
 	var mu sync.Mutex
-	var reports []record.Report
-	e := New(Config{Flows: true, DNS: true}, nil, func(r record.Report) {
+	var reports []observed.Report
+	e := New(Config{Flows: true, DNS: true}, nil, func(r observed.Report) {
 		mu.Lock()
 		reports = append(reports, r)
 		mu.Unlock()
@@ -55,15 +55,15 @@ func TestDNSLookupsReported(t *testing.T) {
 	fl, _, _ := withFakes(e, &journal{})
 	now := time.Now()
 	dns := &fakeDNS{fakeBase: fakeBase{name: ProbeDNS, j: &journal{}}, fed: make(chan struct{}),
-		pkts: []record.DNSPacket{dnsPkt(t, true, now, false), dnsPkt(t, false, now.Add(time.Millisecond), true)}}
+		pkts: []observed.DNSPacket{dnsPkt(t, true, now, false), dnsPkt(t, false, now.Add(time.Millisecond), true)}}
 	e.dns = dns
 	e.slots = append(e.slots, &slot{name: ProbeDNS, p: dns})
 	var err error
 	if e.matcher, err = dnsmatch.New(dnsmatch.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	e.identity = func(cg uint64, _ uint32, _ string, a netip.Addr) record.Workload {
-		return record.Workload{CgroupID: cg, PodIP: a}
+	e.identity = func(cg uint64, _ uint32, _ string, a netip.Addr) observed.Workload {
+		return observed.Workload{CgroupID: cg, PodIP: a}
 	}
 	fl.setErr(errors.New("map read failed")) // the lookups must not wait for the maps
 	e.run()

@@ -17,8 +17,8 @@ import (
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/dnsmatch"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // Probe names in Stats (and the `probe` attribute of self-telemetry).
@@ -73,26 +73,26 @@ type Stats struct {
 // tests use fakes.
 type flowSource interface {
 	probe.Probe
-	Snapshot(boot time.Time) ([]record.FlowSample, error)
-	Delete(keys []record.FlowSample) error
+	Snapshot(boot time.Time) ([]observed.FlowSample, error)
+	Delete(keys []observed.FlowSample) error
 }
 
 type tcpSource interface {
 	probe.Probe
-	Snapshot(boot time.Time) ([]record.TCPSample, error)
+	Snapshot(boot time.Time) ([]observed.TCPSample, error)
 	Delete(cookies []uint64) error
 }
 
 // dnsSource streams captured DNS packets until ctx ends or it is closed.
 type dnsSource interface {
 	probe.Probe
-	Run(ctx context.Context, boot time.Time, handle func(*record.DNSPacket)) error
+	Run(ctx context.Context, boot time.Time, handle func(*observed.DNSPacket)) error
 }
 
 type dropSource interface {
 	probe.Probe
-	Snapshot(boot time.Time) ([]record.DropSample, error)
-	Delete(keys []record.DropSample) error
+	Snapshot(boot time.Time) ([]observed.DropSample, error)
+	Delete(keys []observed.DropSample) error
 }
 
 // slot is one probe: live, or failed with the error that stopped it.
@@ -111,11 +111,13 @@ func (s *slot) setReadErr(err error) {
 	s.mu.Unlock()
 }
 
-// Engine is the probes plus the flush loop. Create it with New.
-type Engine struct {
+// Node is one node's observation: its probes, the flow table and the DNS
+// matcher they feed, and the flush loop that reports them. Create it with
+// New. (The anomaly_detection components' engine is anomaly.Engine.)
+type Node struct {
 	cfg  Config
 	log  *zap.Logger
-	sink func(record.Report)
+	sink func(observed.Report)
 
 	mu      sync.Mutex
 	started bool
@@ -132,7 +134,7 @@ type Engine struct {
 	dns   dnsSource
 	table *flowtable.Table
 	// identity resolves a DNS lookup's asking socket; flows resolve theirs in the table.
-	identity func(cgroupID uint64, pid uint32, comm string, local netip.Addr) record.Workload
+	identity func(cgroupID uint64, pid uint32, comm string, local netip.Addr) observed.Workload
 
 	// The DNS reader goroutine feeds the matcher, the flush drains it.
 	dnsMu      sync.Mutex
@@ -147,7 +149,7 @@ type Engine struct {
 }
 
 // New creates an engine; nothing touches the kernel before Start.
-func New(cfg Config, logger *zap.Logger, sink func(record.Report)) *Engine {
+func New(cfg Config, logger *zap.Logger, sink func(observed.Report)) *Node {
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = DefaultFlushInterval
 	}
@@ -158,15 +160,15 @@ func New(cfg Config, logger *zap.Logger, sink func(record.Report)) *Engine {
 		logger = zap.NewNop()
 	}
 	if sink == nil {
-		sink = func(record.Report) {}
+		sink = func(observed.Report) {}
 	}
-	return &Engine{cfg: cfg, log: logger, sink: sink}
+	return &Node{cfg: cfg, log: logger, sink: sink}
 }
 
 // Start runs the preflight checks, loads and attaches the enabled probes and
 // starts flushing. It fails when the node cannot run probes at all or when
 // every enabled probe failed; a single failing probe only shows in Stats.
-func (e *Engine) Start() error {
+func (e *Node) Start() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -185,7 +187,7 @@ func (e *Engine) Start() error {
 }
 
 // run starts the flush goroutine over the probes start set up.
-func (e *Engine) run() {
+func (e *Node) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.done = make(chan struct{})
@@ -198,9 +200,9 @@ func (e *Engine) run() {
 
 // readDNS feeds the matcher from the dns probe until the engine closes. A
 // reader that fails marks the probe down; the other probes keep running.
-func (e *Engine) readDNS(ctx context.Context) {
+func (e *Node) readDNS(ctx context.Context) {
 	defer close(e.dnsDone)
-	err := e.dns.Run(ctx, e.boot, func(p *record.DNSPacket) {
+	err := e.dns.Run(ctx, e.boot, func(p *observed.DNSPacket) {
 		e.dnsMu.Lock()
 		e.matcher.Add(p)
 		e.dnsMu.Unlock()
@@ -215,7 +217,7 @@ func (e *Engine) readDNS(ctx context.Context) {
 
 // flushDNS returns the lookups completed or timed out since the last flush,
 // with their workloads resolved.
-func (e *Engine) flushDNS(now time.Time) []record.DNSLookup {
+func (e *Node) flushDNS(now time.Time) []observed.DNSLookup {
 	if e.matcher == nil {
 		return nil
 	}
@@ -232,7 +234,7 @@ func (e *Engine) flushDNS(now time.Time) []record.DNSLookup {
 	return lookups
 }
 
-func (e *Engine) loop(ctx context.Context) {
+func (e *Node) loop(ctx context.Context) {
 	defer close(e.done)
 	tick := time.NewTicker(e.cfg.FlushInterval)
 	defer tick.Stop()
@@ -249,11 +251,11 @@ func (e *Engine) loop(ctx context.Context) {
 // flush reads every live probe and emits one report. A failed read skips the
 // whole flush: counters are cumulative, so the next flush catches up, and a
 // partial read must not look like flows vanishing from the kernel.
-func (e *Engine) flush(now time.Time) {
+func (e *Node) flush(now time.Time) {
 	var (
-		flows []record.FlowSample
-		tcp   []record.TCPSample
-		drops []record.DropSample
+		flows []observed.FlowSample
+		tcp   []observed.TCPSample
+		drops []observed.DropSample
 		err   error
 	)
 	lookups := e.flushDNS(now)
@@ -304,15 +306,15 @@ func (e *Engine) flush(now time.Time) {
 
 // sinkDNSOnly delivers the lookups of a flush whose map reads failed: they
 // are already out of the matcher, and nothing about them depends on the maps.
-func (e *Engine) sinkDNSOnly(now time.Time, lookups []record.DNSLookup) {
+func (e *Node) sinkDNSOnly(now time.Time, lookups []observed.DNSLookup) {
 	if len(lookups) > 0 {
-		e.sink(record.Report{Time: now, DNS: lookups})
+		e.sink(observed.Report{Time: now, DNS: lookups})
 	}
 }
 
 // readFailed records a read error in Stats; it logs only the first of a run
 // of failures, never one line per flush.
-func (e *Engine) readFailed(name, what string, err error) bool {
+func (e *Node) readFailed(name, what string, err error) bool {
 	s := e.slot(name)
 	if s != nil {
 		s.setReadErr(err)
@@ -326,7 +328,7 @@ func (e *Engine) readFailed(name, what string, err error) bool {
 	return true
 }
 
-func (e *Engine) deleteFailed(name, what string, err error) {
+func (e *Node) deleteFailed(name, what string, err error) {
 	if s := e.slot(name); s != nil {
 		s.setReadErr(err)
 	}
@@ -335,7 +337,7 @@ func (e *Engine) deleteFailed(name, what string, err error) {
 	}
 }
 
-func (e *Engine) slot(name string) *slot {
+func (e *Node) slot(name string) *slot {
 	for _, s := range e.slots {
 		if s.name == name {
 			return s
@@ -346,7 +348,7 @@ func (e *Engine) slot(name string) *slot {
 
 // Stats returns the probes' counters and errors and the flow table's size.
 // Safe to call at any time from any goroutine, including from the sink.
-func (e *Engine) Stats() Stats {
+func (e *Node) Stats() Stats {
 	// e.mu is never held while the flush goroutine is waited for, so the
 	// sink may call this.
 	e.mu.Lock()
@@ -382,7 +384,7 @@ func (e *Engine) Stats() Stats {
 // Close stops flushing (no final flush), waits for the flush goroutine and
 // closes the probes in reverse load order. Safe without Start and when
 // called twice.
-func (e *Engine) Close() error {
+func (e *Node) Close() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -405,7 +407,7 @@ func (e *Engine) Close() error {
 }
 
 // closeProbes closes live probes in reverse order. Callers hold e.mu.
-func (e *Engine) closeProbes() error {
+func (e *Node) closeProbes() error {
 	var errs []error
 	for i := len(e.slots) - 1; i >= 0; i-- {
 		s := e.slots[i]

@@ -22,7 +22,7 @@ import (
 
 // start runs preflight, loads and attaches the enabled probes and builds the
 // flow table. Callers hold e.mu; on error they close what was loaded.
-func (e *Engine) start() error {
+func (e *Node) start() error {
 	if !e.cfg.Flows && !e.cfg.Drops && !e.cfg.DNS {
 		return errors.New("no probe enabled: enable flows, drops or dns")
 	}
@@ -119,7 +119,7 @@ func (e *Engine) start() error {
 }
 
 // addSlot records a probe. On error p is a typed nil and is not kept.
-func (e *Engine) addSlot(name string, p probe.Probe, err error) {
+func (e *Node) addSlot(name string, p probe.Probe, err error) {
 	s := &slot{name: name, err: err}
 	if err == nil {
 		s.p = p

@@ -20,8 +20,8 @@ import (
 
 	"context"
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/preflight"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // envHelper makes the test binary act as a pod process (see TestMain).
@@ -178,12 +178,12 @@ func helperMain(mode string, args []string) error {
 // reports collects what the engine emits.
 type reports struct {
 	mu    sync.Mutex
-	flows []record.Flow
-	drops []record.Drop
+	flows []observed.Flow
+	drops []observed.Drop
 	n     int
 }
 
-func (r *reports) add(rep record.Report) {
+func (r *reports) add(rep observed.Report) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.flows = append(r.flows, rep.Flows...)
@@ -191,10 +191,10 @@ func (r *reports) add(rep record.Report) {
 	r.n++
 }
 
-func (r *reports) snapshot() ([]record.Flow, []record.Drop) {
+func (r *reports) snapshot() ([]observed.Flow, []observed.Drop) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]record.Flow(nil), r.flows...), append([]record.Drop(nil), r.drops...)
+	return append([]observed.Flow(nil), r.flows...), append([]observed.Drop(nil), r.drops...)
 }
 
 // conn sums one socket's records: the same tuple seen from one pod.
@@ -202,11 +202,11 @@ type conn struct {
 	records                                 int
 	finals                                  int
 	srcBytes, srcPackets, dstBytes, dstPkts uint64
-	last                                    record.Flow
+	last                                    observed.Flow
 	dropped                                 bool
 }
 
-func sumConn(flows []record.Flow, podUID string, transport record.Transport, src, dst netip.AddrPort) conn {
+func sumConn(flows []observed.Flow, podUID string, transport observed.Transport, src, dst netip.AddrPort) conn {
 	var c conn
 	for _, f := range flows {
 		if f.Local.PodUID != podUID || f.Transport != transport || f.Source != src || f.Dest != dst {
@@ -303,8 +303,8 @@ func TestEngineEndToEnd(t *testing.T) {
 
 	// Wait for the final records (UDP ends after two idle flushes).
 	var (
-		flows []record.Flow
-		drops []record.Drop
+		flows []observed.Flow
+		drops []observed.Drop
 		ok    bool
 		why   string
 	)
@@ -329,10 +329,10 @@ func TestEngineEndToEnd(t *testing.T) {
 	wantUDP := uint64(udpDatagrams * (udpSize + 8 + 20))
 	for _, side := range []struct {
 		p    *testkit.Pod
-		role record.Role
-	}{{a, record.RoleClient}, {b, record.RoleServer}} {
-		c := sumConn(flows, side.p.UID, record.TransportUDP, srcUDP, dstUDP)
-		if c.srcBytes != wantUDP || c.srcPackets != udpDatagrams || c.finals != 1 || c.last.LocalRole != side.role || c.last.CloseCause != record.CloseNone {
+		role observed.Role
+	}{{a, observed.RoleClient}, {b, observed.RoleServer}} {
+		c := sumConn(flows, side.p.UID, observed.TransportUDP, srcUDP, dstUDP)
+		if c.srcBytes != wantUDP || c.srcPackets != udpDatagrams || c.finals != 1 || c.last.LocalRole != side.role || c.last.CloseCause != observed.CloseNone {
 			t.Errorf("udp seen from %s: %+v (want %d bytes %d packets, one final, role %v)", side.p.Netns, c, wantUDP, udpDatagrams, side.role)
 		}
 	}
@@ -340,7 +340,7 @@ func TestEngineEndToEnd(t *testing.T) {
 	// The refused connect, built even if the flow probe saw only the SYN.
 	for _, f := range flows {
 		if f.Dest == netip.AddrPortFrom(b.IP4, 8081) && f.Local.PodUID == a.UID && f.Closed {
-			if f.CloseCause != record.CloseRefused || f.LocalRole != record.RoleClient {
+			if f.CloseCause != observed.CloseRefused || f.LocalRole != observed.RoleClient {
 				t.Errorf("refused connect: %+v", f)
 			}
 		}
@@ -351,7 +351,7 @@ func TestEngineEndToEnd(t *testing.T) {
 	for _, d := range drops {
 		if d.Reason == "NETFILTER_DROP" && d.Dest == netip.AddrPortFrom(b.IP4, 8082) {
 			nfDrops += d.Count
-			if d.Local.PodUID != a.UID || d.Transport != record.TransportTCP || d.Location == "" || strings.HasPrefix(d.Location, "0x") {
+			if d.Local.PodUID != a.UID || d.Transport != observed.TransportTCP || d.Location == "" || strings.HasPrefix(d.Location, "0x") {
 				t.Errorf("drop: %+v", d)
 			}
 		}
@@ -375,15 +375,15 @@ func TestEngineEndToEnd(t *testing.T) {
 }
 
 // complete reports whether every final record the test waits for arrived.
-func complete(flows []record.Flow, drops []record.Drop, a, b *testkit.Pod, src4, src6, srcUDP, dst4, dst6, dstUDP netip.AddrPort) (bool, string) {
+func complete(flows []observed.Flow, drops []observed.Drop, a, b *testkit.Pod, src4, src6, srcUDP, dst4, dst6, dstUDP netip.AddrPort) (bool, string) {
 	for _, w := range []struct {
 		p         *testkit.Pod
-		transport record.Transport
+		transport observed.Transport
 		src, dst  netip.AddrPort
 	}{
-		{a, record.TransportTCP, src4, dst4}, {b, record.TransportTCP, src4, dst4},
-		{a, record.TransportTCP, src6, dst6}, {b, record.TransportTCP, src6, dst6},
-		{a, record.TransportUDP, srcUDP, dstUDP}, {b, record.TransportUDP, srcUDP, dstUDP},
+		{a, observed.TransportTCP, src4, dst4}, {b, observed.TransportTCP, src4, dst4},
+		{a, observed.TransportTCP, src6, dst6}, {b, observed.TransportTCP, src6, dst6},
+		{a, observed.TransportUDP, srcUDP, dstUDP}, {b, observed.TransportUDP, srcUDP, dstUDP},
 	} {
 		if c := sumConn(flows, w.p.UID, w.transport, w.src, w.dst); c.finals == 0 {
 			return false, fmt.Sprintf("no final %v record %v -> %v from %s", w.transport, w.src, w.dst, w.p.Netns)
@@ -412,7 +412,7 @@ func complete(flows []record.Flow, drops []record.Drop, a, b *testkit.Pod, src4,
 	return false, "no NETFILTER_DROP drop"
 }
 
-func checkTCP(t *testing.T, name string, flows []record.Flow, a, b *testkit.Pod, src, dst netip.AddrPort, payload int) {
+func checkTCP(t *testing.T, name string, flows []observed.Flow, a, b *testkit.Pod, src, dst netip.AddrPort, payload int) {
 	t.Helper()
 	ipHdr := 20
 	if src.Addr().Is6() {
@@ -421,26 +421,26 @@ func checkTCP(t *testing.T, name string, flows []record.Flow, a, b *testkit.Pod,
 	for _, side := range []struct {
 		p    *testkit.Pod
 		peer *testkit.Pod
-		role record.Role
-	}{{a, b, record.RoleClient}, {b, a, record.RoleServer}} {
-		c := sumConn(flows, side.p.UID, record.TransportTCP, src, dst)
+		role observed.Role
+	}{{a, b, observed.RoleClient}, {b, a, observed.RoleServer}} {
+		c := sumConn(flows, side.p.UID, observed.TransportTCP, src, dst)
 		f := c.last
 		// IP layer: payload plus IP+TCP headers (with timestamps) per segment.
 		maxBytes := uint64(payload) + c.srcPackets*uint64(ipHdr+32+12)
 		if c.srcBytes < uint64(payload) || c.srcBytes > maxBytes || float64(c.srcBytes) > float64(payload)*1.06 {
 			t.Errorf("%s tcp from %s: source bytes %d for %d payload bytes in %d packets", name, side.p.Netns, c.srcBytes, payload, c.srcPackets)
 		}
-		if c.finals != 1 || !f.Closed || f.CloseCause != record.CloseFIN || f.LocalRole != side.role {
+		if c.finals != 1 || !f.Closed || f.CloseCause != observed.CloseFIN || f.LocalRole != side.role {
 			t.Errorf("%s tcp from %s: %d finals, last %+v", name, side.p.Netns, c.finals, f)
 		}
-		if f.Local.ContainerID != side.p.ContainerID || f.Local.PodIP != src.Addr() && side.role == record.RoleClient ||
-			f.Local.PodIP != dst.Addr() && side.role == record.RoleServer || f.Local.PID != 0 {
+		if f.Local.ContainerID != side.p.ContainerID || f.Local.PodIP != src.Addr() && side.role == observed.RoleClient ||
+			f.Local.PodIP != dst.Addr() && side.role == observed.RoleServer || f.Local.PID != 0 {
 			t.Errorf("%s tcp from %s: local workload %+v", name, side.p.Netns, f.Local)
 		}
 		if f.Remote == nil || f.Remote.PodUID != side.peer.UID {
 			t.Errorf("%s tcp from %s: remote workload %+v, want pod %s", name, side.p.Netns, f.Remote, side.peer.UID)
 		}
-		if f.Scope != record.ScopeNode || f.SRTT <= 0 {
+		if f.Scope != observed.ScopeNode || f.SRTT <= 0 {
 			t.Errorf("%s tcp from %s: scope %v srtt %v", name, side.p.Netns, f.Scope, f.SRTT)
 		}
 		t.Logf("%s tcp seen from %s: %d records, %d bytes / %d packets source->dest, %d / %d back, srtt %v",
@@ -449,7 +449,7 @@ func checkTCP(t *testing.T, name string, flows []record.Flow, a, b *testkit.Pod,
 }
 
 // logOurs logs the records of the test pods (the node has other traffic).
-func logOurs(t *testing.T, flows []record.Flow, drops []record.Drop, pods ...*testkit.Pod) {
+func logOurs(t *testing.T, flows []observed.Flow, drops []observed.Drop, pods ...*testkit.Pod) {
 	ours := func(addrs ...netip.Addr) bool {
 		for _, p := range pods {
 			for _, a := range addrs {

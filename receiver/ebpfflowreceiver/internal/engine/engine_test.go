@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // journal records calls across fakes, to check ordering.
@@ -56,15 +56,15 @@ func (f *fakeBase) setErr(err error) {
 
 type fakeFlows struct {
 	fakeBase
-	samples []record.FlowSample
-	deleted []record.FlowSample
+	samples []observed.FlowSample
+	deleted []observed.FlowSample
 }
 
-func (f *fakeFlows) Snapshot(time.Time) ([]record.FlowSample, error) {
+func (f *fakeFlows) Snapshot(time.Time) ([]observed.FlowSample, error) {
 	f.j.add("snapshot flow")
 	return f.samples, f.snapErr()
 }
-func (f *fakeFlows) Delete(k []record.FlowSample) error {
+func (f *fakeFlows) Delete(k []observed.FlowSample) error {
 	f.j.add("delete flow")
 	f.deleted = append(f.deleted, k...)
 	return nil
@@ -72,11 +72,11 @@ func (f *fakeFlows) Delete(k []record.FlowSample) error {
 
 type fakeTCP struct {
 	fakeBase
-	samples []record.TCPSample
+	samples []observed.TCPSample
 	deleted []uint64
 }
 
-func (f *fakeTCP) Snapshot(time.Time) ([]record.TCPSample, error) {
+func (f *fakeTCP) Snapshot(time.Time) ([]observed.TCPSample, error) {
 	f.j.add("snapshot tcp")
 	return f.samples, f.snapErr()
 }
@@ -88,17 +88,17 @@ func (f *fakeTCP) Delete(c []uint64) error {
 
 type fakeDrops struct {
 	fakeBase
-	samples []record.DropSample
+	samples []observed.DropSample
 }
 
-func (f *fakeDrops) Snapshot(time.Time) ([]record.DropSample, error) {
+func (f *fakeDrops) Snapshot(time.Time) ([]observed.DropSample, error) {
 	f.j.add("snapshot drop")
 	return f.samples, f.snapErr()
 }
-func (f *fakeDrops) Delete([]record.DropSample) error { f.j.add("delete drop"); return nil }
+func (f *fakeDrops) Delete([]observed.DropSample) error { f.j.add("delete drop"); return nil }
 
 // withFakes wires fakes in place of start (which needs the kernel).
-func withFakes(e *Engine, j *journal) (*fakeFlows, *fakeTCP, *fakeDrops) {
+func withFakes(e *Node, j *journal) (*fakeFlows, *fakeTCP, *fakeDrops) {
 	fl := &fakeFlows{fakeBase: fakeBase{name: ProbeFlow, j: j}}
 	tc := &fakeTCP{fakeBase: fakeBase{name: ProbeTCP, j: j}}
 	dr := &fakeDrops{fakeBase: fakeBase{name: ProbeDrop, j: j}}
@@ -114,12 +114,12 @@ var (
 )
 
 func TestFlushJoinsAndDeletes(t *testing.T) {
-	var reports []record.Report
-	e := New(Config{Flows: true}, nil, func(r record.Report) { reports = append(reports, r) })
+	var reports []observed.Report
+	e := New(Config{Flows: true}, nil, func(r observed.Report) { reports = append(reports, r) })
 	j := &journal{}
 	fl, tc, _ := withFakes(e, j)
-	fl.samples = []record.FlowSample{{Cookie: 5, Transport: record.TransportTCP, Local: local, Remote: remote, TxBytes: 100, TxPackets: 2, RxBytes: 60, RxPackets: 1, Initiator: record.InitiatorLocal}}
-	tc.samples = []record.TCPSample{{Cookie: 5, Local: local, Remote: remote, State: record.TCPClose, CloseCause: record.CloseFIN, Initiator: record.InitiatorLocal}}
+	fl.samples = []observed.FlowSample{{Cookie: 5, Transport: observed.TransportTCP, Local: local, Remote: remote, TxBytes: 100, TxPackets: 2, RxBytes: 60, RxPackets: 1, Initiator: observed.InitiatorLocal}}
+	tc.samples = []observed.TCPSample{{Cookie: 5, Local: local, Remote: remote, State: observed.TCPClose, CloseCause: observed.CloseFIN, Initiator: observed.InitiatorLocal}}
 
 	e.flush(time.Now())
 	if got, want := j.get(), []string{"snapshot tcp", "snapshot flow", "snapshot drop", "delete flow", "delete tcp"}; !slices.Equal(got, want) {
@@ -129,7 +129,7 @@ func TestFlushJoinsAndDeletes(t *testing.T) {
 		t.Fatalf("reports %+v", reports)
 	}
 	f := reports[0].Flows[0]
-	if !f.Closed || f.CloseCause != record.CloseFIN || f.SourceBytes != 100 || f.DestBytes != 60 {
+	if !f.Closed || f.CloseCause != observed.CloseFIN || f.SourceBytes != 100 || f.DestBytes != 60 {
 		t.Fatalf("final record %+v", f)
 	}
 	if len(fl.deleted) != 1 || fl.deleted[0].Cookie != 5 || !slices.Equal(tc.deleted, []uint64{5}) {
@@ -141,10 +141,10 @@ func TestFlushJoinsAndDeletes(t *testing.T) {
 }
 
 func TestReadErrorSkipsFlush(t *testing.T) {
-	var reports []record.Report
-	e := New(Config{Flows: true}, nil, func(r record.Report) { reports = append(reports, r) })
+	var reports []observed.Report
+	e := New(Config{Flows: true}, nil, func(r observed.Report) { reports = append(reports, r) })
 	fl, _, _ := withFakes(e, &journal{})
-	fl.samples = []record.FlowSample{{Cookie: 5, Transport: record.TransportUDP, Local: local, Remote: remote, TxBytes: 100, TxPackets: 1}}
+	fl.samples = []observed.FlowSample{{Cookie: 5, Transport: observed.TransportUDP, Local: local, Remote: remote, TxBytes: 100, TxPackets: 1}}
 	e.flush(time.Now())
 
 	readErr := errors.New("batch lookup: interrupted")
@@ -171,8 +171,8 @@ func TestReadErrorSkipsFlush(t *testing.T) {
 func TestLoopAndClose(t *testing.T) {
 	var mu sync.Mutex
 	n := 0
-	var e *Engine
-	e = New(Config{Flows: true, FlushInterval: 5 * time.Millisecond}, nil, func(record.Report) {
+	var e *Node
+	e = New(Config{Flows: true, FlushInterval: 5 * time.Millisecond}, nil, func(observed.Report) {
 		_ = e.Stats() // the receiver reads stats from its sink: no deadlock
 		mu.Lock()
 		n++

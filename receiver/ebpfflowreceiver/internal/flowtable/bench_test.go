@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // BenchmarkUpdate measures the user-space aggregation of one flush with 10k
@@ -18,19 +18,19 @@ func BenchmarkUpdate(b *testing.B) {
 	}{{"10k-all-active", 100}, {"10k-10pct-active", 10}} {
 		b.Run(bc.name, func(b *testing.B) {
 			const n = 10000
-			flows := make([]record.FlowSample, n)
-			socks := make([]record.TCPSample, n)
-			drops := make([]record.DropSample, 100)
+			flows := make([]observed.FlowSample, n)
+			socks := make([]observed.TCPSample, n)
+			drops := make([]observed.DropSample, 100)
 			for i := range flows {
 				local := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), uint16(30000+i%20000))
 				remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)}), 443)
-				flows[i] = record.FlowSample{Cookie: uint64(i + 1), Transport: record.TransportTCP, Local: local, Remote: remote,
-					CgroupID: uint64(100 + i%50), FirstSeen: t0, LastSeen: t0, Initiator: record.InitiatorLocal}
-				socks[i] = record.TCPSample{Cookie: uint64(i + 1), Local: local, Remote: remote, State: record.TCPEstablished,
-					Initiator: record.InitiatorLocal, OpenedAt: t0, SRTT: time.Millisecond}
+				flows[i] = observed.FlowSample{Cookie: uint64(i + 1), Transport: observed.TransportTCP, Local: local, Remote: remote,
+					CgroupID: uint64(100 + i%50), FirstSeen: t0, LastSeen: t0, Initiator: observed.InitiatorLocal}
+				socks[i] = observed.TCPSample{Cookie: uint64(i + 1), Local: local, Remote: remote, State: observed.TCPEstablished,
+					Initiator: observed.InitiatorLocal, OpenedAt: t0, SRTT: time.Millisecond}
 			}
 			for i := range drops {
-				drops[i] = record.DropSample{Reason: 5, Location: 1, Transport: record.TransportTCP, Source: flows[i].Remote, Dest: flows[i].Local}
+				drops[i] = observed.DropSample{Reason: 5, Location: 1, Transport: observed.TransportTCP, Source: flows[i].Remote, Dest: flows[i].Local}
 			}
 			tb := New(testConfig())
 			tb.Update(t0, flows, socks, drops) // steady state: the flows exist
@@ -64,14 +64,14 @@ func BenchmarkUpdate(b *testing.B) {
 // cost of identity resolution, final records and deletes.
 func BenchmarkUpdateChurn(b *testing.B) {
 	const n, churn = 10000, 1000
-	flows := make([]record.FlowSample, n+churn)
-	socks := make([]record.TCPSample, n+churn)
+	flows := make([]observed.FlowSample, n+churn)
+	socks := make([]observed.TCPSample, n+churn)
 	for i := range n {
 		local := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), uint16(30000+i%20000))
 		remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)}), 443)
-		flows[i] = record.FlowSample{Cookie: uint64(i + 1), Transport: record.TransportTCP, Local: local, Remote: remote,
-			CgroupID: uint64(100 + i%50), Initiator: record.InitiatorLocal}
-		socks[i] = record.TCPSample{Cookie: uint64(i + 1), Local: local, Remote: remote, State: record.TCPEstablished, Initiator: record.InitiatorLocal}
+		flows[i] = observed.FlowSample{Cookie: uint64(i + 1), Transport: observed.TransportTCP, Local: local, Remote: remote,
+			CgroupID: uint64(100 + i%50), Initiator: observed.InitiatorLocal}
+		socks[i] = observed.TCPSample{Cookie: uint64(i + 1), Local: local, Remote: remote, State: observed.TCPEstablished, Initiator: observed.InitiatorLocal}
 	}
 	tb := New(testConfig())
 	tb.Update(t0, flows[:n], socks[:n], nil)
@@ -87,9 +87,9 @@ func BenchmarkUpdateChurn(b *testing.B) {
 			cookie++
 			local := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 3, byte(j >> 8), byte(j)}), uint16(40000+it%20000))
 			remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 4, 0, 1}), 80)
-			flows[n+j] = record.FlowSample{Cookie: cookie, Transport: record.TransportTCP, Local: local, Remote: remote,
-				CgroupID: uint64(100 + j%50), TxBytes: 500, TxPackets: 5, RxBytes: 5000, RxPackets: 5, Initiator: record.InitiatorLocal}
-			socks[n+j] = record.TCPSample{Cookie: cookie, Local: local, Remote: remote, State: record.TCPClose, CloseCause: record.CloseFIN, Initiator: record.InitiatorLocal}
+			flows[n+j] = observed.FlowSample{Cookie: cookie, Transport: observed.TransportTCP, Local: local, Remote: remote,
+				CgroupID: uint64(100 + j%50), TxBytes: 500, TxPackets: 5, RxBytes: 5000, RxPackets: 5, Initiator: observed.InitiatorLocal}
+			socks[n+j] = observed.TCPSample{Cookie: cookie, Local: local, Remote: remote, State: observed.TCPClose, CloseCause: observed.CloseFIN, Initiator: observed.InitiatorLocal}
 		}
 		r := tb.Update(t0, flows, socks, nil)
 		if len(r.DeleteTCP) != churn {

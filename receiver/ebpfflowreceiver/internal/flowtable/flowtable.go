@@ -14,14 +14,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // Config wires the table to identity, symbol and address lookups. Any nil
 // func has a plain fallback, so a zero Config works (tests, degraded runs).
 type Config struct {
 	// Identity resolves the local socket owner. Called once per new flow.
-	Identity func(cgroupID uint64, pid uint32, comm string, local netip.Addr) record.Workload
+	Identity func(cgroupID uint64, pid uint32, comm string, local netip.Addr) observed.Workload
 	// Symbol names the kernel function at a drop location.
 	Symbol func(addr uint64) string
 	// ReasonName names an enum skb_drop_reason value.
@@ -38,10 +38,10 @@ type Config struct {
 // Result is one Update's output: the report, and the kernel entries the
 // engine must delete (their connection is over, or they went idle).
 type Result struct {
-	Report      record.Report
-	DeleteFlows []record.FlowSample
+	Report      observed.Report
+	DeleteFlows []observed.FlowSample
 	DeleteTCP   []uint64 // socket cookies
-	DeleteDrops []record.DropSample
+	DeleteDrops []observed.DropSample
 	// Evicted counts flows that disappeared from the kernel map (LRU
 	// eviction) before they were closed or expired: their last traffic is lost.
 	Evicted uint64
@@ -60,20 +60,20 @@ func absDuration(d time.Duration) time.Duration {
 
 type flowKey struct {
 	cookie    uint64
-	transport record.Transport
+	transport observed.Transport
 	local     netip.AddrPort
 	remote    netip.AddrPort
 }
 
 type tupleKey struct {
-	transport     record.Transport
+	transport     observed.Transport
 	local, remote netip.AddrPort
 }
 
 type dropKey struct {
 	reason    uint32
 	location  uint64
-	transport record.Transport
+	transport observed.Transport
 	src, dst  netip.AddrPort
 	ifindex   uint32
 }
@@ -81,20 +81,20 @@ type dropKey struct {
 // flow is one kernel flow entry as tracked across flushes.
 type flow struct {
 	key  flowKey
-	last record.FlowSample // last cumulative sample
+	last observed.FlowSample // last cumulative sample
 
 	// Deltas accumulated for the current interval.
 	txBytes, txPackets, rxBytes, rxPackets uint64
 	flowRetransBase                        uint32 // tcp_sock total_retrans already reported
 	dropped                                bool
 
-	init     record.Initiator // sticky: survives an entry recreated without one
-	start    time.Time        // first packet, including a folded handshake
-	seen     uint64           // generation of the last snapshot holding it
-	idle     int              // consecutive flushes without activity
-	wl       *record.Workload // immutable once set; shared as Flow.Remote of peers
-	sameNext *flow            // next flow with the same tuple (listener + child cookies)
-	shared   bool             // the tuple had another cookie: a handshake candidate
+	init     observed.Initiator // sticky: survives an entry recreated without one
+	start    time.Time          // first packet, including a folded handshake
+	seen     uint64             // generation of the last snapshot holding it
+	idle     int                // consecutive flushes without activity
+	wl       *observed.Workload // immutable once set; shared as Flow.Remote of peers
+	sameNext *flow              // next flow with the same tuple (listener + child cookies)
+	shared   bool               // the tuple had another cookie: a handshake candidate
 	// handshake marks an entry keyed by a listening socket's cookie: the
 	// kernel accounts SYN, SYN-ACK and the handshake ACK to the listener, the
 	// rest to the accepted child. It is folded into the child, never reported
@@ -105,14 +105,14 @@ type flow struct {
 
 // sock is one TCP socket from the tcp probe.
 type sock struct {
-	s                       record.TCPSample
+	s                       observed.TCPSample
 	seen                    uint64
 	flowSeen                uint64 // generation in which a flow with this cookie was seen
 	retransBase, resetsBase uint32 // already reported
 }
 
 func (k *sock) closed() bool {
-	return k.s.CloseCause != record.CloseNone || k.s.State == record.TCPClose
+	return k.s.CloseCause != observed.CloseNone || k.s.State == observed.TCPClose
 }
 
 type drop struct {
@@ -125,7 +125,7 @@ type drop struct {
 // remembers a workload that owns it as a pod IP.
 type localAddr struct {
 	refs int
-	pod  *record.Workload
+	pod  *observed.Workload
 	// until is the generation up to which an address without flows is
 	// still known: a peer pod's record often comes a flush after its
 	// own flow closed.
@@ -187,17 +187,17 @@ func (t *Table) Evicted() uint64 { return t.evicted }
 // A probe that is disabled or failed passes nil; the engine skips the whole
 // Update when a snapshot fails, so a failed read never looks like eviction
 // (counters are cumulative: the next Update catches up).
-func (t *Table) Update(now time.Time, flows []record.FlowSample, tcp []record.TCPSample, drops []record.DropSample) Result {
+func (t *Table) Update(now time.Time, flows []observed.FlowSample, tcp []observed.TCPSample, drops []observed.DropSample) Result {
 	t.gen++
 	if t.podsDirty {
 		t.refreshPods()
 	}
-	res := Result{Report: record.Report{Time: now}}
+	res := Result{Report: observed.Report{Time: now}}
 	if t.lastFlows > 0 {
-		res.Report.Flows = make([]record.Flow, 0, t.lastFlows+t.lastFlows/8)
+		res.Report.Flows = make([]observed.Flow, 0, t.lastFlows+t.lastFlows/8)
 	}
 	if t.lastDrops > 0 {
-		res.Report.Drops = make([]record.Drop, 0, t.lastDrops+t.lastDrops/8)
+		res.Report.Drops = make([]observed.Drop, 0, t.lastDrops+t.lastDrops/8)
 	}
 
 	for i := range tcp {
@@ -232,7 +232,7 @@ func (t *Table) Update(now time.Time, flows []record.FlowSample, tcp []record.TC
 	return res
 }
 
-func (t *Table) updateSock(s *record.TCPSample, res *Result) {
+func (t *Table) updateSock(s *observed.TCPSample, res *Result) {
 	if t.tombstoned(s.Cookie) {
 		res.DeleteTCP = append(res.DeleteTCP, s.Cookie)
 		return
@@ -250,9 +250,9 @@ func (t *Table) updateSock(s *record.TCPSample, res *Result) {
 	k.seen = t.gen
 }
 
-func (t *Table) updateFlow(s *record.FlowSample, res *Result) {
+func (t *Table) updateFlow(s *observed.FlowSample, res *Result) {
 	key := flowKey{cookie: s.Cookie, transport: s.Transport, local: s.Local, remote: s.Remote}
-	if s.Transport == record.TransportTCP && t.tombstoned(s.Cookie) {
+	if s.Transport == observed.TransportTCP && t.tombstoned(s.Cookie) {
 		// Left over from a reported close (or a closed listener's pending
 		// handshake): delete, never report, and do not count as eviction.
 		if f := t.flows[key]; f != nil {
@@ -289,13 +289,13 @@ func (t *Table) updateFlow(s *record.FlowSample, res *Result) {
 	if s.Retransmits < f.flowRetransBase {
 		f.flowRetransBase = 0
 	}
-	if f.init == record.InitiatorUnknown {
+	if f.init == observed.InitiatorUnknown {
 		f.init = s.Initiator
 	}
 	f.last = *s
 	f.seen = t.gen
-	if s.Transport == record.TransportTCP {
-		if k := t.socks[s.Cookie]; k != nil && k.seen == t.gen && k.s.State == record.TCPListen {
+	if s.Transport == observed.TransportTCP {
+		if k := t.socks[s.Cookie]; k != nil && k.seen == t.gen && k.s.State == observed.TCPListen {
 			f.handshake = true
 		}
 		if f.handshake || f.shared {
@@ -316,7 +316,7 @@ func (t *Table) foldHandshakes(res *Result) {
 		head := t.tuples[tupleKey{transport: c.key.transport, local: c.key.local, remote: c.key.remote}]
 		var child *flow
 		for p := head; p != nil; p = p.sameNext {
-			if !p.handshake && p.init != record.InitiatorRemote {
+			if !p.handshake && p.init != observed.InitiatorRemote {
 				child = p
 				break
 			}
@@ -326,7 +326,7 @@ func (t *Table) foldHandshakes(res *Result) {
 		}
 		for p := head; p != nil; {
 			next := p.sameNext
-			if p.key.cookie != child.key.cookie && (p.handshake || p.init == record.InitiatorRemote) {
+			if p.key.cookie != child.key.cookie && (p.handshake || p.init == observed.InitiatorRemote) {
 				t.fold(p, child, res)
 			}
 			p = next
@@ -343,7 +343,7 @@ func (t *Table) fold(l, child *flow, res *Result) {
 	child.rxBytes += l.rxBytes
 	child.rxPackets += l.rxPackets
 	child.dropped = child.dropped || l.dropped
-	child.init = record.InitiatorRemote // the listener saw the SYN arrive
+	child.init = observed.InitiatorRemote // the listener saw the SYN arrive
 	if !l.start.IsZero() && (child.start.IsZero() || l.start.Before(child.start)) {
 		child.start = l.start
 	}
@@ -357,10 +357,10 @@ func (t *Table) fold(l, child *flow, res *Result) {
 	t.removeFlow(l)
 }
 
-func (t *Table) newFlow(key flowKey, s *record.FlowSample) *flow {
+func (t *Table) newFlow(key flowKey, s *observed.FlowSample) *flow {
 	f := &flow{key: key, init: s.Initiator, start: s.FirstSeen}
 	cg, pid, comm := s.CgroupID, s.PID, s.Comm
-	if k := t.socks[s.Cookie]; k != nil && s.Transport == record.TransportTCP && k.seen == t.gen {
+	if k := t.socks[s.Cookie]; k != nil && s.Transport == observed.TransportTCP && k.seen == t.gen {
 		if cg == 0 {
 			cg = k.s.CgroupID
 		}
@@ -450,7 +450,7 @@ func (t *Table) refreshPods() {
 	}
 }
 
-func (t *Table) updateDrop(now time.Time, s *record.DropSample, res *Result) {
+func (t *Table) updateDrop(now time.Time, s *observed.DropSample, res *Result) {
 	key := dropKey{reason: s.Reason, location: s.Location, transport: s.Transport, src: s.Source, dst: s.Dest, ifindex: s.Ifindex}
 	d := t.drops[key]
 	var count, bytes uint64
@@ -499,7 +499,7 @@ func (t *Table) updateDrop(now time.Time, s *record.DropSample, res *Result) {
 			byCgroup = f
 		}
 	}
-	rec := record.Drop{
+	rec := observed.Drop{
 		Reason:    t.reasonName(s.Reason),
 		Location:  t.symbol(s.Location),
 		Transport: s.Transport,
@@ -556,7 +556,7 @@ func (t *Table) emitFlows(res *Result) {
 			continue
 		}
 		var k *sock
-		if f.key.transport == record.TransportTCP {
+		if f.key.transport == observed.TransportTCP {
 			if k = t.socks[f.key.cookie]; k != nil {
 				if k.seen != t.gen {
 					k = nil
@@ -630,13 +630,13 @@ func (t *Table) expireTombs() {
 }
 
 // flowRecord builds the interval record of f and resets its deltas.
-func (t *Table) flowRecord(f *flow, k *sock, final bool) record.Flow {
+func (t *Table) flowRecord(f *flow, k *sock, final bool) observed.Flow {
 	init := f.init
-	if k != nil && k.s.Initiator != record.InitiatorUnknown {
+	if k != nil && k.s.Initiator != observed.InitiatorUnknown {
 		init = k.s.Initiator
 	}
 	local, remote := f.key.local, f.key.remote
-	rec := record.Flow{
+	rec := observed.Flow{
 		Local:     *f.wl,
 		Transport: f.key.transport,
 		Dropped:   f.dropped,
@@ -646,11 +646,11 @@ func (t *Table) flowRecord(f *flow, k *sock, final bool) record.Flow {
 		SRTT:      f.last.SRTT,
 	}
 	if localIsSource(init, local, remote) {
-		rec.Source, rec.Dest, rec.LocalRole = local, remote, record.RoleClient
+		rec.Source, rec.Dest, rec.LocalRole = local, remote, observed.RoleClient
 		rec.SourceBytes, rec.SourcePackets = f.txBytes, f.txPackets
 		rec.DestBytes, rec.DestPackets = f.rxBytes, f.rxPackets
 	} else {
-		rec.Source, rec.Dest, rec.LocalRole = remote, local, record.RoleServer
+		rec.Source, rec.Dest, rec.LocalRole = remote, local, observed.RoleServer
 		rec.SourceBytes, rec.SourcePackets = f.rxBytes, f.rxPackets
 		rec.DestBytes, rec.DestPackets = f.txBytes, f.txPackets
 	}
@@ -658,8 +658,8 @@ func (t *Table) flowRecord(f *flow, k *sock, final bool) record.Flow {
 		rec.State = k.s.State
 		if final {
 			rec.CloseCause = k.s.CloseCause
-			if rec.CloseCause == record.CloseNone {
-				rec.CloseCause = record.CloseFIN // TCP_CLOSE without a recorded cause
+			if rec.CloseCause == observed.CloseNone {
+				rec.CloseCause = observed.CloseFIN // TCP_CLOSE without a recorded cause
 			}
 			if k.s.ClosedAt.After(rec.End) {
 				rec.End = k.s.ClosedAt
@@ -679,7 +679,7 @@ func (t *Table) flowRecord(f *flow, k *sock, final bool) record.Flow {
 		if rec.Start.IsZero() || (!k.s.OpenedAt.IsZero() && k.s.OpenedAt.Before(rec.Start)) {
 			rec.Start = k.s.OpenedAt
 		}
-	} else if f.key.transport == record.TransportTCP {
+	} else if f.key.transport == observed.TransportTCP {
 		rec.Retransmits = f.last.Retransmits - f.flowRetransBase
 	}
 	f.flowRetransBase = f.last.Retransmits
@@ -692,12 +692,12 @@ func (t *Table) flowRecord(f *flow, k *sock, final bool) record.Flow {
 }
 
 // sockRecord builds the final record of a socket the flow probe never showed.
-func (t *Table) sockRecord(k *sock) record.Flow {
+func (t *Table) sockRecord(k *sock) observed.Flow {
 	local, remote := k.s.Local, k.s.Remote
 	wl := t.identity(k.s.CgroupID, k.s.PID, k.s.Comm, local.Addr())
-	rec := record.Flow{
+	rec := observed.Flow{
 		Local:       wl,
-		Transport:   record.TransportTCP,
+		Transport:   observed.TransportTCP,
 		State:       k.s.State,
 		CloseCause:  k.s.CloseCause,
 		SRTT:        k.s.SRTT,
@@ -707,26 +707,26 @@ func (t *Table) sockRecord(k *sock) record.Flow {
 		End:         k.s.ClosedAt,
 		Closed:      true,
 	}
-	if rec.CloseCause == record.CloseNone {
-		rec.CloseCause = record.CloseFIN
+	if rec.CloseCause == observed.CloseNone {
+		rec.CloseCause = observed.CloseFIN
 	}
 	if localIsSource(k.s.Initiator, local, remote) {
-		rec.Source, rec.Dest, rec.LocalRole = local, remote, record.RoleClient
+		rec.Source, rec.Dest, rec.LocalRole = local, remote, observed.RoleClient
 	} else {
-		rec.Source, rec.Dest, rec.LocalRole = remote, local, record.RoleServer
+		rec.Source, rec.Dest, rec.LocalRole = remote, local, observed.RoleServer
 	}
-	rec.Remote = t.remoteWorkload(flowKey{transport: record.TransportTCP, local: local, remote: remote})
+	rec.Remote = t.remoteWorkload(flowKey{transport: observed.TransportTCP, local: local, remote: remote})
 	rec.Scope = t.scope(rec.Dest.Addr())
 	return rec
 }
 
 // localIsSource decides the initiator. Without one (the flow predates the
 // probe) the lower port is taken as the server's; on a tie the remote end is.
-func localIsSource(init record.Initiator, local, remote netip.AddrPort) bool {
+func localIsSource(init observed.Initiator, local, remote netip.AddrPort) bool {
 	switch init {
-	case record.InitiatorLocal:
+	case observed.InitiatorLocal:
 		return true
-	case record.InitiatorRemote:
+	case observed.InitiatorRemote:
 		return false
 	}
 	return local.Port() >= remote.Port()
@@ -734,7 +734,7 @@ func localIsSource(init record.Initiator, local, remote netip.AddrPort) bool {
 
 // remoteWorkload finds the peer pod on this node: the socket at the other end
 // of the same tuple, else any pod using the remote address locally.
-func (t *Table) remoteWorkload(k flowKey) *record.Workload {
+func (t *Table) remoteWorkload(k flowKey) *observed.Workload {
 	for p := t.tuples[tupleKey{transport: k.transport, local: k.remote, remote: k.local}]; p != nil; p = p.sameNext {
 		if p.wl.PodIP.IsValid() {
 			return p.wl
@@ -760,23 +760,23 @@ func (t *Table) isLocal(a netip.Addr) bool {
 	return ok
 }
 
-func (t *Table) scope(dest netip.Addr) record.Scope {
+func (t *Table) scope(dest netip.Addr) observed.Scope {
 	if t.isLocal(dest) {
-		return record.ScopeNode
+		return observed.ScopeNode
 	}
 	for _, p := range t.cfg.ClusterCIDRs {
 		if p.Contains(dest) {
-			return record.ScopeCluster
+			return observed.ScopeCluster
 		}
 	}
-	return record.ScopeExternal
+	return observed.ScopeExternal
 }
 
-func (t *Table) identity(cgroupID uint64, pid uint32, comm string, local netip.Addr) record.Workload {
+func (t *Table) identity(cgroupID uint64, pid uint32, comm string, local netip.Addr) observed.Workload {
 	if t.cfg.Identity != nil {
 		return t.cfg.Identity(cgroupID, pid, comm, local)
 	}
-	return record.Workload{CgroupID: cgroupID, PID: pid, Executable: comm}
+	return observed.Workload{CgroupID: cgroupID, PID: pid, Executable: comm}
 }
 
 func (t *Table) symbol(addr uint64) string {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 var (
@@ -30,8 +30,8 @@ func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a,
 // is not the host's.
 func testConfig() Config {
 	return Config{
-		Identity: func(cg uint64, pid uint32, comm string, local netip.Addr) record.Workload {
-			w := record.Workload{CgroupID: cg}
+		Identity: func(cg uint64, pid uint32, comm string, local netip.Addr) observed.Workload {
+			w := observed.Workload{CgroupID: cg}
 			if cg >= 100 {
 				w.PodUID = "pod-" + string(rune('a'+cg-100))
 				w.ContainerID = "ctr-" + string(rune('a'+cg-100))
@@ -50,28 +50,28 @@ func testConfig() Config {
 	}
 }
 
-func tcpFlow(cookie uint64, local, remote netip.AddrPort, tx, rx uint64) record.FlowSample {
-	return record.FlowSample{
-		Cookie: cookie, Transport: record.TransportTCP, Local: local, Remote: remote,
+func tcpFlow(cookie uint64, local, remote netip.AddrPort, tx, rx uint64) observed.FlowSample {
+	return observed.FlowSample{
+		Cookie: cookie, Transport: observed.TransportTCP, Local: local, Remote: remote,
 		CgroupID: 100, TxBytes: tx, TxPackets: tx / 100, RxBytes: rx, RxPackets: rx / 100,
-		FirstSeen: t0, LastSeen: t0.Add(time.Second), Initiator: record.InitiatorLocal,
+		FirstSeen: t0, LastSeen: t0.Add(time.Second), Initiator: observed.InitiatorLocal,
 	}
 }
 
-func udpFlow(cookie uint64, local, remote netip.AddrPort, tx, rx uint64) record.FlowSample {
+func udpFlow(cookie uint64, local, remote netip.AddrPort, tx, rx uint64) observed.FlowSample {
 	s := tcpFlow(cookie, local, remote, tx, rx)
-	s.Transport = record.TransportUDP
+	s.Transport = observed.TransportUDP
 	return s
 }
 
-func tcpSock(cookie uint64, local, remote netip.AddrPort, state record.TCPState, cause record.CloseCause) record.TCPSample {
-	return record.TCPSample{
+func tcpSock(cookie uint64, local, remote netip.AddrPort, state observed.TCPState, cause observed.CloseCause) observed.TCPSample {
+	return observed.TCPSample{
 		Cookie: cookie, Local: local, Remote: remote, CgroupID: 100, State: state,
-		Initiator: record.InitiatorLocal, CloseCause: cause, OpenedAt: t0,
+		Initiator: observed.InitiatorLocal, CloseCause: cause, OpenedAt: t0,
 	}
 }
 
-func only(t *testing.T, r Result) record.Flow {
+func only(t *testing.T, r Result) observed.Flow {
 	t.Helper()
 	if len(r.Report.Flows) != 1 {
 		t.Fatalf("want 1 flow record, got %d: %+v", len(r.Report.Flows), r.Report.Flows)
@@ -82,17 +82,17 @@ func only(t *testing.T, r Result) record.Flow {
 func TestDeltas(t *testing.T) {
 	tb := New(testConfig())
 	a, b := ap(podA, 40000), ap(podB, 80)
-	r := tb.Update(t0, []record.FlowSample{tcpFlow(1, a, b, 1000, 5000)}, nil, nil)
+	r := tb.Update(t0, []observed.FlowSample{tcpFlow(1, a, b, 1000, 5000)}, nil, nil)
 	f := only(t, r)
 	if f.SourceBytes != 1000 || f.DestBytes != 5000 || f.SourcePackets != 10 || f.DestPackets != 50 {
 		t.Fatalf("first interval counts the whole sample: %+v", f)
 	}
-	r = tb.Update(t0, []record.FlowSample{tcpFlow(1, a, b, 1500, 9000)}, nil, nil)
+	r = tb.Update(t0, []observed.FlowSample{tcpFlow(1, a, b, 1500, 9000)}, nil, nil)
 	f = only(t, r)
 	if f.SourceBytes != 500 || f.DestBytes != 4000 || f.SourcePackets != 5 || f.DestPackets != 40 {
 		t.Fatalf("second interval is the delta: %+v", f)
 	}
-	r = tb.Update(t0, []record.FlowSample{tcpFlow(1, a, b, 1500, 9000)}, nil, nil)
+	r = tb.Update(t0, []observed.FlowSample{tcpFlow(1, a, b, 1500, 9000)}, nil, nil)
 	if len(r.Report.Flows) != 0 {
 		t.Fatalf("no activity, no record: %+v", r.Report.Flows)
 	}
@@ -104,16 +104,16 @@ func TestDeltas(t *testing.T) {
 func TestCounterBackwardsIsNewEntry(t *testing.T) {
 	tb := New(testConfig())
 	a, b := ap(podA, 40000), ap(podB, 80)
-	tb.Update(t0, []record.FlowSample{tcpFlow(1, a, b, 1000, 5000)}, nil, nil)
+	tb.Update(t0, []observed.FlowSample{tcpFlow(1, a, b, 1000, 5000)}, nil, nil)
 	s := tcpFlow(1, a, b, 300, 200)
 	s.FirstSeen = t0.Add(5 * time.Second)
-	s.Initiator = record.InitiatorUnknown // recreated mid-connection: initiator not seen
-	r := tb.Update(t0, []record.FlowSample{s}, nil, nil)
+	s.Initiator = observed.InitiatorUnknown // recreated mid-connection: initiator not seen
+	r := tb.Update(t0, []observed.FlowSample{s}, nil, nil)
 	f := only(t, r)
 	if f.SourceBytes != 300 || f.DestBytes != 200 {
 		t.Fatalf("recreated entry counts from zero: %+v", f)
 	}
-	if f.LocalRole != record.RoleClient {
+	if f.LocalRole != observed.RoleClient {
 		t.Fatalf("initiator is sticky across recreation: %v", f.LocalRole)
 	}
 	if r.Evicted != 1 || tb.Evicted() != 1 {
@@ -127,36 +127,36 @@ func TestRoles(t *testing.T) {
 		name       string
 		local      netip.AddrPort
 		remote     netip.AddrPort
-		flowInit   record.Initiator
-		tcpInit    record.Initiator // 0: no tcp sample
-		wantRole   record.Role
+		flowInit   observed.Initiator
+		tcpInit    observed.Initiator // 0: no tcp sample
+		wantRole   observed.Role
 		wantSource netip.AddrPort
 	}{
-		{"local initiator", local, remote, record.InitiatorLocal, 0, record.RoleClient, local},
-		{"remote initiator", local, remote, record.InitiatorRemote, 0, record.RoleServer, remote},
-		{"unknown, remote port lower", local, remote, record.InitiatorUnknown, 0, record.RoleClient, local},
-		{"unknown, local port lower", ap(podA, 80), ap(extIP, 51000), record.InitiatorUnknown, 0, record.RoleServer, ap(extIP, 51000)},
-		{"unknown, tie: remote is destination", ap(podA, 53), ap(extIP, 53), record.InitiatorUnknown, 0, record.RoleClient, ap(podA, 53)},
-		{"tcp beats flow", local, remote, record.InitiatorRemote, record.InitiatorLocal, record.RoleClient, local},
-		{"tcp unknown keeps flow", local, remote, record.InitiatorRemote, record.InitiatorUnknown, record.RoleServer, remote},
+		{"local initiator", local, remote, observed.InitiatorLocal, 0, observed.RoleClient, local},
+		{"remote initiator", local, remote, observed.InitiatorRemote, 0, observed.RoleServer, remote},
+		{"unknown, remote port lower", local, remote, observed.InitiatorUnknown, 0, observed.RoleClient, local},
+		{"unknown, local port lower", ap(podA, 80), ap(extIP, 51000), observed.InitiatorUnknown, 0, observed.RoleServer, ap(extIP, 51000)},
+		{"unknown, tie: remote is destination", ap(podA, 53), ap(extIP, 53), observed.InitiatorUnknown, 0, observed.RoleClient, ap(podA, 53)},
+		{"tcp beats flow", local, remote, observed.InitiatorRemote, observed.InitiatorLocal, observed.RoleClient, local},
+		{"tcp unknown keeps flow", local, remote, observed.InitiatorRemote, observed.InitiatorUnknown, observed.RoleServer, remote},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tb := New(testConfig())
 			s := tcpFlow(7, tt.local, tt.remote, 100, 300)
 			s.Initiator = tt.flowInit
-			var socks []record.TCPSample
+			var socks []observed.TCPSample
 			if tt.tcpInit != 0 || strings.Contains(tt.name, "tcp") {
-				k := tcpSock(7, tt.local, tt.remote, record.TCPEstablished, record.CloseNone)
+				k := tcpSock(7, tt.local, tt.remote, observed.TCPEstablished, observed.CloseNone)
 				k.Initiator = tt.tcpInit
 				socks = append(socks, k)
 			}
-			f := only(t, tb.Update(t0, []record.FlowSample{s}, socks, nil))
+			f := only(t, tb.Update(t0, []observed.FlowSample{s}, socks, nil))
 			if f.LocalRole != tt.wantRole || f.Source != tt.wantSource {
 				t.Fatalf("role %v source %v, want %v %v", f.LocalRole, f.Source, tt.wantRole, tt.wantSource)
 			}
 			wantSrcBytes := uint64(100)
-			if tt.wantRole == record.RoleServer {
+			if tt.wantRole == observed.RoleServer {
 				wantSrcBytes = 300 // what the remote source sent = received locally
 			}
 			if f.SourceBytes != wantSrcBytes {
@@ -169,35 +169,35 @@ func TestRoles(t *testing.T) {
 func TestTCPJoinAndClose(t *testing.T) {
 	tb := New(testConfig())
 	a, b := ap(podA, 40000), ap(podB, 80)
-	k := tcpSock(9, a, b, record.TCPEstablished, record.CloseNone)
+	k := tcpSock(9, a, b, observed.TCPEstablished, observed.CloseNone)
 	k.SRTT, k.Retransmits, k.ResetsSent = 250*time.Microsecond, 2, 0
 	s := tcpFlow(9, a, b, 1000, 2000)
 	s.SRTT = time.Millisecond // the flow probe's value (read at every packet sent) wins
-	f := only(t, tb.Update(t0, []record.FlowSample{s}, []record.TCPSample{k}, nil))
-	if f.State != record.TCPEstablished || f.SRTT != time.Millisecond || f.Retransmits != 2 || f.Closed || f.CloseCause != record.CloseNone {
+	f := only(t, tb.Update(t0, []observed.FlowSample{s}, []observed.TCPSample{k}, nil))
+	if f.State != observed.TCPEstablished || f.SRTT != time.Millisecond || f.Retransmits != 2 || f.Closed || f.CloseCause != observed.CloseNone {
 		t.Fatalf("joined fields: %+v", f)
 	}
 
 	// Retransmits alone are activity: a record with the delta.
 	k.Retransmits = 5
-	f = only(t, tb.Update(t0, []record.FlowSample{s}, []record.TCPSample{k}, nil))
+	f = only(t, tb.Update(t0, []observed.FlowSample{s}, []observed.TCPSample{k}, nil))
 	if f.Retransmits != 3 || f.SourceBytes != 0 {
 		t.Fatalf("retransmit delta: %+v", f)
 	}
 
 	// Idle open TCP: no record, never expired while the socket is open.
 	for range 5 {
-		if r := tb.Update(t0, []record.FlowSample{s}, []record.TCPSample{k}, nil); len(r.Report.Flows) != 0 || len(r.DeleteFlows) != 0 {
+		if r := tb.Update(t0, []observed.FlowSample{s}, []observed.TCPSample{k}, nil); len(r.Report.Flows) != 0 || len(r.DeleteFlows) != 0 {
 			t.Fatalf("idle open socket: %+v", r)
 		}
 	}
 
 	// Close with a last burst of bytes and a reset: exactly one final record.
 	s = tcpFlow(9, a, b, 1100, 2500)
-	k.State, k.CloseCause, k.ResetsReceived, k.ClosedAt = record.TCPClose, record.CloseRSTReceived, 1, t0.Add(time.Minute)
-	r := tb.Update(t0, []record.FlowSample{s}, []record.TCPSample{k}, nil)
+	k.State, k.CloseCause, k.ResetsReceived, k.ClosedAt = observed.TCPClose, observed.CloseRSTReceived, 1, t0.Add(time.Minute)
+	r := tb.Update(t0, []observed.FlowSample{s}, []observed.TCPSample{k}, nil)
 	f = only(t, r)
-	if !f.Closed || f.CloseCause != record.CloseRSTReceived || f.State != record.TCPClose || f.SourceBytes != 100 || f.DestBytes != 500 || f.Resets != 1 || !f.End.Equal(t0.Add(time.Minute)) {
+	if !f.Closed || f.CloseCause != observed.CloseRSTReceived || f.State != observed.TCPClose || f.SourceBytes != 100 || f.DestBytes != 500 || f.Resets != 1 || !f.End.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("final record: %+v", f)
 	}
 	if len(r.DeleteFlows) != 1 || r.DeleteFlows[0].Cookie != 9 || len(r.DeleteTCP) != 1 || r.DeleteTCP[0] != 9 {
@@ -209,7 +209,7 @@ func TestTCPJoinAndClose(t *testing.T) {
 
 	// Late entries (a packet after close, a failed delete): deleted again, never re-reported.
 	s = tcpFlow(9, a, b, 40, 0)
-	r = tb.Update(t0, []record.FlowSample{s}, []record.TCPSample{k}, nil)
+	r = tb.Update(t0, []observed.FlowSample{s}, []observed.TCPSample{k}, nil)
 	if len(r.Report.Flows) != 0 || len(r.DeleteFlows) != 1 || len(r.DeleteTCP) != 1 || r.Evicted != 0 {
 		t.Fatalf("late entries: %+v", r)
 	}
@@ -218,9 +218,9 @@ func TestTCPJoinAndClose(t *testing.T) {
 func TestCloseWithoutCauseIsFIN(t *testing.T) {
 	tb := New(testConfig())
 	a, b := ap(podA, 40000), ap(podB, 80)
-	k := tcpSock(9, a, b, record.TCPClose, record.CloseNone)
-	f := only(t, tb.Update(t0, []record.FlowSample{tcpFlow(9, a, b, 10, 10)}, []record.TCPSample{k}, nil))
-	if !f.Closed || f.CloseCause != record.CloseFIN {
+	k := tcpSock(9, a, b, observed.TCPClose, observed.CloseNone)
+	f := only(t, tb.Update(t0, []observed.FlowSample{tcpFlow(9, a, b, 10, 10)}, []observed.TCPSample{k}, nil))
+	if !f.Closed || f.CloseCause != observed.CloseFIN {
 		t.Fatalf("%+v", f)
 	}
 }
@@ -229,19 +229,19 @@ func TestTCPOnlyRecords(t *testing.T) {
 	a, b := ap(podA, 40000), ap(podB, 81)
 	tests := []struct {
 		name  string
-		sock  record.TCPSample
+		sock  observed.TCPSample
 		want  bool
-		cause record.CloseCause
+		cause observed.CloseCause
 	}{
-		{"refused connect", tcpSock(3, a, b, record.TCPClose, record.CloseRefused), true, record.CloseRefused},
-		{"timed-out connect", tcpSock(3, a, b, record.TCPClose, record.CloseTimeout), true, record.CloseTimeout},
-		{"listener close", tcpSock(3, ap(podB, 81), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), record.TCPClose, record.CloseFIN), false, 0},
-		{"open, no flow yet", tcpSock(3, a, b, record.TCPSynSent, record.CloseNone), false, 0},
+		{"refused connect", tcpSock(3, a, b, observed.TCPClose, observed.CloseRefused), true, observed.CloseRefused},
+		{"timed-out connect", tcpSock(3, a, b, observed.TCPClose, observed.CloseTimeout), true, observed.CloseTimeout},
+		{"listener close", tcpSock(3, ap(podB, 81), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), observed.TCPClose, observed.CloseFIN), false, 0},
+		{"open, no flow yet", tcpSock(3, a, b, observed.TCPSynSent, observed.CloseNone), false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tb := New(testConfig())
-			r := tb.Update(t0, nil, []record.TCPSample{tt.sock}, nil)
+			r := tb.Update(t0, nil, []observed.TCPSample{tt.sock}, nil)
 			if !tt.want {
 				if len(r.Report.Flows) != 0 {
 					t.Fatalf("unexpected record %+v", r.Report.Flows)
@@ -249,14 +249,14 @@ func TestTCPOnlyRecords(t *testing.T) {
 				return
 			}
 			f := only(t, r)
-			if !f.Closed || f.CloseCause != tt.cause || f.Source != a || f.Dest != b || f.LocalRole != record.RoleClient ||
-				f.Local.PodUID != "pod-a" || f.Scope != record.ScopeCluster || f.Transport != record.TransportTCP {
+			if !f.Closed || f.CloseCause != tt.cause || f.Source != a || f.Dest != b || f.LocalRole != observed.RoleClient ||
+				f.Local.PodUID != "pod-a" || f.Scope != observed.ScopeCluster || f.Transport != observed.TransportTCP {
 				t.Fatalf("record from the socket: %+v", f)
 			}
 			if len(r.DeleteTCP) != 1 {
 				t.Fatalf("socket deleted: %v", r.DeleteTCP)
 			}
-			if r := tb.Update(t0, nil, []record.TCPSample{tt.sock}, nil); len(r.Report.Flows) != 0 {
+			if r := tb.Update(t0, nil, []observed.TCPSample{tt.sock}, nil); len(r.Report.Flows) != 0 {
 				t.Fatalf("exactly one final record: %+v", r.Report.Flows)
 			}
 		})
@@ -267,23 +267,23 @@ func TestUDPExpiry(t *testing.T) {
 	tb := New(testConfig()) // IdleIntervals 0 -> 2
 	a, b := ap(podA, 53000), ap(podB, 53)
 	s := udpFlow(4, a, b, 60, 120)
-	f := only(t, tb.Update(t0, []record.FlowSample{s}, nil, nil))
-	if f.Closed || f.State != 0 || f.Transport != record.TransportUDP {
+	f := only(t, tb.Update(t0, []observed.FlowSample{s}, nil, nil))
+	if f.Closed || f.State != 0 || f.Transport != observed.TransportUDP {
 		t.Fatalf("%+v", f)
 	}
-	if r := tb.Update(t0, []record.FlowSample{s}, nil, nil); len(r.Report.Flows) != 0 || len(r.DeleteFlows) != 0 {
+	if r := tb.Update(t0, []observed.FlowSample{s}, nil, nil); len(r.Report.Flows) != 0 || len(r.DeleteFlows) != 0 {
 		t.Fatalf("one idle flush keeps it: %+v", r)
 	}
-	r := tb.Update(t0, []record.FlowSample{s}, nil, nil)
+	r := tb.Update(t0, []observed.FlowSample{s}, nil, nil)
 	f = only(t, r)
-	if !f.Closed || f.CloseCause != record.CloseNone || f.SourceBytes != 0 {
+	if !f.Closed || f.CloseCause != observed.CloseNone || f.SourceBytes != 0 {
 		t.Fatalf("expiry record: %+v", f)
 	}
 	if len(r.DeleteFlows) != 1 || r.DeleteFlows[0].Local != a || tb.Active() != 0 || r.Evicted != 0 {
 		t.Fatalf("expiry deletes: %+v", r)
 	}
 	// A new datagram recreates the kernel entry: a new flow, counted from zero.
-	f = only(t, tb.Update(t0, []record.FlowSample{udpFlow(4, a, b, 30, 0)}, nil, nil))
+	f = only(t, tb.Update(t0, []observed.FlowSample{udpFlow(4, a, b, 30, 0)}, nil, nil))
 	if f.SourceBytes != 30 || f.Closed {
 		t.Fatalf("%+v", f)
 	}
@@ -292,10 +292,10 @@ func TestUDPExpiry(t *testing.T) {
 func TestUntrackedTCPExpires(t *testing.T) {
 	tb := New(Config{IdleIntervals: 1})
 	s := tcpFlow(4, ap(podA, 40000), ap(podB, 80), 60, 120)
-	tb.Update(t0, []record.FlowSample{s}, nil, nil)
-	r := tb.Update(t0, []record.FlowSample{s}, nil, nil)
+	tb.Update(t0, []observed.FlowSample{s}, nil, nil)
+	r := tb.Update(t0, []observed.FlowSample{s}, nil, nil)
 	f := only(t, r)
-	if !f.Closed || f.CloseCause != record.CloseNone || len(r.DeleteFlows) != 1 {
+	if !f.Closed || f.CloseCause != observed.CloseNone || len(r.DeleteFlows) != 1 {
 		t.Fatalf("TCP without a tracked socket expires like UDP: %+v", r)
 	}
 }
@@ -303,16 +303,16 @@ func TestUntrackedTCPExpires(t *testing.T) {
 func TestEviction(t *testing.T) {
 	tb := New(testConfig())
 	a, b := ap(podA, 40000), ap(podB, 80)
-	tb.Update(t0, []record.FlowSample{tcpFlow(1, a, b, 10, 10), udpFlow(2, a, b, 10, 10)}, nil, nil)
-	r := tb.Update(t0, []record.FlowSample{udpFlow(2, a, b, 20, 10)}, nil, nil)
+	tb.Update(t0, []observed.FlowSample{tcpFlow(1, a, b, 10, 10), udpFlow(2, a, b, 10, 10)}, nil, nil)
+	r := tb.Update(t0, []observed.FlowSample{udpFlow(2, a, b, 20, 10)}, nil, nil)
 	if r.Evicted != 1 || tb.Evicted() != 1 || tb.Active() != 1 {
 		t.Fatalf("evicted %d total %d active %d", r.Evicted, tb.Evicted(), tb.Active())
 	}
 	// The socket then closes: its close still reaches the user, built from the socket.
-	k := tcpSock(1, a, b, record.TCPClose, record.CloseFIN)
-	r = tb.Update(t0, []record.FlowSample{udpFlow(2, a, b, 20, 10)}, []record.TCPSample{k}, nil)
+	k := tcpSock(1, a, b, observed.TCPClose, observed.CloseFIN)
+	r = tb.Update(t0, []observed.FlowSample{udpFlow(2, a, b, 20, 10)}, []observed.TCPSample{k}, nil)
 	f := only(t, r)
-	if !f.Closed || f.CloseCause != record.CloseFIN || f.SourceBytes != 0 {
+	if !f.Closed || f.CloseCause != observed.CloseFIN || f.SourceBytes != 0 {
 		t.Fatalf("%+v", f)
 	}
 }
@@ -321,10 +321,10 @@ func TestDrops(t *testing.T) {
 	a, b := ap(podA, 40000), ap(podB, 80)
 	tb := New(testConfig())
 	s := tcpFlow(1, a, b, 100, 0) // the SYN
-	tb.Update(t0, []record.FlowSample{s}, nil, nil)
+	tb.Update(t0, []observed.FlowSample{s}, nil, nil)
 
-	d := record.DropSample{Reason: 5, Location: 0xffffffff81000010, Transport: record.TransportTCP, Source: a, Dest: b, Ifindex: 3, Ifname: "veth-b", Count: 2, Bytes: 120, LastSeen: t0}
-	r := tb.Update(t0, []record.FlowSample{s}, nil, []record.DropSample{d})
+	d := observed.DropSample{Reason: 5, Location: 0xffffffff81000010, Transport: observed.TransportTCP, Source: a, Dest: b, Ifindex: 3, Ifname: "veth-b", Count: 2, Bytes: 120, LastSeen: t0}
+	r := tb.Update(t0, []observed.FlowSample{s}, nil, []observed.DropSample{d})
 	f := only(t, r) // no traffic, but the verdict changed
 	if !f.Dropped || f.SourceBytes != 0 {
 		t.Fatalf("dropped flow: %+v", f)
@@ -340,15 +340,15 @@ func TestDrops(t *testing.T) {
 
 	// Delta per interval; the flow is not dropped in an interval without drops.
 	d.Count, d.Bytes = 5, 300
-	r = tb.Update(t0, []record.FlowSample{s}, nil, []record.DropSample{d})
+	r = tb.Update(t0, []observed.FlowSample{s}, nil, []observed.DropSample{d})
 	if len(r.Report.Drops) != 1 || r.Report.Drops[0].Count != 3 || r.Report.Drops[0].Bytes != 180 {
 		t.Fatalf("drop delta: %+v", r.Report.Drops)
 	}
-	r = tb.Update(t0, []record.FlowSample{s}, nil, []record.DropSample{d})
+	r = tb.Update(t0, []observed.FlowSample{s}, nil, []observed.DropSample{d})
 	if len(r.Report.Drops) != 0 || len(r.Report.Flows) != 0 {
 		t.Fatalf("no new drops: %+v", r.Report)
 	}
-	r = tb.Update(t0, []record.FlowSample{s}, nil, []record.DropSample{d})
+	r = tb.Update(t0, []observed.FlowSample{s}, nil, []observed.DropSample{d})
 	if len(r.DeleteDrops) != 1 {
 		t.Fatalf("idle drop key deleted: %+v", r.DeleteDrops)
 	}
@@ -358,55 +358,55 @@ func TestDropAttribution(t *testing.T) {
 	a, b := ap(podA, 40000), ap(podB, 80)
 	tests := []struct {
 		name    string
-		flows   []record.FlowSample
-		drop    record.DropSample
+		flows   []observed.FlowSample
+		drop    observed.DropSample
 		wantPod string
 		wantIP  netip.Addr
 		dropped []uint64 // cookies marked dropped
 	}{
 		{
 			name:    "reply direction matches the flow reversed",
-			flows:   []record.FlowSample{tcpFlow(1, a, b, 100, 0)},
-			drop:    record.DropSample{Reason: 2, Transport: record.TransportTCP, Source: b, Dest: a, Count: 1},
+			flows:   []observed.FlowSample{tcpFlow(1, a, b, 100, 0)},
+			drop:    observed.DropSample{Reason: 2, Transport: observed.TransportTCP, Source: b, Dest: a, Count: 1},
 			wantPod: "pod-a", wantIP: podA, dropped: []uint64{1},
 		},
 		{
 			name: "both ends local: the receiver, both flows dropped",
-			flows: func() []record.FlowSample {
+			flows: func() []observed.FlowSample {
 				srv := tcpFlow(2, b, a, 0, 100)
-				srv.CgroupID, srv.Initiator = 101, record.InitiatorRemote
-				return []record.FlowSample{tcpFlow(1, a, b, 100, 0), srv}
+				srv.CgroupID, srv.Initiator = 101, observed.InitiatorRemote
+				return []observed.FlowSample{tcpFlow(1, a, b, 100, 0), srv}
 			}(),
-			drop:    record.DropSample{Reason: 5, Transport: record.TransportTCP, Source: a, Dest: b, Count: 1},
+			drop:    observed.DropSample{Reason: 5, Transport: observed.TransportTCP, Source: a, Dest: b, Count: 1},
 			wantPod: "pod-b", wantIP: podB, dropped: []uint64{1, 2},
 		},
 		{
 			name: "cgroup of the skb's socket decides",
-			flows: func() []record.FlowSample {
+			flows: func() []observed.FlowSample {
 				srv := tcpFlow(2, b, a, 0, 100)
-				srv.CgroupID, srv.Initiator = 101, record.InitiatorRemote
-				return []record.FlowSample{tcpFlow(1, a, b, 100, 0), srv}
+				srv.CgroupID, srv.Initiator = 101, observed.InitiatorRemote
+				return []observed.FlowSample{tcpFlow(1, a, b, 100, 0), srv}
 			}(),
-			drop:    record.DropSample{Reason: 5, Transport: record.TransportTCP, Source: a, Dest: b, CgroupID: 100, Count: 1},
+			drop:    observed.DropSample{Reason: 5, Transport: observed.TransportTCP, Source: a, Dest: b, CgroupID: 100, Count: 1},
 			wantPod: "pod-a", wantIP: podA, dropped: []uint64{1, 2},
 		},
 		{
 			name:    "no flow: identity from the cgroup, remote address never taken as pod IP",
-			flows:   []record.FlowSample{udpFlow(1, ap(podA, 9), ap(podB, 9), 1, 1)},
-			drop:    record.DropSample{Reason: 5, Transport: record.TransportUDP, Source: ap(extIP, 1), Dest: ap(podB, 7), CgroupID: 102, Count: 1},
+			flows:   []observed.FlowSample{udpFlow(1, ap(podA, 9), ap(podB, 9), 1, 1)},
+			drop:    observed.DropSample{Reason: 5, Transport: observed.TransportUDP, Source: ap(extIP, 1), Dest: ap(podB, 7), CgroupID: 102, Count: 1},
 			wantPod: "pod-c",
 		},
 		{
 			name:  "no flow, no cgroup: no workload",
 			flows: nil,
-			drop:  record.DropSample{Reason: 5, Transport: record.TransportUDP, Source: ap(extIP, 1), Dest: ap(podB, 7), Count: 1},
+			drop:  observed.DropSample{Reason: 5, Transport: observed.TransportUDP, Source: ap(extIP, 1), Dest: ap(podB, 7), Count: 1},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tb := New(testConfig())
 			tb.Update(t0, tt.flows, nil, nil)
-			r := tb.Update(t0, tt.flows, nil, []record.DropSample{tt.drop})
+			r := tb.Update(t0, tt.flows, nil, []observed.DropSample{tt.drop})
 			if len(r.Report.Drops) != 1 {
 				t.Fatalf("drops: %+v", r.Report.Drops)
 			}
@@ -431,22 +431,22 @@ func TestScope(t *testing.T) {
 	tests := []struct {
 		name string
 		dest netip.Addr
-		want record.Scope
+		want observed.Scope
 	}{
-		{"host address", hostIP, record.ScopeNode},
-		{"loopback", netip.MustParseAddr("127.0.0.1"), record.ScopeNode},
-		{"loopback v6", netip.IPv6Loopback(), record.ScopeNode},
-		{"local pod", podB, record.ScopeNode},
-		{"service in cluster CIDR", svcIP, record.ScopeCluster},
-		{"outside", extIP, record.ScopeExternal},
-		{"outside v6", netip.MustParseAddr("2001:db8::1"), record.ScopeExternal},
+		{"host address", hostIP, observed.ScopeNode},
+		{"loopback", netip.MustParseAddr("127.0.0.1"), observed.ScopeNode},
+		{"loopback v6", netip.IPv6Loopback(), observed.ScopeNode},
+		{"local pod", podB, observed.ScopeNode},
+		{"service in cluster CIDR", svcIP, observed.ScopeCluster},
+		{"outside", extIP, observed.ScopeExternal},
+		{"outside v6", netip.MustParseAddr("2001:db8::1"), observed.ScopeExternal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tb := New(testConfig())
 			other := udpFlow(50, ap(podB, 5353), ap(extIP, 5353), 1, 0) // podB is a local flow address
 			s := tcpFlow(1, ap(podA, 40000), ap(tt.dest, 443), 10, 10)
-			r := tb.Update(t0, []record.FlowSample{other, s}, nil, nil)
+			r := tb.Update(t0, []observed.FlowSample{other, s}, nil, nil)
 			for _, f := range r.Report.Flows {
 				if f.Local.PodIP == podA && f.Scope != tt.want {
 					t.Fatalf("scope %v want %v", f.Scope, tt.want)
@@ -457,8 +457,8 @@ func TestScope(t *testing.T) {
 	// A server-side flow's destination is the local address: node.
 	tb := New(testConfig())
 	s := tcpFlow(1, ap(podA, 80), ap(extIP, 50000), 10, 10)
-	s.Initiator = record.InitiatorRemote
-	if f := only(t, tb.Update(t0, []record.FlowSample{s}, nil, nil)); f.Scope != record.ScopeNode {
+	s.Initiator = observed.InitiatorRemote
+	if f := only(t, tb.Update(t0, []observed.FlowSample{s}, nil, nil)); f.Scope != observed.ScopeNode {
 		t.Fatalf("server flow scope %v", f.Scope)
 	}
 }
@@ -467,20 +467,20 @@ func TestRemoteWorkload(t *testing.T) {
 	a, b := ap(podA, 40000), ap(podB, 80)
 	cli := tcpFlow(1, a, b, 100, 200)
 	srv := tcpFlow(2, b, a, 200, 100)
-	srv.CgroupID, srv.Initiator = 101, record.InitiatorRemote
+	srv.CgroupID, srv.Initiator = 101, observed.InitiatorRemote
 	host := tcpFlow(3, ap(hostIP, 41000), ap(podB, 80), 5, 5)
 	host.CgroupID, host.PID, host.Comm = 1, 42, "curl"
 	ext := tcpFlow(4, ap(podA, 41001), ap(extIP, 443), 5, 5)
 	tb := New(testConfig())
-	r := tb.Update(t0, []record.FlowSample{cli, srv, host, ext}, nil, nil)
-	byCookie := map[uint64]record.Flow{}
+	r := tb.Update(t0, []observed.FlowSample{cli, srv, host, ext}, nil, nil)
+	byCookie := map[uint64]observed.Flow{}
 	for _, f := range r.Report.Flows {
 		switch {
 		case f.Local.PID == 42:
 			byCookie[3] = f
 		case f.Source.Port() == 41001:
 			byCookie[4] = f
-		case f.LocalRole == record.RoleServer:
+		case f.LocalRole == observed.RoleServer:
 			byCookie[2] = f
 		default:
 			byCookie[1] = f
@@ -503,12 +503,12 @@ func TestRemoteWorkload(t *testing.T) {
 	}
 	// Pod b's flows go: its address still names it for a while (a peer's
 	// record often comes a flush later), then no more.
-	r = tb.Update(t0, []record.FlowSample{cli}, nil, nil)
+	r = tb.Update(t0, []observed.FlowSample{cli}, nil, nil)
 	if a := tb.addrs[podB]; a == nil || a.pod == nil || a.pod.PodUID != "pod-b" {
 		t.Fatalf("address forgotten at once: %+v", a)
 	}
 	for range 3 {
-		tb.Update(t0, []record.FlowSample{cli}, nil, nil)
+		tb.Update(t0, []observed.FlowSample{cli}, nil, nil)
 	}
 	if a := tb.addrs[podB]; a != nil {
 		t.Fatalf("address of gone flows kept: %+v", a)
@@ -519,7 +519,7 @@ func TestIdentityOncePerFlow(t *testing.T) {
 	cfg := testConfig()
 	calls := 0
 	id := cfg.Identity
-	cfg.Identity = func(cg uint64, pid uint32, comm string, local netip.Addr) record.Workload {
+	cfg.Identity = func(cg uint64, pid uint32, comm string, local netip.Addr) observed.Workload {
 		calls++
 		return id(cg, pid, comm, local)
 	}
@@ -527,7 +527,7 @@ func TestIdentityOncePerFlow(t *testing.T) {
 	s := tcpFlow(1, ap(podA, 40000), ap(podB, 80), 1, 1)
 	for i := range 5 {
 		s.TxBytes += uint64(i)
-		tb.Update(t0, []record.FlowSample{s}, nil, nil)
+		tb.Update(t0, []observed.FlowSample{s}, nil, nil)
 	}
 	if calls != 1 {
 		t.Fatalf("identity resolved %d times", calls)
@@ -539,18 +539,18 @@ func TestTCPSampleFillsIdentity(t *testing.T) {
 	a, b := ap(hostIP, 40000), ap(extIP, 443)
 	s := tcpFlow(1, a, b, 1, 1)
 	s.CgroupID, s.PID, s.Comm = 0, 0, ""
-	k := tcpSock(1, a, b, record.TCPEstablished, record.CloseNone)
+	k := tcpSock(1, a, b, observed.TCPEstablished, observed.CloseNone)
 	k.CgroupID, k.PID, k.Comm = 1, 77, "wget"
-	f := only(t, tb.Update(t0, []record.FlowSample{s}, []record.TCPSample{k}, nil))
-	if f.Local.CgroupID != 1 || f.Local.PID != 77 || f.Local.Executable != "wget" || f.Scope != record.ScopeExternal {
+	f := only(t, tb.Update(t0, []observed.FlowSample{s}, []observed.TCPSample{k}, nil))
+	if f.Local.CgroupID != 1 || f.Local.PID != 77 || f.Local.Executable != "wget" || f.Scope != observed.ScopeExternal {
 		t.Fatalf("%+v", f)
 	}
 }
 
 func TestDefaultsWithZeroConfig(t *testing.T) {
 	tb := New(Config{})
-	d := record.DropSample{Reason: 77, Location: 0xffffffffa0001234, Source: ap(extIP, 1), Dest: ap(hostIP, 2), CgroupID: 5, Count: 1}
-	r := tb.Update(t0, nil, nil, []record.DropSample{d})
+	d := observed.DropSample{Reason: 77, Location: 0xffffffffa0001234, Source: ap(extIP, 1), Dest: ap(hostIP, 2), CgroupID: 5, Count: 1}
+	r := tb.Update(t0, nil, nil, []observed.DropSample{d})
 	if got := r.Report.Drops[0]; got.Reason != "77" || got.Location != "0xffffffffa0001234" || got.Local.CgroupID != 5 || !got.Time.Equal(t0) {
 		t.Fatalf("%+v", got)
 	}
@@ -558,19 +558,19 @@ func TestDefaultsWithZeroConfig(t *testing.T) {
 
 func TestListenerHandshakeFolded(t *testing.T) {
 	srv, cli := ap(hostIP, 80), ap(extIP, 51000)
-	listenerSock := record.TCPSample{Cookie: 1, Local: ap(netip.IPv4Unspecified(), 80), State: record.TCPListen, CgroupID: 1, PID: 42, Comm: "nginx"}
+	listenerSock := observed.TCPSample{Cookie: 1, Local: ap(netip.IPv4Unspecified(), 80), State: observed.TCPListen, CgroupID: 1, PID: 42, Comm: "nginx"}
 	// The kernel accounts SYN, SYN-ACK and ACK to the listener's cookie.
-	hs := record.FlowSample{Cookie: 1, Transport: record.TransportTCP, Local: srv, Remote: cli, CgroupID: 1, PID: 42, Comm: "nginx",
-		TxBytes: 60, TxPackets: 1, RxBytes: 112, RxPackets: 2, FirstSeen: t0, Initiator: record.InitiatorRemote}
-	child := record.FlowSample{Cookie: 2, Transport: record.TransportTCP, Local: srv, Remote: cli, CgroupID: 1,
+	hs := observed.FlowSample{Cookie: 1, Transport: observed.TransportTCP, Local: srv, Remote: cli, CgroupID: 1, PID: 42, Comm: "nginx",
+		TxBytes: 60, TxPackets: 1, RxBytes: 112, RxPackets: 2, FirstSeen: t0, Initiator: observed.InitiatorRemote}
+	child := observed.FlowSample{Cookie: 2, Transport: observed.TransportTCP, Local: srv, Remote: cli, CgroupID: 1,
 		TxBytes: 5000, TxPackets: 5, RxBytes: 400, RxPackets: 4, FirstSeen: t0.Add(time.Millisecond)}
-	childSock := record.TCPSample{Cookie: 2, Local: srv, Remote: cli, State: record.TCPEstablished, Initiator: record.InitiatorRemote, CgroupID: 1}
+	childSock := observed.TCPSample{Cookie: 2, Local: srv, Remote: cli, State: observed.TCPEstablished, Initiator: observed.InitiatorRemote, CgroupID: 1}
 
 	t.Run("with the tcp probe", func(t *testing.T) {
 		tb := New(testConfig())
-		r := tb.Update(t0, []record.FlowSample{child, hs}, []record.TCPSample{listenerSock, childSock}, nil)
+		r := tb.Update(t0, []observed.FlowSample{child, hs}, []observed.TCPSample{listenerSock, childSock}, nil)
 		f := only(t, r)
-		if f.LocalRole != record.RoleServer || f.Source != cli || f.SourceBytes != 512 || f.SourcePackets != 6 || f.DestBytes != 5060 || f.DestPackets != 6 {
+		if f.LocalRole != observed.RoleServer || f.Source != cli || f.SourceBytes != 512 || f.SourcePackets != 6 || f.DestBytes != 5060 || f.DestPackets != 6 {
 			t.Fatalf("folded record: %+v", f)
 		}
 		if f.Local.PID != 42 || f.Local.Executable != "nginx" || !f.Start.Equal(t0) {
@@ -582,43 +582,43 @@ func TestListenerHandshakeFolded(t *testing.T) {
 	})
 	t.Run("without the tcp probe", func(t *testing.T) {
 		tb := New(testConfig())
-		f := only(t, tb.Update(t0, []record.FlowSample{hs, child}, nil, nil))
-		if f.LocalRole != record.RoleServer || f.SourceBytes != 512 || f.DestBytes != 5060 {
+		f := only(t, tb.Update(t0, []observed.FlowSample{hs, child}, nil, nil))
+		if f.LocalRole != observed.RoleServer || f.SourceBytes != 512 || f.DestBytes != 5060 {
 			t.Fatalf("folded record: %+v", f)
 		}
 	})
 	t.Run("child appears later", func(t *testing.T) {
 		tb := New(testConfig())
 		for range 2 {
-			if r := tb.Update(t0, []record.FlowSample{hs}, []record.TCPSample{listenerSock}, nil); len(r.Report.Flows) != 0 {
+			if r := tb.Update(t0, []observed.FlowSample{hs}, []observed.TCPSample{listenerSock}, nil); len(r.Report.Flows) != 0 {
 				t.Fatalf("pending handshake reported: %+v", r.Report.Flows)
 			}
 		}
-		f := only(t, tb.Update(t0, []record.FlowSample{hs, child}, []record.TCPSample{listenerSock, childSock}, nil))
+		f := only(t, tb.Update(t0, []observed.FlowSample{hs, child}, []observed.TCPSample{listenerSock, childSock}, nil))
 		if f.SourceBytes != 512 || f.DestBytes != 5060 {
 			t.Fatalf("%+v", f)
 		}
 	})
 	t.Run("no child ever", func(t *testing.T) {
 		tb := New(testConfig())
-		var got []record.Flow
+		var got []observed.Flow
 		for range 3 {
-			r := tb.Update(t0, []record.FlowSample{hs}, []record.TCPSample{listenerSock}, nil)
+			r := tb.Update(t0, []observed.FlowSample{hs}, []observed.TCPSample{listenerSock}, nil)
 			got = append(got, r.Report.Flows...)
 		}
-		if len(got) != 1 || !got[0].Closed || got[0].SourceBytes != 112 || got[0].LocalRole != record.RoleServer || tb.Active() != 0 {
+		if len(got) != 1 || !got[0].Closed || got[0].SourceBytes != 112 || got[0].LocalRole != observed.RoleServer || tb.Active() != 0 {
 			t.Fatalf("half-open handshake reported once at expiry: %+v", got)
 		}
 	})
 	t.Run("listener closes with a pending handshake", func(t *testing.T) {
 		tb := New(testConfig())
-		tb.Update(t0, []record.FlowSample{hs}, []record.TCPSample{listenerSock}, nil)
+		tb.Update(t0, []observed.FlowSample{hs}, []observed.TCPSample{listenerSock}, nil)
 		closed := listenerSock
-		closed.State, closed.CloseCause = record.TCPClose, record.CloseFIN
-		if r := tb.Update(t0, []record.FlowSample{hs}, []record.TCPSample{closed}, nil); len(r.Report.Flows) != 0 || len(r.DeleteTCP) != 1 {
+		closed.State, closed.CloseCause = observed.TCPClose, observed.CloseFIN
+		if r := tb.Update(t0, []observed.FlowSample{hs}, []observed.TCPSample{closed}, nil); len(r.Report.Flows) != 0 || len(r.DeleteTCP) != 1 {
 			t.Fatalf("listener close is not a connection: %+v", r)
 		}
-		r := tb.Update(t0, []record.FlowSample{hs}, nil, nil)
+		r := tb.Update(t0, []observed.FlowSample{hs}, nil, nil)
 		if r.Evicted != 0 || len(r.DeleteFlows) != 1 || tb.Active() != 0 || len(r.Report.Flows) != 0 {
 			t.Fatalf("leftover handshake: %+v active %d", r, tb.Active())
 		}
@@ -630,11 +630,11 @@ func TestClockJitterIsNotRecreation(t *testing.T) {
 	a, b := ap(podA, 40000), ap(podB, 80)
 	s := tcpFlow(1, a, b, 1000, 1000)
 	s.LastSeen = s.FirstSeen // a single-packet flow: first == last
-	tb.Update(t0, []record.FlowSample{s}, nil, nil)
+	tb.Update(t0, []observed.FlowSample{s}, nil, nil)
 	s.FirstSeen = s.FirstSeen.Add(3 * time.Microsecond) // boot-time conversion moved a little
 	s.LastSeen = s.FirstSeen
 	s.TxBytes += 10
-	r := tb.Update(t0, []record.FlowSample{s}, nil, nil)
+	r := tb.Update(t0, []observed.FlowSample{s}, nil, nil)
 	if f := only(t, r); f.SourceBytes != 10 || r.Evicted != 0 {
 		t.Fatalf("jitter taken for a recreated entry: %+v evicted %d", f, r.Evicted)
 	}
@@ -642,7 +642,7 @@ func TestClockJitterIsNotRecreation(t *testing.T) {
 	s.FirstSeen = s.LastSeen.Add(time.Second)
 	s.LastSeen = s.FirstSeen
 	s.TxBytes = 2000
-	r = tb.Update(t0, []record.FlowSample{s}, nil, nil)
+	r = tb.Update(t0, []observed.FlowSample{s}, nil, nil)
 	if f := only(t, r); f.SourceBytes != 2000 || r.Evicted != 1 {
 		t.Fatalf("recreated entry: %+v evicted %d", f, r.Evicted)
 	}
@@ -652,26 +652,26 @@ func TestPeersClosingTogetherKeepRemote(t *testing.T) {
 	a, b := ap(podA, 40000), ap(podB, 80)
 	cli := tcpFlow(1, a, b, 100, 200)
 	srv := tcpFlow(2, b, a, 200, 100)
-	srv.CgroupID, srv.Initiator = 101, record.InitiatorRemote
-	closed := func(cookie uint64, l, r netip.AddrPort) record.TCPSample {
-		k := tcpSock(cookie, l, r, record.TCPClose, record.CloseFIN)
+	srv.CgroupID, srv.Initiator = 101, observed.InitiatorRemote
+	closed := func(cookie uint64, l, r netip.AddrPort) observed.TCPSample {
+		k := tcpSock(cookie, l, r, observed.TCPClose, observed.CloseFIN)
 		if cookie == 2 {
-			k.Initiator, k.CgroupID = record.InitiatorRemote, 101
+			k.Initiator, k.CgroupID = observed.InitiatorRemote, 101
 		}
 		return k
 	}
 	for _, order := range []string{"same flush", "server a flush later"} {
 		t.Run(order, func(t *testing.T) {
 			tb := New(testConfig())
-			var finals []record.Flow
+			var finals []observed.Flow
 			if order == "same flush" {
-				r := tb.Update(t0, []record.FlowSample{cli, srv}, []record.TCPSample{closed(1, a, b), closed(2, b, a)}, nil)
+				r := tb.Update(t0, []observed.FlowSample{cli, srv}, []observed.TCPSample{closed(1, a, b), closed(2, b, a)}, nil)
 				finals = r.Report.Flows
 			} else {
-				r := tb.Update(t0, []record.FlowSample{cli, srv}, []record.TCPSample{closed(1, a, b)}, nil)
+				r := tb.Update(t0, []observed.FlowSample{cli, srv}, []observed.TCPSample{closed(1, a, b)}, nil)
 				finals = r.Report.Flows
 				srv.TxBytes++
-				r = tb.Update(t0, []record.FlowSample{srv}, []record.TCPSample{closed(2, b, a)}, nil)
+				r = tb.Update(t0, []observed.FlowSample{srv}, []observed.TCPSample{closed(2, b, a)}, nil)
 				finals = append(finals, r.Report.Flows...)
 			}
 			n := 0
@@ -681,10 +681,10 @@ func TestPeersClosingTogetherKeepRemote(t *testing.T) {
 				}
 				n++
 				want := "pod-b"
-				if f.LocalRole == record.RoleServer {
+				if f.LocalRole == observed.RoleServer {
 					want = "pod-a"
 				}
-				if f.Remote == nil || f.Remote.PodUID != want || f.Scope != record.ScopeNode {
+				if f.Remote == nil || f.Remote.PodUID != want || f.Scope != observed.ScopeNode {
 					t.Errorf("%v final: remote %+v scope %v", f.LocalRole, f.Remote, f.Scope)
 				}
 			}

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 const (
@@ -67,8 +67,8 @@ func NewResolver(cgroupRoot string) *Resolver {
 
 // Workload describes the local owner of a socket. pid/comm come from the
 // probes (0/"" when unknown); local is the socket's local address.
-func (r *Resolver) Workload(cgroupID uint64, pid uint32, comm string, local netip.Addr) record.Workload {
-	w := record.Workload{CgroupID: cgroupID}
+func (r *Resolver) Workload(cgroupID uint64, pid uint32, comm string, local netip.Addr) observed.Workload {
+	w := observed.Workload{CgroupID: cgroupID}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if cgroupID != 0 {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/dnsmatch"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // loopResolver is a UDP "resolver" on 127.0.0.1:53 in a fresh namespace
@@ -78,7 +78,7 @@ func BenchmarkDNSProbeKernel(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go p.Run(ctx, time.Now(), func(*record.DNSPacket) {}) // drain
+	go p.Run(ctx, time.Now(), func(*observed.DNSPacket) {}) // drain
 	floor := testkit.NoopCgroupSKB(b, root)
 
 	b.Run("dns", func(b *testing.B) {
@@ -199,7 +199,7 @@ func BenchmarkDNSUserSpace(b *testing.B) {
 func BenchmarkDNSRead(b *testing.B) {
 	b.ReportAllocs()
 	n := 0
-	elapsed := readRecords(b, func(*record.DNSPacket) { n++ }, func() {})
+	elapsed := readRecords(b, func(*observed.DNSPacket) { n++ }, func() {})
 	if n != b.N {
 		b.Fatalf("%d of %d records read", n, b.N)
 	}
@@ -209,7 +209,7 @@ func BenchmarkDNSRead(b *testing.B) {
 // readRecords fills the ring with real lookups while the timer is stopped,
 // then times Run handing their b.N records (lookups for
 // BenchmarkDNSUserSpace, which counts two per op) to handle.
-func readRecords(b *testing.B, handle func(*record.DNSPacket), flush func()) time.Duration {
+func readRecords(b *testing.B, handle func(*observed.DNSPacket), flush func()) time.Duration {
 	p, err := Load(Config{RingBytes: 256 << 20})
 	if err != nil {
 		b.Fatal(err)
@@ -240,7 +240,7 @@ func readRecords(b *testing.B, handle func(*record.DNSPacket), flush func()) tim
 		start := time.Now()
 		ctx, cancel := context.WithCancel(context.Background())
 		seen := 0
-		p.Run(ctx, boot, func(pkt *record.DNSPacket) {
+		p.Run(ctx, boot, func(pkt *observed.DNSPacket) {
 			if seen++; seen <= n {
 				handle(pkt)
 			}

@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // Layout of struct dns_event (bpf/dns/dns.h); TestLayout checks it against
@@ -37,7 +37,7 @@ var errShort = errors.New("dns record shorter than its header")
 // decode fills p from one ring buffer record: the header, cap_len payload
 // bytes, and possibly unused bytes up to the record's size class.
 // p.Payload aliases raw.
-func decode(raw []byte, boot time.Time, p *record.DNSPacket) error {
+func decode(raw []byte, boot time.Time, p *observed.DNSPacket) error {
 	if len(raw) < headerSize {
 		return errShort
 	}
@@ -53,7 +53,7 @@ func decode(raw []byte, boot time.Time, p *record.DNSPacket) error {
 		return fmt.Errorf("dns record: captured %d bytes in a %d-byte record", capLen, len(raw))
 	case uint32(capLen) > wireLen:
 		return fmt.Errorf("dns record: captured %d of %d bytes", capLen, wireLen)
-	case proto != uint8(record.TransportUDP) && proto != uint8(record.TransportTCP):
+	case proto != uint8(observed.TransportUDP) && proto != uint8(observed.TransportTCP):
 		return fmt.Errorf("dns record: protocol %d", proto)
 	case egress > 1:
 		return fmt.Errorf("dns record: direction %d", egress)
@@ -62,12 +62,12 @@ func decode(raw []byte, boot time.Time, p *record.DNSPacket) error {
 	if err != nil {
 		return fmt.Errorf("dns record: %w", err)
 	}
-	*p = record.DNSPacket{
+	*p = observed.DNSPacket{
 		Time:      probe.WallTime(boot, ns),
 		Cookie:    le.Uint64(raw[offCookie:]),
 		CgroupID:  le.Uint64(raw[offCgroup:]),
 		Egress:    egress == 1,
-		Transport: record.Transport(proto),
+		Transport: observed.Transport(proto),
 		Local:     netip.AddrPortFrom(local, le.Uint16(raw[offLPort:])),
 		Remote:    netip.AddrPortFrom(remote, le.Uint16(raw[offRPort:])),
 		Seq:       le.Uint32(raw[offSeq:]),

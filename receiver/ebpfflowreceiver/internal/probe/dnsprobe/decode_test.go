@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // TestLayout keeps decode's offsets equal to the C struct's.
@@ -40,7 +40,7 @@ var boot = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 
 // encode builds a record the way the kernel writes one, in the smallest
 // size class that holds the payload.
-func encode(p record.DNSPacket, ns uint64) []byte {
+func encode(p observed.DNSPacket, ns uint64) []byte {
 	size := captureSize
 	for _, class := range []int{128, 256, 512} {
 		if len(p.Payload) <= class {
@@ -84,23 +84,23 @@ func putAddr(dst *[16]byte, a netip.Addr) uint8 {
 }
 
 func TestDecodeRoundTrip(t *testing.T) {
-	for _, want := range []record.DNSPacket{
-		{Cookie: 7, CgroupID: 9, Egress: true, Transport: record.TransportUDP,
+	for _, want := range []observed.DNSPacket{
+		{Cookie: 7, CgroupID: 9, Egress: true, Transport: observed.TransportUDP,
 			Local: netip.MustParseAddrPort("10.0.0.1:40000"), Remote: netip.MustParseAddrPort("10.0.0.2:53"), Len: 3, Payload: []byte{1, 2, 3}},
-		{Cookie: 8, Transport: record.TransportTCP, Seq: 0xfffffff0,
+		{Cookie: 8, Transport: observed.TransportTCP, Seq: 0xfffffff0,
 			Local: netip.MustParseAddrPort("[fd00::1]:5000"), Remote: netip.MustParseAddrPort("[fd00::2]:53"), Len: 4000, Payload: make([]byte, captureSize)},
 	} {
 		want.Time = boot.Add(5 * time.Second)
-		var got record.DNSPacket
+		var got observed.DNSPacket
 		require.NoError(t, decode(encode(want, 5e9), boot, &got))
 		assert.Equal(t, want, got)
 	}
 }
 
 func TestDecodeRejects(t *testing.T) {
-	good := record.DNSPacket{Transport: record.TransportUDP, Local: netip.MustParseAddrPort("10.0.0.1:1"),
+	good := observed.DNSPacket{Transport: observed.TransportUDP, Local: netip.MustParseAddrPort("10.0.0.1:1"),
 		Remote: netip.MustParseAddrPort("10.0.0.2:53"), Len: 3, Payload: []byte{1, 2, 3}}
-	var p record.DNSPacket
+	var p observed.DNSPacket
 	require.NoError(t, decode(encode(good, 1), boot, &p))
 	for name, edit := range map[string]func([]byte) []byte{
 		"short":         func(b []byte) []byte { return b[:headerSize-1] },
@@ -117,10 +117,10 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(encode(record.DNSPacket{Transport: record.TransportUDP, Local: netip.MustParseAddrPort("10.0.0.1:1"),
+	f.Add(encode(observed.DNSPacket{Transport: observed.TransportUDP, Local: netip.MustParseAddrPort("10.0.0.1:1"),
 		Remote: netip.MustParseAddrPort("10.0.0.2:53"), Len: 1, Payload: []byte{1}}, 1))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		var p record.DNSPacket
+		var p observed.DNSPacket
 		if decode(raw, boot, &p) != nil {
 			return
 		}
@@ -135,9 +135,9 @@ func FuzzDecode(f *testing.F) {
 
 // BenchmarkDecode decodes one record per op: a 120-byte UDP answer.
 func BenchmarkDecode(b *testing.B) {
-	raw := encode(record.DNSPacket{Transport: record.TransportUDP, Local: netip.MustParseAddrPort("10.0.0.1:40000"),
+	raw := encode(observed.DNSPacket{Transport: observed.TransportUDP, Local: netip.MustParseAddrPort("10.0.0.1:40000"),
 		Remote: netip.MustParseAddrPort("10.96.0.10:53"), Len: 120, Payload: make([]byte, 120)}, 5e9)
-	var p record.DNSPacket
+	var p observed.DNSPacket
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := decode(raw, boot, &p); err != nil {

@@ -13,8 +13,8 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // DefaultRingBytes sizes the ring buffer when Config.RingBytes is 0: some
@@ -102,10 +102,10 @@ const pollInterval = 200 * time.Millisecond
 // payload are reused: handle must copy what it keeps. A record that does not
 // decode is counted (Counters().DecodeErrors) and skipped. boot is the wall
 // time of CLOCK_BOOTTIME zero.
-func (p *Probe) Run(ctx context.Context, boot time.Time, handle func(*record.DNSPacket)) error {
+func (p *Probe) Run(ctx context.Context, boot time.Time, handle func(*observed.DNSPacket)) error {
 	var (
 		rec ringbuf.Record
-		pkt record.DNSPacket
+		pkt observed.DNSPacket
 	)
 	wait := time.Duration(0) // records already in the ring are read at once
 	for ctx.Err() == nil {

@@ -20,17 +20,17 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // capture is a running probe and what it has delivered (payloads copied).
 type capture struct {
 	mu   sync.Mutex
-	pkts []record.DNSPacket
+	pkts []observed.DNSPacket
 	p    *Probe
 }
 
-func (c *capture) all() []record.DNSPacket {
+func (c *capture) all() []observed.DNSPacket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.pkts)
@@ -52,7 +52,7 @@ func startCapture(t *testing.T) *capture {
 	done := make(chan error, 1)
 	boot := testkit.BootTime(t)
 	go func() {
-		done <- p.Run(ctx, boot, func(pkt *record.DNSPacket) {
+		done <- p.Run(ctx, boot, func(pkt *observed.DNSPacket) {
 			cp := *pkt
 			cp.Payload = bytes.Clone(pkt.Payload)
 			c.mu.Lock()
@@ -71,7 +71,7 @@ func startCapture(t *testing.T) *capture {
 }
 
 // waitFor polls until ok holds for the delivered packets.
-func (c *capture) waitFor(t *testing.T, what string, ok func([]record.DNSPacket) bool) []record.DNSPacket {
+func (c *capture) waitFor(t *testing.T, what string, ok func([]observed.DNSPacket) bool) []observed.DNSPacket {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -175,7 +175,7 @@ func TestUDPAndTCPExact(t *testing.T) {
 				sent = append(sent, query(t, 0x5150, "web.probe.test.", tc.typ)...)
 				answer = append(l[:], answer...)
 			}
-			mine := func(pkts []record.DNSPacket) (out []record.DNSPacket) {
+			mine := func(pkts []observed.DNSPacket) (out []observed.DNSPacket) {
 				for _, p := range pkts {
 					if p.Cookie == cookie {
 						out = append(out, p)
@@ -183,7 +183,7 @@ func TestUDPAndTCPExact(t *testing.T) {
 				}
 				return out
 			}
-			pkts := mine(c.waitFor(t, "query and answer", func(all []record.DNSPacket) bool {
+			pkts := mine(c.waitFor(t, "query and answer", func(all []observed.DNSPacket) bool {
 				var in, out []byte
 				for _, p := range mine(all) {
 					if p.Egress {
@@ -291,7 +291,7 @@ func runDig(t *testing.T, client testkit.Netns, args ...string) dig {
 
 // exchange is one socket's captured query and answer.
 type exchange struct {
-	pkts          []record.DNSPacket
+	pkts          []observed.DNSPacket
 	query, answer []byte // DNS messages, TCP framing checked and removed
 	qLen, aLen    uint32 // L4 payload bytes on the wire
 }
@@ -299,8 +299,8 @@ type exchange struct {
 // findExchange looks in pkts for the socket that sent a query with id to
 // server over transport, and returns its packets once query and answer are
 // complete.
-func findExchange(pkts []record.DNSPacket, transport record.Transport, server netip.AddrPort, id uint16) (exchange, bool) {
-	byCookie := map[uint64][]record.DNSPacket{}
+func findExchange(pkts []observed.DNSPacket, transport observed.Transport, server netip.AddrPort, id uint16) (exchange, bool) {
+	byCookie := map[uint64][]observed.DNSPacket{}
 	for _, p := range pkts {
 		if p.Transport == transport && p.Remote == server {
 			byCookie[p.Cookie] = append(byCookie[p.Cookie], p)
@@ -312,18 +312,18 @@ func findExchange(pkts []record.DNSPacket, transport record.Transport, server ne
 		for i, egress := range []bool{true, false} {
 			var msg []byte
 			var n uint32
-			var dir []record.DNSPacket
+			var dir []observed.DNSPacket
 			for _, p := range ps {
 				if p.Egress == egress {
 					dir = append(dir, p)
 					n += p.Len
 				}
 			}
-			slices.SortFunc(dir, func(a, b record.DNSPacket) int { return int(int32(a.Seq - b.Seq)) })
+			slices.SortFunc(dir, func(a, b observed.DNSPacket) int { return int(int32(a.Seq - b.Seq)) })
 			for _, p := range dir {
 				msg = append(msg, p.Payload...)
 			}
-			if transport == record.TransportTCP {
+			if transport == observed.TransportTCP {
 				if len(msg) < 2 || int(binary.BigEndian.Uint16(msg))+2 != len(msg) {
 					continue
 				}
@@ -361,7 +361,7 @@ func TestDig(t *testing.T) {
 	c := startCapture(t)
 	client, srv := testkit.DNSPods(t, web)
 	cgroup := testkit.InChildCgroup(t) // dig inherits it
-	for _, transport := range []record.Transport{record.TransportUDP, record.TransportTCP} {
+	for _, transport := range []observed.Transport{observed.TransportUDP, observed.TransportTCP} {
 		for _, server := range []netip.Addr{testkit.DNSServerV4, testkit.DNSServerV6} {
 			for _, typ := range []dnsmessage.Type{dnsmessage.TypeA, dnsmessage.TypeAAAA} {
 				local := testkit.DNSClientV4
@@ -371,7 +371,7 @@ func TestDig(t *testing.T) {
 				qtype := strings.TrimPrefix(typ.String(), "Type")
 				t.Run(fmt.Sprintf("%v/%v/%s", transport, server, qtype), func(t *testing.T) {
 					args := []string{"@" + server.String(), web.Name, qtype}
-					if transport == record.TransportTCP {
+					if transport == observed.TransportTCP {
 						args = append(args, "+tcp")
 					}
 					d := runDig(t, client, args...)
@@ -388,7 +388,7 @@ func TestDig(t *testing.T) {
 
 					remote := netip.AddrPortFrom(server, 53)
 					var x exchange
-					c.waitFor(t, "dig's query and answer", func(all []record.DNSPacket) (ok bool) {
+					c.waitFor(t, "dig's query and answer", func(all []observed.DNSPacket) (ok bool) {
 						x, ok = findExchange(all, transport, remote, d.id)
 						return ok
 					})
@@ -419,7 +419,7 @@ func TestDig(t *testing.T) {
 						t.Errorf("answer at %v before the query at %v", firstAnswer, lastQuery)
 					}
 					framing := uint32(0)
-					if transport == record.TransportTCP {
+					if transport == observed.TransportTCP {
 						framing = 2 // the length prefix
 					}
 					if x.qLen != uint32(d.querySize)+framing || x.aLen != uint32(d.answerSize)+framing {
@@ -536,7 +536,7 @@ func TestNotCaptured(t *testing.T) {
 	// The ring delivers in order: once the asker's answer is in, so is
 	// anything captured before it.
 	askerCookie := testkit.CookieOf(t, asker.(syscall.Conn))
-	c.waitFor(t, "the asker's query and answer", func(all []record.DNSPacket) bool {
+	c.waitFor(t, "the asker's query and answer", func(all []observed.DNSPacket) bool {
 		var q, a bool
 		for _, p := range all {
 			if p.Cookie == askerCookie {
@@ -619,8 +619,8 @@ func TestLargeAnswer(t *testing.T) {
 					t.Fatalf("TCP answer of %d bytes, want several segments", len(answer))
 				}
 			}
-			var in []record.DNSPacket
-			c.waitFor(t, "the whole answer", func(all []record.DNSPacket) bool {
+			var in []observed.DNSPacket
+			c.waitFor(t, "the whole answer", func(all []observed.DNSPacket) bool {
 				in = nil
 				n := 0
 				for _, p := range all {
@@ -660,7 +660,7 @@ func TestRunReturnsOnClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- p.Run(context.Background(), time.Now(), func(*record.DNSPacket) {}) }()
+	go func() { done <- p.Run(context.Background(), time.Now(), func(*observed.DNSPacket) {}) }()
 	time.Sleep(50 * time.Millisecond)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)

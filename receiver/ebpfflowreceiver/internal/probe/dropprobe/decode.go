@@ -6,21 +6,21 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // Decode turns one `drops` map entry (struct drop_key, struct drop_value)
 // into a sample. boot is the wall-clock time of boot, to which the kernel's
 // boottime nanoseconds are added.
-func Decode(key, value []byte, boot time.Time) (record.DropSample, error) {
+func Decode(key, value []byte, boot time.Time) (observed.DropSample, error) {
 	var k dropDropKey
 	var v dropDropValue
 	if len(key) != int(unsafe.Sizeof(k)) {
-		return record.DropSample{}, fmt.Errorf("drop key: %d bytes, want %d", len(key), unsafe.Sizeof(k))
+		return observed.DropSample{}, fmt.Errorf("drop key: %d bytes, want %d", len(key), unsafe.Sizeof(k))
 	}
 	if len(value) != int(unsafe.Sizeof(v)) {
-		return record.DropSample{}, fmt.Errorf("drop value: %d bytes, want %d", len(value), unsafe.Sizeof(v))
+		return observed.DropSample{}, fmt.Errorf("drop value: %d bytes, want %d", len(value), unsafe.Sizeof(v))
 	}
 	// The generated structs have the kernel's layout (bpfel, HostLayout, no
 	// padding): copying the bytes is exact and avoids reflection.
@@ -29,20 +29,20 @@ func Decode(key, value []byte, boot time.Time) (record.DropSample, error) {
 	return decodeEntry(&k, &v, boot)
 }
 
-func decodeEntry(k *dropDropKey, v *dropDropValue, boot time.Time) (record.DropSample, error) {
+func decodeEntry(k *dropDropKey, v *dropDropValue, boot time.Time) (observed.DropSample, error) {
 	if k.Pad != [2]uint8{} {
-		return record.DropSample{}, fmt.Errorf("drop: non-zero key padding %v", k.Pad)
+		return observed.DropSample{}, fmt.Errorf("drop: non-zero key padding %v", k.Pad)
 	}
 	if v.Count == 0 {
-		return record.DropSample{}, fmt.Errorf("drop: zero count")
+		return observed.DropSample{}, fmt.Errorf("drop: zero count")
 	}
 	if v.LastSeen == 0 || !probe.ValidStamp(v.LastSeen) {
-		return record.DropSample{}, fmt.Errorf("drop: invalid last_seen %d", v.LastSeen)
+		return observed.DropSample{}, fmt.Errorf("drop: invalid last_seen %d", v.LastSeen)
 	}
-	s := record.DropSample{
+	s := observed.DropSample{
 		Reason:    k.Reason,
 		Location:  k.Location,
-		Transport: record.Transport(k.Proto),
+		Transport: observed.Transport(k.Proto),
 		Ifindex:   k.Ifindex,
 		Ifname:    probe.Comm(v.Ifname),
 		CgroupID:  v.CgroupId,
@@ -57,7 +57,7 @@ func decodeEntry(k *dropDropKey, v *dropDropValue, boot time.Time) (record.DropS
 		s.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(k.Saddr[:4])), k.Sport)
 		s.Dest = netip.AddrPortFrom(netip.AddrFrom4([4]byte(k.Daddr[:4])), k.Dport)
 		if [12]uint8(k.Saddr[4:]) != [12]uint8{} || [12]uint8(k.Daddr[4:]) != [12]uint8{} {
-			return record.DropSample{}, fmt.Errorf("drop: IPv4 key with bytes past the address")
+			return observed.DropSample{}, fmt.Errorf("drop: IPv4 key with bytes past the address")
 		}
 	case probe.AFInet6:
 		s.Source = netip.AddrPortFrom(netip.AddrFrom16(k.Saddr), k.Sport)
@@ -65,16 +65,16 @@ func decodeEntry(k *dropDropKey, v *dropDropValue, boot time.Time) (record.DropS
 	case 0:
 		// Not an IP packet (or its headers were unreadable): no tuple.
 		if k.Saddr != [16]uint8{} || k.Daddr != [16]uint8{} || k.Sport != 0 || k.Dport != 0 || k.Proto != 0 {
-			return record.DropSample{}, fmt.Errorf("drop: tuple without address family")
+			return observed.DropSample{}, fmt.Errorf("drop: tuple without address family")
 		}
 	default:
-		return record.DropSample{}, fmt.Errorf("drop: invalid address family %d", k.Family)
+		return observed.DropSample{}, fmt.Errorf("drop: invalid address family %d", k.Family)
 	}
 	return s, nil
 }
 
 // key rebuilds the kernel map key of a sample Decode produced.
-func key(s record.DropSample) dropDropKey {
+func key(s observed.DropSample) dropDropKey {
 	k := dropDropKey{
 		Location: s.Location,
 		Reason:   s.Reason,

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // A real `drops` entry read from the kernel on 6.18: three UDP datagrams of
@@ -26,10 +26,10 @@ func TestDecodeRealEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := record.DropSample{
+	want := observed.DropSample{
 		Reason:    12, // NETFILTER_DROP on 6.18
 		Location:  0xffffffff81f657b8,
-		Transport: record.TransportUDP,
+		Transport: observed.TransportUDP,
 		Source:    netip.MustParseAddrPort("127.0.0.1:50627"),
 		Dest:      netip.MustParseAddrPort("127.0.0.1:5353"),
 		Ifindex:   1,
@@ -70,15 +70,15 @@ func TestDecode(t *testing.T) {
 		key    func() dropDropKey
 		value  func() dropDropValue
 		errSub string
-		check  func(t *testing.T, s record.DropSample)
+		check  func(t *testing.T, s observed.DropSample)
 	}{
-		{name: "ipv6 tcp", key: validKey, value: validValue, check: func(t *testing.T, s record.DropSample) {
+		{name: "ipv6 tcp", key: validKey, value: validValue, check: func(t *testing.T, s observed.DropSample) {
 			if s.Source != netip.MustParseAddrPort("[2001:db8::1]:443") || !s.Dest.Addr().Is6() || s.Dest.Port() != 50000 ||
-				s.Transport != record.TransportTCP || s.Ifname != "eth0" || s.CgroupID != 9 || s.LastSeen != boot.Add(time.Second) {
+				s.Transport != observed.TransportTCP || s.Ifname != "eth0" || s.CgroupID != 9 || s.LastSeen != boot.Add(time.Second) {
 				t.Errorf("%+v", s)
 			}
 		}},
-		{name: "not ip", key: func() dropDropKey { return nonIP }, value: validValue, check: func(t *testing.T, s record.DropSample) {
+		{name: "not ip", key: func() dropDropKey { return nonIP }, value: validValue, check: func(t *testing.T, s observed.DropSample) {
 			if s.Source.IsValid() || s.Dest.IsValid() || s.Transport != 0 {
 				t.Errorf("%+v", s)
 			}

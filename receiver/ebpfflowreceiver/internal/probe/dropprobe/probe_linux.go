@@ -10,8 +10,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // DefaultMaxEntries bounds the `drops` hash map when Config.MaxEntries is 0:
@@ -132,15 +132,15 @@ func (p *Probe) Attach() error {
 
 // Snapshot reads every drop aggregate (cumulative counts). Entries that fail
 // to decode are counted in Counters().DecodeErrors and skipped.
-func (p *Probe) Snapshot(boot time.Time) ([]record.DropSample, error) {
-	return probe.Snapshot(p.objs.Drops, func(k *dropDropKey, v *dropDropValue) (record.DropSample, error) {
+func (p *Probe) Snapshot(boot time.Time) ([]observed.DropSample, error) {
+	return probe.Snapshot(p.objs.Drops, func(k *dropDropKey, v *dropDropValue) (observed.DropSample, error) {
 		return decodeEntry(k, v, boot)
 	}, &p.decodeErrors)
 }
 
 // Delete removes the kernel entries of these samples (as Snapshot returned
 // them). Entries already gone are not an error.
-func (p *Probe) Delete(samples []record.DropSample) error {
+func (p *Probe) Delete(samples []observed.DropSample) error {
 	keys := make([]dropDropKey, len(samples))
 	for i, smp := range samples {
 		keys[i] = key(smp)

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 func attached(t testing.TB, cfg Config) *Probe {
@@ -30,13 +30,13 @@ func attached(t testing.TB, cfg Config) *Probe {
 
 // matching returns the samples satisfying ok (the map also holds whatever
 // else the host dropped meanwhile).
-func matching(t testing.TB, p *Probe, ok func(record.DropSample) bool) []record.DropSample {
+func matching(t testing.TB, p *Probe, ok func(observed.DropSample) bool) []observed.DropSample {
 	t.Helper()
 	all, err := p.Snapshot(testkit.BootTime(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []record.DropSample
+	var out []observed.DropSample
 	for _, s := range all {
 		if ok(s) {
 			out = append(out, s)
@@ -86,7 +86,7 @@ func TestUDPDrops(t *testing.T) {
 			var src netip.AddrPort
 			ns.Do(t, func() { src = sendUDP(t, tc.network, net.JoinHostPort(tc.loopback, "0"), dst, k, size) })
 
-			got := matching(t, p, func(s record.DropSample) bool { return s.Dest == dst && s.Source == src })
+			got := matching(t, p, func(s observed.DropSample) bool { return s.Dest == dst && s.Source == src })
 			if len(got) != 1 {
 				t.Fatalf("want one aggregate for %v -> %v, got %+v", src, dst, got)
 			}
@@ -98,7 +98,7 @@ func TestUDPDrops(t *testing.T) {
 			if s.Count != k || s.Bytes != k*(tc.ipHeader+8+size) {
 				t.Errorf("count %d bytes %d, want %d and %d (IP layer)", s.Count, s.Bytes, k, k*(tc.ipHeader+8+size))
 			}
-			if s.Transport != record.TransportUDP || s.Location == 0 || s.Ifname != "lo" || s.Ifindex != 1 {
+			if s.Transport != observed.TransportUDP || s.Location == 0 || s.Ifname != "lo" || s.Ifindex != 1 {
 				t.Errorf("transport %v location %#x if %d/%q, want udp, a kernel address, 1/lo", s.Transport, s.Location, s.Ifindex, s.Ifname)
 			}
 			if s.LastSeen.Before(start.Add(-time.Second)) || s.LastSeen.After(time.Now().Add(time.Second)) {
@@ -109,7 +109,7 @@ func TestUDPDrops(t *testing.T) {
 			if err := p.Delete(got); err != nil {
 				t.Fatal(err)
 			}
-			if again := matching(t, p, func(x record.DropSample) bool { return x.Dest == dst && x.Source == src }); len(again) != 0 {
+			if again := matching(t, p, func(x observed.DropSample) bool { return x.Dest == dst && x.Source == src }); len(again) != 0 {
 				t.Errorf("still there after Delete: %+v", again)
 			}
 		})
@@ -134,8 +134,8 @@ func netlinkDrops(t testing.TB, k int) {
 }
 
 func TestIgnoreReasons(t *testing.T) {
-	notSpecified := func(p *Probe) func(record.DropSample) bool {
-		return func(s record.DropSample) bool { return p.ReasonName(s.Reason) == "NOT_SPECIFIED" }
+	notSpecified := func(p *Probe) func(observed.DropSample) bool {
+		return func(s observed.DropSample) bool { return p.ReasonName(s.Reason) == "NOT_SPECIFIED" }
 	}
 	t.Run("default ignores NOT_SPECIFIED", func(t *testing.T) {
 		p := attached(t, Config{})
@@ -163,7 +163,7 @@ func TestIgnoreReasons(t *testing.T) {
 		ns := testkit.NewNetns(t, "ebpfflow-drop")
 		dst := netip.MustParseAddrPort("127.0.0.1:5354")
 		ns.Do(t, func() { sendUDP(t, "udp4", "127.0.0.1:0", dst, 3, 10) })
-		if got := matching(t, p, func(s record.DropSample) bool { return s.Dest == dst }); len(got) != 0 {
+		if got := matching(t, p, func(s observed.DropSample) bool { return s.Dest == dst }); len(got) != 0 {
 			t.Errorf("ignored NO_SOCKET reported: %+v", got)
 		}
 	})
@@ -245,7 +245,7 @@ func TestSocketReceiveBufferDrop(t *testing.T) {
 		received++
 	}
 
-	got := matching(t, p, func(s record.DropSample) bool { return s.Dest == dst && s.Source == src })
+	got := matching(t, p, func(s observed.DropSample) bool { return s.Dest == dst && s.Source == src })
 	if len(got) != 1 {
 		t.Fatalf("want one aggregate, got %+v (received %d of %d)", got, received, k)
 	}
@@ -286,15 +286,15 @@ func TestTCPAndICMPDrops(t *testing.T) {
 		}
 	})
 
-	syn := matching(t, p, func(s record.DropSample) bool {
-		return s.Dest == tcpDst && s.Transport == record.TransportTCP && p.ReasonName(s.Reason) == "NO_SOCKET"
+	syn := matching(t, p, func(s observed.DropSample) bool {
+		return s.Dest == tcpDst && s.Transport == observed.TransportTCP && p.ReasonName(s.Reason) == "NO_SOCKET"
 	})
 	if len(syn) != 1 || syn[0].Count != 1 || syn[0].Bytes < 40 || syn[0].Source.Addr() != tcpDst.Addr() || syn[0].Source.Port() == 0 {
 		t.Errorf("SYN to a closed port: %+v, want one NO_SOCKET packet with the client port", syn)
 	}
 
-	icmp := matching(t, p, func(s record.DropSample) bool {
-		return s.Transport == record.TransportICMP && s.Ifname == "lo" && p.ReasonName(s.Reason) == "NETFILTER_DROP" &&
+	icmp := matching(t, p, func(s observed.DropSample) bool {
+		return s.Transport == observed.TransportICMP && s.Ifname == "lo" && p.ReasonName(s.Reason) == "NETFILTER_DROP" &&
 			s.Dest.Addr() == netip.MustParseAddr("127.0.0.1")
 	})
 	if len(icmp) != 1 || icmp[0].Count != 3 || icmp[0].Bytes != 3*28 || icmp[0].Source.Port() != 0 || icmp[0].Dest.Port() != 0 {

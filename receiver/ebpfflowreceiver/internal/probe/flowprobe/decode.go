@@ -7,8 +7,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 var (
@@ -21,12 +21,12 @@ var (
 // CLOCK_MONOTONIC zero, to which the kernel's monotonic stamps are added:
 // the boot time, plus the time spent suspended if the machine ever was
 // (Probe.Snapshot takes the boot time and adds that itself).
-func Decode(key, value []byte, base time.Time) (record.FlowSample, error) {
+func Decode(key, value []byte, base time.Time) (observed.FlowSample, error) {
 	if len(key) != keySize {
-		return record.FlowSample{}, fmt.Errorf("flow key: %d bytes, want %d", len(key), keySize)
+		return observed.FlowSample{}, fmt.Errorf("flow key: %d bytes, want %d", len(key), keySize)
 	}
 	if len(value) != valueSize {
-		return record.FlowSample{}, fmt.Errorf("flow value: %d bytes, want %d", len(value), valueSize)
+		return observed.FlowSample{}, fmt.Errorf("flow value: %d bytes, want %d", len(value), valueSize)
 	}
 	var k flowSockFlowKey
 	var v flowSockFlowStats
@@ -36,25 +36,25 @@ func Decode(key, value []byte, base time.Time) (record.FlowSample, error) {
 	return decode(&k, &v, base)
 }
 
-func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (record.FlowSample, error) {
-	t := record.Transport(k.Proto)
-	if t != record.TransportTCP && t != record.TransportUDP {
-		return record.FlowSample{}, fmt.Errorf("flow: protocol %d is not TCP or UDP", k.Proto)
+func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (observed.FlowSample, error) {
+	t := observed.Transport(k.Proto)
+	if t != observed.TransportTCP && t != observed.TransportUDP {
+		return observed.FlowSample{}, fmt.Errorf("flow: protocol %d is not TCP or UDP", k.Proto)
 	}
 	local, remote, err := probe.Addrs(k.Family, k.LocalAddr, k.RemoteAddr)
 	if err != nil {
-		return record.FlowSample{}, fmt.Errorf("flow: %w", err)
+		return observed.FlowSample{}, fmt.Errorf("flow: %w", err)
 	}
 	if flowFlowInitiator(v.Initiator) > flowFlowInitiatorFLOW_INITIATOR_REMOTE {
-		return record.FlowSample{}, fmt.Errorf("flow: invalid initiator %d", v.Initiator)
+		return observed.FlowSample{}, fmt.Errorf("flow: invalid initiator %d", v.Initiator)
 	}
 	if v.FirstNs == 0 || !probe.ValidStamp(v.FirstNs) || !probe.ValidStamp(v.LastNs) || v.LastNs < v.FirstNs {
-		return record.FlowSample{}, fmt.Errorf("flow: invalid times first=%d last=%d", v.FirstNs, v.LastNs)
+		return observed.FlowSample{}, fmt.Errorf("flow: invalid times first=%d last=%d", v.FirstNs, v.LastNs)
 	}
 	if v.TxBytes < v.TxPackets || v.RxBytes < v.RxPackets {
-		return record.FlowSample{}, errors.New("flow: fewer bytes than packets")
+		return observed.FlowSample{}, errors.New("flow: fewer bytes than packets")
 	}
-	return record.FlowSample{
+	return observed.FlowSample{
 		Cookie:      k.Cookie,
 		Transport:   t,
 		Local:       netip.AddrPortFrom(local, k.LocalPort),
@@ -68,7 +68,7 @@ func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (record.Fl
 		RxPackets:   v.RxPackets,
 		FirstSeen:   base.Add(time.Duration(v.FirstNs)),
 		LastSeen:    base.Add(time.Duration(v.LastNs)),
-		Initiator:   record.Initiator(v.Initiator),
+		Initiator:   observed.Initiator(v.Initiator),
 		TCPFlags:    v.TcpFlags,
 		SRTT:        time.Duration(v.SrttUs) * time.Microsecond,
 		Retransmits: v.Retrans,
@@ -76,7 +76,7 @@ func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (record.Fl
 }
 
 // encodeKey rebuilds the kernel key of a sample, to delete its entry.
-func encodeKey(s record.FlowSample) flowSockFlowKey {
+func encodeKey(s observed.FlowSample) flowSockFlowKey {
 	k := flowSockFlowKey{
 		Cookie:     s.Cookie,
 		LocalPort:  s.Local.Port(),

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 var boot = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
@@ -29,12 +29,12 @@ func TestDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := record.FlowSample{
-		Cookie: 42, Transport: record.TransportTCP,
+	want := observed.FlowSample{
+		Cookie: 42, Transport: observed.TransportTCP,
 		Local: netip.MustParseAddrPort("10.202.0.1:40000"), Remote: netip.MustParseAddrPort("10.202.0.2:80"),
 		CgroupID: 7, PID: 99, Comm: "curl", TxBytes: 1500, TxPackets: 3, RxBytes: 100, RxPackets: 2,
 		FirstSeen: boot.Add(time.Second), LastSeen: boot.Add(2 * time.Second),
-		Initiator: record.InitiatorLocal, TCPFlags: 0x1b, SRTT: 250 * time.Microsecond, Retransmits: 1,
+		Initiator: observed.InitiatorLocal, TCPFlags: 0x1b, SRTT: 250 * time.Microsecond, Retransmits: 1,
 	}
 	if got != want {
 		t.Fatalf("got %+v\nwant %+v", got, want)

@@ -9,7 +9,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // Hand-built packets for the egress program through BPF_PROG_TEST_RUN: the
@@ -103,25 +103,25 @@ func TestParse(t *testing.T) {
 		packets     uint64 // its tx packets and bytes
 		bytes       uint64
 		flags       uint8
-		initiator   record.Initiator
+		initiator   observed.Initiator
 		parseErrors uint64
 	}{
 		{name: "ipv4 udp", ethertype: ethIP, pkt: ipv4(17, 0, udp(1001, 53, 100)),
-			flow: true, local: netip.AddrPortFrom(src4, 1001), packets: 1, bytes: 128, initiator: record.InitiatorLocal},
+			flow: true, local: netip.AddrPortFrom(src4, 1001), packets: 1, bytes: 128, initiator: observed.InitiatorLocal},
 		{name: "ipv4 options udp", ethertype: ethIP, pkt: ipv4(17, 2, udp(1002, 53, 10)),
-			flow: true, local: netip.AddrPortFrom(src4, 1002), packets: 1, bytes: 28 + 8 + 10, initiator: record.InitiatorLocal},
+			flow: true, local: netip.AddrPortFrom(src4, 1002), packets: 1, bytes: 28 + 8 + 10, initiator: observed.InitiatorLocal},
 		// 3 segments of 1000 B behind 20 B IP + 32 B TCP: 3 x 1052 on the wire.
 		// (BPF_PROG_TEST_RUN takes at most a page of packet.)
 		{name: "ipv4 tcp gso", ethertype: ethIP, pkt: ipv4(6, 0, tcp(1003, 80, 3, 0x18, 3*1000)), segs: 3, size: 1000,
 			flow: true, local: netip.AddrPortFrom(src4, 1003), packets: 3, bytes: 3 * 1052, flags: 0x18},
 		{name: "ipv4 tcp syn", ethertype: ethIP, pkt: ipv4(6, 0, tcp(1004, 80, 5, 0x02, 0)),
-			flow: true, local: netip.AddrPortFrom(src4, 1004), packets: 1, bytes: 60, flags: 0x02, initiator: record.InitiatorLocal},
+			flow: true, local: netip.AddrPortFrom(src4, 1004), packets: 1, bytes: 60, flags: 0x02, initiator: observed.InitiatorLocal},
 		// UDP GSO (UDP_SEGMENT): 4 datagrams of 1000 B, each with IPv6 + UDP headers.
 		{name: "ipv6 udp gso", ethertype: ethIPv6, pkt: ipv6(17, udp(1005, 443, 4*500)), segs: 4, size: 500,
-			flow: true, local: netip.AddrPortFrom(src6, 1005), packets: 4, bytes: 4 * 548, initiator: record.InitiatorLocal},
+			flow: true, local: netip.AddrPortFrom(src6, 1005), packets: 4, bytes: 4 * 548, initiator: observed.InitiatorLocal},
 		// Destination options (8 B) then a TCP SYN.
 		{name: "ipv6 ext tcp", ethertype: ethIPv6, pkt: ipv6(60, append([]byte{6, 0, 1, 4, 0, 0, 0, 0}, tcp(1006, 80, 0, 0x02, 0)...)),
-			flow: true, local: netip.AddrPortFrom(src6, 1006), packets: 1, bytes: 68, flags: 0x02, initiator: record.InitiatorLocal},
+			flow: true, local: netip.AddrPortFrom(src6, 1006), packets: 1, bytes: 68, flags: 0x02, initiator: observed.InitiatorLocal},
 		{name: "icmp", ethertype: ethIP, pkt: ipv4(1, 0, make([]byte, 8))},
 		{name: "arp", ethertype: ethARP, pkt: make([]byte, 28)},
 		// A non-first IPv6 fragment has no transport header.
@@ -170,7 +170,7 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []record.FlowSample
+			var got []observed.FlowSample
 			for _, s := range samples {
 				if s.Local == tc.local {
 					got = append(got, s)

@@ -10,8 +10,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // DefaultMaxFlows bounds the `flows` LRU map when Config.MaxFlows is 0:
@@ -138,16 +138,16 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 // Snapshot reads every flow entry. Entries that fail to decode are counted
 // in Counters().DecodeErrors and skipped. boot is the wall-clock time of boot
 // (CLOCK_BOOTTIME zero).
-func (p *Probe) Snapshot(boot time.Time) ([]record.FlowSample, error) {
+func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
 	base := boot.Add(p.suspended)
-	return probe.Snapshot(p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (record.FlowSample, error) {
+	return probe.Snapshot(p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (observed.FlowSample, error) {
 		return decode(k, v, base)
 	}, &p.decodeErrors)
 }
 
 // Delete removes the kernel entries of these flows (already reported as
 // finished). Flows the LRU already evicted are not an error.
-func (p *Probe) Delete(flows []record.FlowSample) error {
+func (p *Probe) Delete(flows []observed.FlowSample) error {
 	// The owner entry is keyed by cookie alone: other flows of the same (UDP)
 	// socket would lose their pid, so owners age out by LRU.
 	keys := make([]flowSockFlowKey, len(flows))

@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // attached loads the probe and attaches it to the cgroup v2 root.
@@ -40,7 +40,7 @@ func attached(t *testing.T) (*Probe, string, time.Time) {
 }
 
 // find returns the sample of the flow local -> remote.
-func find(t *testing.T, p *Probe, boot time.Time, local, remote netip.AddrPort) record.FlowSample {
+func find(t *testing.T, p *Probe, boot time.Time, local, remote netip.AddrPort) observed.FlowSample {
 	t.Helper()
 	samples, err := p.Snapshot(boot)
 	if err != nil {
@@ -52,7 +52,7 @@ func find(t *testing.T, p *Probe, boot time.Time, local, remote netip.AddrPort) 
 		}
 	}
 	t.Fatalf("no flow %s -> %s among %d samples", local, remote, len(samples))
-	return record.FlowSample{}
+	return observed.FlowSample{}
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
@@ -126,7 +126,7 @@ func TestUDPExact(t *testing.T) {
 			if c.TxBytes != want || c.TxPackets != k || c.RxPackets != 0 {
 				t.Errorf("client flow tx=%d/%d rx=%d, want tx=%d/%d rx=0", c.TxBytes, c.TxPackets, c.RxPackets, want, k)
 			}
-			if c.Initiator != record.InitiatorLocal || c.Transport != record.TransportUDP {
+			if c.Initiator != observed.InitiatorLocal || c.Transport != observed.TransportUDP {
 				t.Errorf("client flow initiator=%d transport=%s", c.Initiator, c.Transport)
 			}
 			if c.PID != pid || c.Comm != comm || c.CgroupID != cg {
@@ -136,12 +136,12 @@ func TestUDPExact(t *testing.T) {
 				t.Errorf("client flow cookie %d, SO_COOKIE %d", c.Cookie, want)
 			}
 			s := find(t, p, boot, addrPort(srv.LocalAddr()), local)
-			if s.RxBytes != want || s.RxPackets != k || s.TxPackets != 0 || s.Initiator != record.InitiatorRemote {
+			if s.RxBytes != want || s.RxPackets != k || s.TxPackets != 0 || s.Initiator != observed.InitiatorRemote {
 				t.Errorf("server flow rx=%d/%d tx=%d initiator=%d, want rx=%d/%d remote", s.RxBytes, s.RxPackets, s.TxPackets, s.Initiator, want, k)
 			}
 			// Stamps are the last tick's time (at most one tick late, and
 			// one more from pinning jiffies to the clock) and never ahead.
-			for _, f := range []record.FlowSample{c, s} {
+			for _, f := range []observed.FlowSample{c, s} {
 				if f.FirstSeen.Before(start.Add(-2*tick-time.Millisecond)) || f.LastSeen.After(end.Add(time.Millisecond)) || f.LastSeen.Before(f.FirstSeen) {
 					t.Errorf("flow times first=%s last=%s outside the exchange %s .. %s (tick %s)",
 						f.FirstSeen.Format(time.StampMicro), f.LastSeen.Format(time.StampMicro), start.Format(time.StampMicro), end.Format(time.StampMicro), tick)
@@ -278,7 +278,7 @@ func transferTCP(t *testing.T, listen func() net.Listener, dial func(addr string
 // MSS cannot be taken from the capture instead: on loopback the kernel
 // starts below the final MSS (bounded by half the peer's window), so frames
 // of the same size split differently over time.
-func (run tcpRun) check(t *testing.T, p *Probe, boot time.Time, size int, gso bool) record.FlowSample {
+func (run tcpRun) check(t *testing.T, p *Probe, boot time.Time, size int, gso bool) observed.FlowSample {
 	t.Helper()
 	upCap, downCap := sent(run.frames, run.client.Port()), sent(run.frames, run.server.Port())
 	upPkts, upBytes := upCap.wire(uint64(run.clientInfo.Segs_out))
@@ -303,8 +303,8 @@ func (run tcpRun) check(t *testing.T, p *Probe, boot time.Time, size int, gso bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cli record.FlowSample
-	var srv []record.FlowSample // the listener's handshake entry and the accepted socket's
+	var cli observed.FlowSample
+	var srv []observed.FlowSample // the listener's handshake entry and the accepted socket's
 	for _, s := range samples {
 		switch {
 		case s.Local == run.client && s.Remote == run.server:
@@ -322,7 +322,7 @@ func (run tcpRun) check(t *testing.T, p *Probe, boot time.Time, size int, gso bo
 		t.Errorf("client flow tx %d pkts/%d B rx %d/%d, oracle says tx %d/%d rx %d/%d",
 			cli.TxPackets, cli.TxBytes, cli.RxPackets, cli.RxBytes, upPkts, upBytes, downPkts, downBytes)
 	}
-	var sum record.FlowSample
+	var sum observed.FlowSample
 	for _, s := range srv {
 		sum.TxPackets += s.TxPackets
 		sum.TxBytes += s.TxBytes
@@ -352,7 +352,7 @@ func (run tcpRun) check(t *testing.T, p *Probe, boot time.Time, size int, gso bo
 	}
 
 	// Who opened it, and whose sockets these are.
-	if cli.Initiator != record.InitiatorLocal || cli.TCPFlags&0x13 != 0x13 || cli.SRTT <= 0 {
+	if cli.Initiator != observed.InitiatorLocal || cli.TCPFlags&0x13 != 0x13 || cli.SRTT <= 0 {
 		t.Errorf("client flow initiator=%d flags=%#x srtt=%s", cli.Initiator, cli.TCPFlags, cli.SRTT)
 	}
 	cg := testkit.CgroupID(t, testkit.OwnCgroup(t))
@@ -365,7 +365,7 @@ func (run tcpRun) check(t *testing.T, p *Probe, boot time.Time, size int, gso bo
 		if s.CgroupID != cg {
 			t.Errorf("server flow cookie %d cgroup=%d, want %d", s.Cookie, s.CgroupID, cg)
 		}
-		if s.Initiator == record.InitiatorRemote && s.TCPFlags&0x02 != 0 {
+		if s.Initiator == observed.InitiatorRemote && s.TCPFlags&0x02 != 0 {
 			listener++ // SYN and handshake ACK, accounted to the listening socket
 			continue
 		}
@@ -556,7 +556,7 @@ func TestDecodeKernelBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bySample := map[netip.AddrPort]record.FlowSample{}
+	bySample := map[netip.AddrPort]observed.FlowSample{}
 	for _, s := range samples {
 		bySample[s.Local] = s
 	}

@@ -8,20 +8,20 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // Decode turns one `socks` map entry (key = socket cookie, value =
 // struct tcp_sock_info) into a sample. boot is the wall-clock time of boot,
 // to which the kernel's boottime nanoseconds are added.
-func Decode(key, value []byte, boot time.Time) (record.TCPSample, error) {
+func Decode(key, value []byte, boot time.Time) (observed.TCPSample, error) {
 	if len(key) != 8 {
-		return record.TCPSample{}, fmt.Errorf("tcp key: %d bytes, want 8", len(key))
+		return observed.TCPSample{}, fmt.Errorf("tcp key: %d bytes, want 8", len(key))
 	}
 	var info tcpTcpSockInfo
 	if len(value) != int(unsafe.Sizeof(info)) {
-		return record.TCPSample{}, fmt.Errorf("tcp value: %d bytes, want %d", len(value), unsafe.Sizeof(info))
+		return observed.TCPSample{}, fmt.Errorf("tcp value: %d bytes, want %d", len(value), unsafe.Sizeof(info))
 	}
 	// The generated struct has the kernel's layout (bpfel, HostLayout):
 	// copying the bytes is exact and avoids reflection.
@@ -29,39 +29,39 @@ func Decode(key, value []byte, boot time.Time) (record.TCPSample, error) {
 	return decodeInfo(binary.NativeEndian.Uint64(key), &info, boot)
 }
 
-func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time) (record.TCPSample, error) {
+func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time) (observed.TCPSample, error) {
 	if cookie == 0 {
-		return record.TCPSample{}, errors.New("tcp: zero socket cookie")
+		return observed.TCPSample{}, errors.New("tcp: zero socket cookie")
 	}
-	if v.State < uint8(record.TCPEstablished) || v.State > uint8(record.TCPNewSynRecv) {
-		return record.TCPSample{}, fmt.Errorf("tcp: invalid state %d", v.State)
+	if v.State < uint8(observed.TCPEstablished) || v.State > uint8(observed.TCPNewSynRecv) {
+		return observed.TCPSample{}, fmt.Errorf("tcp: invalid state %d", v.State)
 	}
 	if tcpTcpInitiator(v.Initiator) > tcpTcpInitiatorTCP_INITIATOR_REMOTE {
-		return record.TCPSample{}, fmt.Errorf("tcp: invalid initiator %d", v.Initiator)
+		return observed.TCPSample{}, fmt.Errorf("tcp: invalid initiator %d", v.Initiator)
 	}
 	cause := tcpTcpCloseCause(v.CloseCause)
 	if cause > tcpTcpCloseCauseTCP_CAUSE_REFUSED {
-		return record.TCPSample{}, fmt.Errorf("tcp: invalid close cause %d", v.CloseCause)
+		return observed.TCPSample{}, fmt.Errorf("tcp: invalid close cause %d", v.CloseCause)
 	}
 	if (v.ClosedNs == 0) != (cause == tcpTcpCloseCauseTCP_CAUSE_NONE) {
-		return record.TCPSample{}, fmt.Errorf("tcp: close cause %d with close time %d", v.CloseCause, v.ClosedNs)
+		return observed.TCPSample{}, fmt.Errorf("tcp: close cause %d with close time %d", v.CloseCause, v.ClosedNs)
 	}
 	if !probe.ValidStamp(v.OpenedNs) || !probe.ValidStamp(v.ClosedNs) ||
 		(v.OpenedNs != 0 && v.ClosedNs != 0 && v.ClosedNs < v.OpenedNs) {
-		return record.TCPSample{}, fmt.Errorf("tcp: invalid times opened=%d closed=%d", v.OpenedNs, v.ClosedNs)
+		return observed.TCPSample{}, fmt.Errorf("tcp: invalid times opened=%d closed=%d", v.OpenedNs, v.ClosedNs)
 	}
 	local, remote, err := tuple(v.Family, v.Saddr, v.Daddr)
 	if err != nil {
-		return record.TCPSample{}, err
+		return observed.TCPSample{}, err
 	}
-	return record.TCPSample{
+	return observed.TCPSample{
 		Cookie:         cookie,
 		Local:          netip.AddrPortFrom(local, v.Sport),
 		Remote:         netip.AddrPortFrom(remote, v.Dport),
 		CgroupID:       v.CgroupId,
 		PID:            v.Pid,
 		Comm:           probe.Comm(v.Comm),
-		State:          record.TCPState(v.State),
+		State:          observed.TCPState(v.State),
 		Initiator:      initiator(tcpTcpInitiator(v.Initiator)),
 		CloseCause:     closeCause(cause),
 		ResetsSent:     v.ResetsSent,
@@ -94,28 +94,28 @@ func tuple(family uint8, saddr, daddr [16]uint8) (netip.Addr, netip.Addr, error)
 	return netip.Addr{}, netip.Addr{}, fmt.Errorf("tcp: invalid address family %d", family)
 }
 
-func initiator(i tcpTcpInitiator) record.Initiator {
+func initiator(i tcpTcpInitiator) observed.Initiator {
 	switch i {
 	case tcpTcpInitiatorTCP_INITIATOR_LOCAL:
-		return record.InitiatorLocal
+		return observed.InitiatorLocal
 	case tcpTcpInitiatorTCP_INITIATOR_REMOTE:
-		return record.InitiatorRemote
+		return observed.InitiatorRemote
 	}
-	return record.InitiatorUnknown
+	return observed.InitiatorUnknown
 }
 
-func closeCause(c tcpTcpCloseCause) record.CloseCause {
+func closeCause(c tcpTcpCloseCause) observed.CloseCause {
 	switch c {
 	case tcpTcpCloseCauseTCP_CAUSE_FIN:
-		return record.CloseFIN
+		return observed.CloseFIN
 	case tcpTcpCloseCauseTCP_CAUSE_RST_SENT:
-		return record.CloseRSTSent
+		return observed.CloseRSTSent
 	case tcpTcpCloseCauseTCP_CAUSE_RST_RECEIVED:
-		return record.CloseRSTReceived
+		return observed.CloseRSTReceived
 	case tcpTcpCloseCauseTCP_CAUSE_TIMEOUT:
-		return record.CloseTimeout
+		return observed.CloseTimeout
 	case tcpTcpCloseCauseTCP_CAUSE_REFUSED:
-		return record.CloseRefused
+		return observed.CloseRefused
 	}
-	return record.CloseNone
+	return observed.CloseNone
 }

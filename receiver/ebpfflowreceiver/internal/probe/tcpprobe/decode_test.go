@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // A real `socks` entry read from the kernel on 6.18: an IPv6 client on ::1
@@ -28,16 +28,16 @@ func TestDecodeRealEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := record.TCPSample{
+	want := observed.TCPSample{
 		Cookie:         12,
 		Local:          netip.MustParseAddrPort("[::1]:59164"),
 		Remote:         netip.MustParseAddrPort("[::1]:43199"),
 		CgroupID:       1,
 		PID:            5227,
 		Comm:           "tcpprobe.test",
-		State:          record.TCPClose,
-		Initiator:      record.InitiatorLocal,
-		CloseCause:     record.CloseRSTReceived,
+		State:          observed.TCPClose,
+		Initiator:      observed.InitiatorLocal,
+		CloseCause:     observed.CloseRSTReceived,
 		ResetsReceived: 1,
 		SRTT:           31 * time.Microsecond,
 		OpenedAt:       boot.Add(0x1fb2d17030c),
@@ -50,7 +50,7 @@ func TestDecodeRealEntry(t *testing.T) {
 
 func valid() tcpTcpSockInfo {
 	v := tcpTcpSockInfo{
-		CgroupId: 7, OpenedNs: 1000, Family: probe.AFInet, State: uint8(record.TCPEstablished),
+		CgroupId: 7, OpenedNs: 1000, Family: probe.AFInet, State: uint8(observed.TCPEstablished),
 		Initiator: uint8(tcpTcpInitiatorTCP_INITIATOR_REMOTE), Sport: 80, Dport: 40000, SrttUs: 250,
 	}
 	copy(v.Saddr[:], []byte{10, 0, 0, 1})
@@ -65,33 +65,33 @@ func TestDecode(t *testing.T) {
 	mapped.Daddr = netip.MustParseAddr("::ffff:10.0.0.2").As16()
 
 	closedFin := valid()
-	closedFin.ClosedNs, closedFin.CloseCause, closedFin.State = 5000, uint8(tcpTcpCloseCauseTCP_CAUSE_FIN), uint8(record.TCPClose)
+	closedFin.ClosedNs, closedFin.CloseCause, closedFin.State = 5000, uint8(tcpTcpCloseCauseTCP_CAUSE_FIN), uint8(observed.TCPClose)
 
 	for _, tc := range []struct {
 		name   string
 		key    []byte
 		value  func() tcpTcpSockInfo
 		errSub string
-		check  func(t *testing.T, s record.TCPSample)
+		check  func(t *testing.T, s observed.TCPSample)
 	}{
-		{name: "open ipv4", value: valid, check: func(t *testing.T, s record.TCPSample) {
+		{name: "open ipv4", value: valid, check: func(t *testing.T, s observed.TCPSample) {
 			if s.Local != netip.MustParseAddrPort("10.0.0.1:80") || s.Remote != netip.MustParseAddrPort("10.0.0.2:40000") ||
-				s.Initiator != record.InitiatorRemote || s.CloseCause != record.CloseNone || !s.ClosedAt.IsZero() ||
+				s.Initiator != observed.InitiatorRemote || s.CloseCause != observed.CloseNone || !s.ClosedAt.IsZero() ||
 				s.OpenedAt != boot.Add(1000) || s.SRTT != 250*time.Microsecond || s.CgroupID != 7 {
 				t.Errorf("%+v", s)
 			}
 		}},
-		{name: "v4-mapped unmapped", value: func() tcpTcpSockInfo { return mapped }, check: func(t *testing.T, s record.TCPSample) {
+		{name: "v4-mapped unmapped", value: func() tcpTcpSockInfo { return mapped }, check: func(t *testing.T, s observed.TCPSample) {
 			if !s.Local.Addr().Is4() || s.Local.Addr() != netip.MustParseAddr("10.0.0.1") {
 				t.Errorf("local %v, want plain IPv4", s.Local)
 			}
 		}},
-		{name: "closed fin", value: func() tcpTcpSockInfo { return closedFin }, check: func(t *testing.T, s record.TCPSample) {
-			if s.CloseCause != record.CloseFIN || s.ClosedAt != boot.Add(5000) || s.State != record.TCPClose {
+		{name: "closed fin", value: func() tcpTcpSockInfo { return closedFin }, check: func(t *testing.T, s observed.TCPSample) {
+			if s.CloseCause != observed.CloseFIN || s.ClosedAt != boot.Add(5000) || s.State != observed.TCPClose {
 				t.Errorf("%+v", s)
 			}
 		}},
-		{name: "opened before probe", value: func() tcpTcpSockInfo { v := valid(); v.OpenedNs = 0; return v }, check: func(t *testing.T, s record.TCPSample) {
+		{name: "opened before probe", value: func() tcpTcpSockInfo { v := valid(); v.OpenedNs = 0; return v }, check: func(t *testing.T, s observed.TCPSample) {
 			if !s.OpenedAt.IsZero() {
 				t.Errorf("opened %v, want zero", s.OpenedAt)
 			}
@@ -142,10 +142,10 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if s.Cookie == 0 || s.State < record.TCPEstablished || s.State > record.TCPNewSynRecv || s.State.String() == "" {
+		if s.Cookie == 0 || s.State < observed.TCPEstablished || s.State > observed.TCPNewSynRecv || s.State.String() == "" {
 			t.Fatalf("invalid sample passed: %+v", s)
 		}
-		if (s.CloseCause == record.CloseNone) != s.ClosedAt.IsZero() {
+		if (s.CloseCause == observed.CloseNone) != s.ClosedAt.IsZero() {
 			t.Fatalf("close cause %v with close time %v", s.CloseCause, s.ClosedAt)
 		}
 		if !s.Local.Addr().IsValid() || !s.Remote.Addr().IsValid() || s.Local.Addr().Is4() != s.Remote.Addr().Is4() {

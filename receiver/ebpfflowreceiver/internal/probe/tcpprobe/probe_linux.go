@@ -9,8 +9,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
 )
 
 // DefaultMaxSockets bounds the `socks` LRU map when Config.MaxSockets is 0:
@@ -79,8 +79,8 @@ func (p *Probe) Attach() error {
 
 // Snapshot reads every socket entry. Entries that fail to decode are counted
 // in Counters().DecodeErrors and skipped.
-func (p *Probe) Snapshot(boot time.Time) ([]record.TCPSample, error) {
-	return probe.Snapshot(p.objs.Socks, func(cookie *uint64, v *tcpTcpSockInfo) (record.TCPSample, error) {
+func (p *Probe) Snapshot(boot time.Time) ([]observed.TCPSample, error) {
+	return probe.Snapshot(p.objs.Socks, func(cookie *uint64, v *tcpTcpSockInfo) (observed.TCPSample, error) {
 		return decodeInfo(*cookie, v, boot)
 	}, &p.decodeErrors)
 }

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 func attached(t testing.TB) *Probe {
@@ -32,10 +32,10 @@ func attached(t testing.TB) *Probe {
 }
 
 // waitSample polls snapshots until the socket's sample satisfies ok.
-func waitSample(t *testing.T, p *Probe, cookie uint64, what string, ok func(record.TCPSample) bool) record.TCPSample {
+func waitSample(t *testing.T, p *Probe, cookie uint64, what string, ok func(observed.TCPSample) bool) observed.TCPSample {
 	t.Helper()
 	boot := testkit.BootTime(t)
-	var last *record.TCPSample
+	var last *observed.TCPSample
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		samples, err := p.Snapshot(boot)
 		if err != nil {
@@ -51,11 +51,11 @@ func waitSample(t *testing.T, p *Probe, cookie uint64, what string, ok func(reco
 		}
 	}
 	t.Fatalf("socket %d never %s; last sample: %+v", cookie, what, last)
-	return record.TCPSample{}
+	return observed.TCPSample{}
 }
 
-func closed(s record.TCPSample) bool      { return !s.ClosedAt.IsZero() }
-func established(s record.TCPSample) bool { return s.State == record.TCPEstablished }
+func closed(s observed.TCPSample) bool      { return !s.ClosedAt.IsZero() }
+func established(s observed.TCPSample) bool { return s.State == observed.TCPEstablished }
 
 // dialer records the socket cookie of the connecting socket before connect.
 func dialer(cookie *uint64, timeout time.Duration, opts ...func(fd int) error) *net.Dialer {
@@ -98,7 +98,7 @@ func TestRefused(t *testing.T) {
 	s := waitSample(t, p, cookie, "closed", closed)
 	t.Logf("%+v", s)
 
-	if s.CloseCause != record.CloseRefused || s.Initiator != record.InitiatorLocal || s.State != record.TCPClose {
+	if s.CloseCause != observed.CloseRefused || s.Initiator != observed.InitiatorLocal || s.State != observed.TCPClose {
 		t.Errorf("cause=%v initiator=%v state=%v, want refused/local/close", s.CloseCause, s.Initiator, s.State)
 	}
 	if s.Remote != target || s.Local.Addr() != target.Addr() || s.Local.Port() == 0 {
@@ -163,13 +163,13 @@ func TestNormalClose(t *testing.T) {
 			// Open: both ends established, roles and tuples mirror each other.
 			co := waitSample(t, p, cc, "established", established)
 			so := waitSample(t, p, sc, "established", established)
-			if co.Initiator != record.InitiatorLocal || so.Initiator != record.InitiatorRemote {
+			if co.Initiator != observed.InitiatorLocal || so.Initiator != observed.InitiatorRemote {
 				t.Errorf("initiators client=%v server=%v", co.Initiator, so.Initiator)
 			}
 			if co.Local != client || co.Remote != server || so.Local != server || so.Remote != client {
 				t.Errorf("client %v->%v server %v->%v, want %v<->%v", co.Local, co.Remote, so.Local, so.Remote, client, server)
 			}
-			if !co.ClosedAt.IsZero() || co.CloseCause != record.CloseNone || co.OpenedAt.IsZero() || so.OpenedAt.IsZero() {
+			if !co.ClosedAt.IsZero() || co.CloseCause != observed.CloseNone || co.OpenedAt.IsZero() || so.OpenedAt.IsZero() {
 				t.Errorf("open sample has close data or no open time: %+v", co)
 			}
 
@@ -194,8 +194,8 @@ func TestNormalClose(t *testing.T) {
 			ss := waitSample(t, p, sc, "closed", closed)
 			t.Logf("client %+v", cs)
 			t.Logf("server %+v", ss)
-			for _, x := range []record.TCPSample{cs, ss} {
-				if x.CloseCause != record.CloseFIN || x.State != record.TCPClose || x.ResetsSent+x.ResetsReceived != 0 {
+			for _, x := range []observed.TCPSample{cs, ss} {
+				if x.CloseCause != observed.CloseFIN || x.State != observed.TCPClose || x.ResetsSent+x.ResetsReceived != 0 {
 					t.Errorf("%v: cause=%v state=%v resets=%d/%d, want fin/close/0", x.Local, x.CloseCause, x.State, x.ResetsSent, x.ResetsReceived)
 				}
 				if x.SRTT <= 0 || x.SRTT > time.Second {
@@ -223,10 +223,10 @@ func TestReset(t *testing.T) {
 		}
 		cs := waitSample(t, p, cc, "closed", closed)
 		ss := waitSample(t, p, sc, "closed", closed)
-		if cs.CloseCause != record.CloseRSTSent || cs.ResetsSent != 1 {
+		if cs.CloseCause != observed.CloseRSTSent || cs.ResetsSent != 1 {
 			t.Errorf("client cause=%v resets sent=%d, want rst_sent/1", cs.CloseCause, cs.ResetsSent)
 		}
-		if ss.CloseCause != record.CloseRSTReceived || ss.ResetsReceived != 1 {
+		if ss.CloseCause != observed.CloseRSTReceived || ss.ResetsReceived != 1 {
 			t.Errorf("server cause=%v resets received=%d, want rst_received/1", ss.CloseCause, ss.ResetsReceived)
 		}
 	})
@@ -241,7 +241,7 @@ func TestReset(t *testing.T) {
 		c.Close()                         // unread data: CLOSE then RST
 		cs := waitSample(t, p, cc, "closed", closed)
 		ss := waitSample(t, p, sc, "closed", closed)
-		if cs.CloseCause != record.CloseRSTSent || ss.CloseCause != record.CloseRSTReceived {
+		if cs.CloseCause != observed.CloseRSTSent || ss.CloseCause != observed.CloseRSTReceived {
 			t.Errorf("client %v server %v, want rst_sent/rst_received", cs.CloseCause, ss.CloseCause)
 		}
 	})
@@ -262,7 +262,7 @@ func TestConnectTimeout(t *testing.T) {
 		}
 		s := waitSample(t, p, cookie, "closed", closed)
 		t.Logf("%+v", s)
-		if s.CloseCause != record.CloseTimeout || s.Initiator != record.InitiatorLocal || s.Remote != target || s.ResetsReceived != 0 {
+		if s.CloseCause != observed.CloseTimeout || s.Initiator != observed.InitiatorLocal || s.Remote != target || s.ResetsReceived != 0 {
 			t.Errorf("cause=%v initiator=%v remote=%v resets=%d, want timeout/local/%v/0", s.CloseCause, s.Initiator, s.Remote, s.ResetsReceived, target)
 		}
 		if s.Local.Addr() != netip.MustParseAddr("10.200.7.1") || s.Local.Port() == 0 {
@@ -281,7 +281,7 @@ func TestConnectTimeout(t *testing.T) {
 		synRetrans := a.Counter(t, "/proc/net/netstat", "TcpExt", "TCPSynRetrans") - before
 		s := waitSample(t, p, cookie, "closed", closed)
 		t.Logf("%+v (namespace TCPSynRetrans +%d)", s, synRetrans)
-		if s.CloseCause != record.CloseTimeout || s.Retransmits == 0 || uint64(s.Retransmits) != synRetrans {
+		if s.CloseCause != observed.CloseTimeout || s.Retransmits == 0 || uint64(s.Retransmits) != synRetrans {
 			t.Errorf("cause=%v retransmits=%d, want timeout and the namespace's %d SYN retransmits", s.CloseCause, s.Retransmits, synRetrans)
 		}
 	})
@@ -347,7 +347,7 @@ func TestRetransmits(t *testing.T) {
 	if s.Retransmits == 0 || s.Retransmits < info.Total_retrans {
 		t.Errorf("retransmits %d, kernel counted %d", s.Retransmits, info.Total_retrans)
 	}
-	if s.CloseCause != record.CloseFIN {
+	if s.CloseCause != observed.CloseFIN {
 		t.Errorf("cause %v, want fin", s.CloseCause)
 	}
 }
@@ -420,7 +420,7 @@ func TestEstablishedTimeout(t *testing.T) {
 	}
 	s := waitSample(t, p, cookie, "closed", closed)
 	t.Logf("%+v", s)
-	if s.CloseCause != record.CloseTimeout || s.Retransmits == 0 {
+	if s.CloseCause != observed.CloseTimeout || s.Retransmits == 0 {
 		t.Errorf("cause=%v retransmits=%d, want timeout and >0", s.CloseCause, s.Retransmits)
 	}
 }
@@ -436,7 +436,7 @@ func TestTimeWaitReset(t *testing.T) {
 	waitSample(t, p, sc, "established", established)
 	c.Close()
 	cs := waitSample(t, p, cc, "closed", closed)
-	if cs.CloseCause != record.CloseFIN || cs.ResetsSent != 0 {
+	if cs.CloseCause != observed.CloseFIN || cs.ResetsSent != 0 {
 		t.Fatalf("client at close: cause=%v resets sent=%d, want fin/0", cs.CloseCause, cs.ResetsSent)
 	}
 	if _, err := s.Write([]byte("too late")); err != nil {
@@ -444,13 +444,13 @@ func TestTimeWaitReset(t *testing.T) {
 	}
 	// In CLOSE_WAIT the reset sets sk_err = EPIPE (reads keep returning
 	// EOF), so watch the samples rather than the socket.
-	cs = waitSample(t, p, cc, "reset from TIME_WAIT", func(x record.TCPSample) bool { return x.ResetsSent == 1 })
+	cs = waitSample(t, p, cc, "reset from TIME_WAIT", func(x observed.TCPSample) bool { return x.ResetsSent == 1 })
 	ss := waitSample(t, p, sc, "closed", closed)
 	t.Logf("client %+v\nserver %+v", cs, ss)
-	if cs.CloseCause != record.CloseFIN {
+	if cs.CloseCause != observed.CloseFIN {
 		t.Errorf("client cause %v after its TIME_WAIT reset, want fin", cs.CloseCause)
 	}
-	if ss.CloseCause != record.CloseRSTReceived {
+	if ss.CloseCause != observed.CloseRSTReceived {
 		t.Errorf("server cause %v, want rst_received", ss.CloseCause)
 	}
 }

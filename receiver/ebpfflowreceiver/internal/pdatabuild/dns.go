@@ -1,4 +1,4 @@
-package translate
+package pdatabuild
 
 import (
 	"crypto/rand"
@@ -11,17 +11,17 @@ import (
 
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // WithDNSQuestionNameOnMetrics adds dns.question.name to dns.lookup.duration:
 // one series per name asked, so off by default.
 func WithDNSQuestionNameOnMetrics(on bool) Option {
-	return func(t *Translator) { t.dnsQNameOnMetrics = on }
+	return func(t *Builder) { t.dnsQNameOnMetrics = on }
 }
 
 // dnsAttrCount is the exact number of attributes putDNS and newEvent write.
-func dnsAttrCount(l *record.DNSLookup) int {
+func dnsAttrCount(l *observed.DNSLookup) int {
 	n := 1 + 11 // event.name; name, type, id, rcode, answers, duration, client×2, server×2, transport
 	if l.Client.Addr().IsValid() {
 		n++ // network.type
@@ -41,7 +41,7 @@ func dnsAttrCount(l *record.DNSLookup) int {
 	return n
 }
 
-func (t *Translator) putDNS(m pcommon.Map, l *record.DNSLookup) {
+func (t *Builder) putDNS(m pcommon.Map, l *observed.DNSLookup) {
 	m.PutStr(semconv.AttrDNSQuestionName, l.Name)
 	m.PutStr(semconv.AttrDNSQuestionType, l.Type)
 	m.PutInt(semconv.AttrDNSID, int64(l.ID))
@@ -78,7 +78,7 @@ func (t *Translator) putDNS(m pcommon.Map, l *record.DNSLookup) {
 // addDNS feeds dns.lookup.duration. The resolver's address is a metric
 // attribute on purpose: "which resolver is slow" is the question, and a
 // node talks to a handful of them.
-func (t *Translator) addDNS(l *record.DNSLookup) {
+func (t *Builder) addDNS(l *observed.DNSLookup) {
 	e := edge{
 		transport: l.Transport.String(),
 		server:    l.Server.Addr().Unmap().String(),
@@ -97,9 +97,9 @@ func (t *Translator) addDNS(l *record.DNSLookup) {
 // leaving the socket to its answer (or the timeout), grouped into one
 // ResourceSpans per local workload. Each lookup is its own trace: the
 // kernel does not know the application's trace context.
-func (t *Translator) Traces(r record.Report) ptrace.Traces {
+func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 	td := ptrace.NewTraces()
-	byWorkload := make(map[record.Workload]ptrace.SpanSlice)
+	byWorkload := make(map[observed.Workload]ptrace.SpanSlice)
 	for i := range r.DNS {
 		l := &r.DNS[i]
 		spans, ok := byWorkload[l.Local]
@@ -134,7 +134,7 @@ func (t *Translator) Traces(r record.Report) ptrace.Traces {
 // consumer windowing by event time sees a TIMEOUT when it happens, not
 // dns.timeout in the past; the query's time is Timestamp - duration (and
 // the span's start). The observed time is the report's.
-func (t *Translator) dnsLogs(r *record.Report, now pcommon.Timestamp, records func(record.Workload) plog.LogRecordSlice) {
+func (t *Builder) dnsLogs(r *observed.Report, now pcommon.Timestamp, records func(observed.Workload) plog.LogRecordSlice) {
 	for i := range r.DNS {
 		l := &r.DNS[i]
 		lr := records(l.Local).AppendEmpty()
@@ -154,20 +154,20 @@ func (t *Translator) dnsLogs(r *record.Report, now pcommon.Timestamp, records fu
 
 // traceID and spanID are random, as W3C trace context requires; a fast
 // generator seeded once from crypto/rand is enough for that.
-func (t *Translator) traceID() pcommon.TraceID {
+func (t *Builder) traceID() pcommon.TraceID {
 	var id pcommon.TraceID
 	binary.LittleEndian.PutUint64(id[:8], t.rng().Uint64())
 	binary.LittleEndian.PutUint64(id[8:], t.rng().Uint64()|1) // never all zero
 	return id
 }
 
-func (t *Translator) spanID() pcommon.SpanID {
+func (t *Builder) spanID() pcommon.SpanID {
 	var id pcommon.SpanID
 	binary.LittleEndian.PutUint64(id[:], t.rng().Uint64()|1)
 	return id
 }
 
-func (t *Translator) rng() *mrand.ChaCha8 {
+func (t *Builder) rng() *mrand.ChaCha8 {
 	if t.ids == nil {
 		var seed [32]byte
 		_, _ = rand.Read(seed[:]) // never fails (crypto/rand panics instead)

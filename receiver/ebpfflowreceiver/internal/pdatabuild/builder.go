@@ -1,6 +1,8 @@
-// Package translate turns the engine's reports into the pdata the receiver
-// emits: network.flow and network.drop events (logs) and cumulative flow
-// metrics, each grouped into one resource per local workload.
+// Package pdatabuild builds the pdata the receiver emits from the engine's
+// reports: network.flow, network.drop and dns.lookup events (logs),
+// cumulative metrics and DNS spans, each grouped into one resource per local
+// workload. A new kind of record gets its own file beside dns.go: its
+// attribute count, its putX and its place in Logs, Metrics or Traces.
 //
 // Names come from internal/semconv (the contract: docs/telemetry.md);
 // the golden files in testdata pin them. Everything is built by hand with
@@ -8,7 +10,7 @@
 // which mdatagen cannot generate for component metrics, and every cumulative
 // series carries its own start time (see metrics.go), which a builder-wide
 // start time cannot express.
-package translate // import "github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/translate"
+package pdatabuild
 
 import (
 	mrand "math/rand/v2"
@@ -21,17 +23,17 @@ import (
 
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
-// maxAddrCache bounds the formatted-address cache of a Translator.
+// maxAddrCache bounds the formatted-address cache of a Builder.
 const maxAddrCache = 4096
 
 // flowAttrCount is the exact number of attributes putFlow and newEvent write
 // for f, so each record's attribute slice is allocated once at its size.
-func flowAttrCount(f *record.Flow) int {
+func flowAttrCount(f *observed.Flow) int {
 	n := 1 + tupleAttrCount(f.Transport, f.Source, f.Dest) + 5 + 1 // event.name, tuple, 4 counters + role, verdict
-	if f.Transport == record.TransportTCP {
+	if f.Transport == observed.TransportTCP {
 		n += 2 // retransmits, resets
 		if f.State.String() != "" {
 			n++
@@ -73,7 +75,7 @@ func flowAttrCount(f *record.Flow) int {
 }
 
 // dropAttrCount is the exact number of attributes putDrop and newEvent write for d.
-func dropAttrCount(d *record.Drop) int {
+func dropAttrCount(d *observed.Drop) int {
 	n := 1 + 3 + tupleAttrCount(d.Transport, d.Source, d.Dest) // event.name, reason, count, bytes, tuple
 	if d.Location != "" {
 		n++
@@ -84,7 +86,7 @@ func dropAttrCount(d *record.Drop) int {
 	return n
 }
 
-func tupleAttrCount(tr record.Transport, src, dst netip.AddrPort) int {
+func tupleAttrCount(tr observed.Transport, src, dst netip.AddrPort) int {
 	n := 0
 	if tr != 0 {
 		n++
@@ -92,7 +94,7 @@ func tupleAttrCount(tr record.Transport, src, dst netip.AddrPort) int {
 	if src.Addr().IsValid() {
 		n += 2 // network.type, source.address
 	}
-	withPorts := tr == record.TransportTCP || tr == record.TransportUDP
+	withPorts := tr == observed.TransportTCP || tr == observed.TransportUDP
 	if src.Addr().IsValid() && withPorts {
 		n++
 	}
@@ -111,11 +113,11 @@ const (
 	DefaultMaxSeries     = 100000 // a few tens of MB of state at worst
 )
 
-// Translator converts reports into pdata. It holds the cumulative metric
-// state, so one Translator serves one receiver; it is not safe for
+// Builder converts reports into pdata. It holds the cumulative metric
+// state, so one Builder serves one receiver; it is not safe for
 // concurrent use (the engine delivers reports one at a time), except for the
 // counter accessors, which the self-telemetry callbacks read.
-type Translator struct {
+type Builder struct {
 	nodeName, hostName string
 	scopeVersion       string
 	idleIntervals      uint64
@@ -134,15 +136,15 @@ type Translator struct {
 	evictedLimit atomic.Uint64
 }
 
-// Option configures a Translator.
-type Option func(*Translator)
+// Option configures a Builder.
+type Option func(*Builder)
 
 // WithScopeVersion sets the instrumentation scope version (the collector's build version).
-func WithScopeVersion(v string) Option { return func(t *Translator) { t.scopeVersion = v } }
+func WithScopeVersion(v string) Option { return func(t *Builder) { t.scopeVersion = v } }
 
 // WithIdleIntervals sets after how many reports without change a metric series is forgotten.
 func WithIdleIntervals(n int) Option {
-	return func(t *Translator) {
+	return func(t *Builder) {
 		if n > 0 {
 			t.idleIntervals = uint64(n)
 		}
@@ -151,18 +153,18 @@ func WithIdleIntervals(n int) Option {
 
 // WithMaxSeries caps the number of cumulative metric series held.
 func WithMaxSeries(n int) Option {
-	return func(t *Translator) {
+	return func(t *Builder) {
 		if n > 0 {
 			t.maxSeries = n
 		}
 	}
 }
 
-// New returns a Translator. start is the start time of the first cumulative
+// New returns a Builder. start is the start time of the first cumulative
 // series (the receiver's start); nodeName and hostName go on every resource
 // when not empty.
-func New(start time.Time, nodeName, hostName string, opts ...Option) *Translator {
-	t := &Translator{
+func New(start time.Time, nodeName, hostName string, opts ...Option) *Builder {
+	t := &Builder{
 		nodeName:      nodeName,
 		hostName:      hostName,
 		idleIntervals: DefaultIdleIntervals,
@@ -181,14 +183,14 @@ func New(start time.Time, nodeName, hostName string, opts ...Option) *Translator
 // per drop aggregate and one dns.lookup record per DNS lookup, grouped into one ResourceLogs per local workload in
 // order of first appearance. Every record's Timestamp and ObservedTimestamp
 // are the report time: the end of the interval its counters cover.
-func (t *Translator) Logs(r record.Report) plog.Logs {
+func (t *Builder) Logs(r observed.Report) plog.Logs {
 	ld := plog.NewLogs()
 	now := pcommon.NewTimestampFromTime(r.Time)
-	byWorkload := make(map[record.Workload]plog.LogRecordSlice)
+	byWorkload := make(map[observed.Workload]plog.LogRecordSlice)
 	if len(t.addrs) > maxAddrCache {
 		clear(t.addrs) // bounded: a scan of many remote addresses must not pin them all
 	}
-	records := func(w record.Workload) plog.LogRecordSlice {
+	records := func(w observed.Workload) plog.LogRecordSlice {
 		if s, ok := byWorkload[w]; ok {
 			return s
 		}
@@ -228,7 +230,7 @@ func newEvent(lr plog.LogRecord, name string, ts pcommon.Timestamp) {
 
 // putResource writes the local workload's identity: what k8sattributes
 // associates on (k8s.pod.uid, k8s.pod.ip, container.id) plus the node.
-func (t *Translator) putResource(m pcommon.Map, w record.Workload) {
+func (t *Builder) putResource(m pcommon.Map, w observed.Workload) {
 	if w.ContainerID != "" {
 		m.PutStr(semconv.AttrContainerID, w.ContainerID)
 	}
@@ -255,14 +257,14 @@ func (t *Translator) putResource(m pcommon.Map, w record.Workload) {
 	}
 }
 
-func (t *Translator) putFlow(m pcommon.Map, f *record.Flow) {
+func (t *Builder) putFlow(m pcommon.Map, f *observed.Flow) {
 	t.putTuple(m, f.Transport, f.Source, f.Dest)
 	m.PutInt(semconv.AttrFlowSrcBytes, clampInt(f.SourceBytes))
 	m.PutInt(semconv.AttrFlowSrcPackets, clampInt(f.SourcePackets))
 	m.PutInt(semconv.AttrFlowDstBytes, clampInt(f.DestBytes))
 	m.PutInt(semconv.AttrFlowDstPackets, clampInt(f.DestPackets))
 	m.PutStr(semconv.AttrFlowLocalRole, f.LocalRole.String())
-	if f.Transport == record.TransportTCP {
+	if f.Transport == observed.TransportTCP {
 		if s := f.State.String(); s != "" {
 			m.PutStr(semconv.AttrConnState, s)
 		}
@@ -304,8 +306,8 @@ var peerKeys = [2]struct{ containerID, podUID, pid, exec string }{
 }
 
 // peerSide is the side ("source" or "destination") of the remote end.
-func peerSide(local record.Role) string {
-	if local == record.RoleServer {
+func peerSide(local observed.Role) string {
+	if local == observed.RoleServer {
 		return semconv.SideSource
 	}
 	return semconv.SideDestination
@@ -313,7 +315,7 @@ func peerSide(local record.Role) string {
 
 // putPeer writes the identity of a peer that is itself a workload on this
 // node, so both ends of node-local traffic are known without k8sattributes.
-func putPeer(m pcommon.Map, side string, w *record.Workload) {
+func putPeer(m pcommon.Map, side string, w *observed.Workload) {
 	k := &peerKeys[1]
 	if side == semconv.SideSource {
 		k = &peerKeys[0]
@@ -332,7 +334,7 @@ func putPeer(m pcommon.Map, side string, w *record.Workload) {
 	}
 }
 
-func (t *Translator) putDrop(m pcommon.Map, d *record.Drop) {
+func (t *Builder) putDrop(m pcommon.Map, d *observed.Drop) {
 	m.PutStr(semconv.AttrDropReason, d.Reason)
 	m.PutInt(semconv.AttrDropCount, clampInt(d.Count))
 	m.PutInt(semconv.AttrDropBytes, clampInt(d.Bytes))
@@ -347,14 +349,14 @@ func (t *Translator) putDrop(m pcommon.Map, d *record.Drop) {
 
 // putTuple writes the 5-tuple. Ports only exist for TCP and UDP; a drop of a
 // packet that could not be parsed has no addresses at all.
-func (t *Translator) putTuple(m pcommon.Map, tr record.Transport, src, dst netip.AddrPort) {
+func (t *Builder) putTuple(m pcommon.Map, tr observed.Transport, src, dst netip.AddrPort) {
 	if tr != 0 {
 		m.PutStr(semconv.AttrTransport, tr.String())
 	}
 	if t := networkType(src.Addr()); t != "" {
 		m.PutStr(semconv.AttrNetworkType, t)
 	}
-	withPorts := tr == record.TransportTCP || tr == record.TransportUDP
+	withPorts := tr == observed.TransportTCP || tr == observed.TransportUDP
 	if src.Addr().IsValid() {
 		m.PutStr(semconv.AttrSrcAddr, t.addrString(src.Addr()))
 		if withPorts {
@@ -371,7 +373,7 @@ func (t *Translator) putTuple(m pcommon.Map, tr record.Transport, src, dst netip
 
 // addrString formats a (valid) address without its IPv4-mapping, once per
 // address: the same pod and service addresses recur in every report.
-func (t *Translator) addrString(a netip.Addr) string {
+func (t *Builder) addrString(a netip.Addr) string {
 	if s, ok := t.addrs[a]; ok {
 		return s
 	}

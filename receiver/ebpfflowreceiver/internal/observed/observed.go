@@ -1,7 +1,8 @@
-// Package record holds the typed form of what the probes observe and what the
-// engine reports. It is pure Go: decoders produce samples, the flow table turns
-// samples into per-interval records, and translate turns records into pdata.
-package record
+// Package observed holds the typed form of what the probes observe and what
+// the engine reports. It is pure Go: decoders produce samples, the flow table
+// turns samples into per-interval flows and drops, the DNS matcher packets
+// into lookups, and pdatabuild turns a Report into pdata.
+package observed
 
 import (
 	"net/netip"

@@ -1,4 +1,4 @@
-package record
+package observed
 
 import (
 	"net/netip"

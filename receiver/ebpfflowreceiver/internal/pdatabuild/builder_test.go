@@ -1,4 +1,4 @@
-package translate
+package pdatabuild
 
 import (
 	"flag"
@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -29,87 +29,87 @@ var (
 	t1 = t0.Add(10 * time.Second)                       // first flush
 	t2 = t1.Add(10 * time.Second)                       // second flush
 
-	podA = record.Workload{
+	podA = observed.Workload{
 		CgroupID:    4101,
 		CgroupPath:  "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6f1c2d3e_8a9b_4c5d_9e0f_112233445566.slice/cri-containerd-aaaa1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888.scope",
 		ContainerID: "aaaa1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888",
 		PodUID:      "6f1c2d3e-8a9b-4c5d-9e0f-112233445566",
 		PodIP:       netip.MustParseAddr("10.244.1.5"),
 	}
-	podB = record.Workload{
+	podB = observed.Workload{
 		CgroupID:    4102,
 		CgroupPath:  "/kubepods/besteffort/pod0a0b0c0d-1111-2222-3333-444455556666/cccc1111dddd2222eeee3333ffff4444aaaa5555bbbb6666cccc7777dddd8888",
 		ContainerID: "cccc1111dddd2222eeee3333ffff4444aaaa5555bbbb6666cccc7777dddd8888",
 		PodUID:      "0a0b0c0d-1111-2222-3333-444455556666",
 		PodIP:       netip.MustParseAddr("10.244.1.7"),
 	}
-	nginx = record.Workload{CgroupID: 77, CgroupPath: "/system.slice/nginx.service", PID: 812, Executable: "nginx"}
-	curl  = record.Workload{CgroupID: 91, CgroupPath: "/user.slice/user-0.slice/session-3.scope", PID: 4242, Executable: "curl"}
+	nginx = observed.Workload{CgroupID: 77, CgroupPath: "/system.slice/nginx.service", PID: 812, Executable: "nginx"}
+	curl  = observed.Workload{CgroupID: 91, CgroupPath: "/user.slice/user-0.slice/session-3.scope", PID: 4242, Executable: "curl"}
 )
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 // firstReport covers every shape a flow or drop can take.
-func firstReport() record.Report {
-	return record.Report{
+func firstReport() observed.Report {
+	return observed.Report{
 		Time: t1,
-		Flows: []record.Flow{
+		Flows: []observed.Flow{
 			{ // pod A -> pod B on this node, seen from the client socket
-				Local: podA, Remote: &podB, Transport: record.TransportTCP,
-				Source: ap("10.244.1.5:43210"), Dest: ap("10.244.1.7:8080"), LocalRole: record.RoleClient,
+				Local: podA, Remote: &podB, Transport: observed.TransportTCP,
+				Source: ap("10.244.1.5:43210"), Dest: ap("10.244.1.7:8080"), LocalRole: observed.RoleClient,
 				SourceBytes: 1500, SourcePackets: 12, DestBytes: 64000, DestPackets: 50,
-				State: record.TCPEstablished, SRTT: 120 * time.Microsecond, Scope: record.ScopeNode,
+				State: observed.TCPEstablished, SRTT: 120 * time.Microsecond, Scope: observed.ScopeNode,
 				Start: t0.Add(2 * time.Second), End: t1.Add(-time.Second),
 			},
 			{ // the same connection seen from the server socket
-				Local: podB, Remote: &podA, Transport: record.TransportTCP,
-				Source: ap("10.244.1.5:43210"), Dest: ap("10.244.1.7:8080"), LocalRole: record.RoleServer,
+				Local: podB, Remote: &podA, Transport: observed.TransportTCP,
+				Source: ap("10.244.1.5:43210"), Dest: ap("10.244.1.7:8080"), LocalRole: observed.RoleServer,
 				SourceBytes: 1500, SourcePackets: 12, DestBytes: 64000, DestPackets: 50,
-				State: record.TCPEstablished, SRTT: 90 * time.Microsecond, Scope: record.ScopeNode,
+				State: observed.TCPEstablished, SRTT: 90 * time.Microsecond, Scope: observed.ScopeNode,
 				Start: t0.Add(2 * time.Second), End: t1.Add(-time.Second),
 			},
 			{ // host process to the internet, closed with FIN
-				Local: curl, Transport: record.TransportTCP,
-				Source: ap("192.168.1.10:51234"), Dest: ap("93.184.216.34:443"), LocalRole: record.RoleClient,
+				Local: curl, Transport: observed.TransportTCP,
+				Source: ap("192.168.1.10:51234"), Dest: ap("93.184.216.34:443"), LocalRole: observed.RoleClient,
 				SourceBytes: 2100, SourcePackets: 14, DestBytes: 18000, DestPackets: 16,
-				State: record.TCPClose, CloseCause: record.CloseFIN, SRTT: 25 * time.Millisecond,
-				Retransmits: 2, Scope: record.ScopeExternal,
+				State: observed.TCPClose, CloseCause: observed.CloseFIN, SRTT: 25 * time.Millisecond,
+				Retransmits: 2, Scope: observed.ScopeExternal,
 				Start: t0.Add(3 * time.Second), End: t0.Add(4 * time.Second), Closed: true,
 			},
 			{ // refused connect on loopback
-				Local: curl, Transport: record.TransportTCP,
-				Source: ap("127.0.0.1:40000"), Dest: ap("127.0.0.1:9"), LocalRole: record.RoleClient,
+				Local: curl, Transport: observed.TransportTCP,
+				Source: ap("127.0.0.1:40000"), Dest: ap("127.0.0.1:9"), LocalRole: observed.RoleClient,
 				SourceBytes: 60, SourcePackets: 1, DestBytes: 40, DestPackets: 1,
-				State: record.TCPClose, CloseCause: record.CloseRefused, Resets: 1, Scope: record.ScopeNode,
+				State: observed.TCPClose, CloseCause: observed.CloseRefused, Resets: 1, Scope: observed.ScopeNode,
 				Start: t0.Add(5 * time.Second), End: t0.Add(5 * time.Second), Closed: true,
 			},
 			{ // DNS to a cluster Service; a packet of it was dropped
-				Local: podA, Transport: record.TransportUDP,
-				Source: ap("10.244.1.5:38000"), Dest: ap("10.96.0.10:53"), LocalRole: record.RoleClient,
-				SourceBytes: 70, SourcePackets: 1, Dropped: true, Scope: record.ScopeCluster,
+				Local: podA, Transport: observed.TransportUDP,
+				Source: ap("10.244.1.5:38000"), Dest: ap("10.96.0.10:53"), LocalRole: observed.RoleClient,
+				SourceBytes: 70, SourcePackets: 1, Dropped: true, Scope: observed.ScopeCluster,
 				Start: t0.Add(6 * time.Second), End: t0.Add(6 * time.Second),
 			},
 			{ // IPv6 client to a host server
-				Local: nginx, Transport: record.TransportTCP,
-				Source: ap("[2001:db8::7]:50000"), Dest: ap("[2001:db8::1]:80"), LocalRole: record.RoleServer,
+				Local: nginx, Transport: observed.TransportTCP,
+				Source: ap("[2001:db8::7]:50000"), Dest: ap("[2001:db8::1]:80"), LocalRole: observed.RoleServer,
 				SourceBytes: 400, SourcePackets: 3, DestBytes: 900, DestPackets: 2,
-				State: record.TCPTimeWait, SRTT: 3 * time.Millisecond, Scope: record.ScopeNode,
+				State: observed.TCPTimeWait, SRTT: 3 * time.Millisecond, Scope: observed.ScopeNode,
 				Start: t0.Add(7 * time.Second), End: t0.Add(8 * time.Second),
 			},
 		},
-		Drops: []record.Drop{
+		Drops: []observed.Drop{
 			{
-				Local: podA, Reason: "NETFILTER_DROP", Location: "nf_hook_slow", Transport: record.TransportTCP,
+				Local: podA, Reason: "NETFILTER_DROP", Location: "nf_hook_slow", Transport: observed.TransportTCP,
 				Source: ap("10.244.1.5:43300"), Dest: ap("10.244.1.7:9090"), Interface: "veth6f1c2d3e",
 				Count: 3, Bytes: 180, Time: t1.Add(-2 * time.Second),
 			},
 			{ // no local socket: the resource is the node alone
-				Reason: "NO_SOCKET", Location: "tcp_v4_rcv", Transport: record.TransportTCP,
+				Reason: "NO_SOCKET", Location: "tcp_v4_rcv", Transport: observed.TransportTCP,
 				Source: ap("203.0.113.9:5555"), Dest: ap("192.168.1.10:23"), Interface: "eth0",
 				Count: 1, Bytes: 60, Time: t1.Add(-3 * time.Second),
 			},
 			{ // ICMPv6: addresses but no ports
-				Reason: "IP_INHDR", Location: "0xffffffffc0a81234", Transport: record.TransportICMPv6,
+				Reason: "IP_INHDR", Location: "0xffffffffc0a81234", Transport: observed.TransportICMPv6,
 				Source: netip.AddrPortFrom(netip.MustParseAddr("fe80::1"), 0), Dest: netip.AddrPortFrom(netip.MustParseAddr("ff02::1"), 0),
 				Interface: "eth0", Count: 2, Bytes: 144, Time: t1.Add(-4 * time.Second),
 			},
@@ -119,26 +119,26 @@ func firstReport() record.Report {
 }
 
 // dnsLookups covers every shape a lookup can take.
-func dnsLookups() []record.DNSLookup {
-	return []record.DNSLookup{
+func dnsLookups() []observed.DNSLookup {
+	return []observed.DNSLookup{
 		{ // answered, through a CNAME
-			Local: podA, Transport: record.TransportUDP, Client: ap("10.244.1.5:38000"), Server: ap("10.96.0.10:53"),
+			Local: podA, Transport: observed.TransportUDP, Client: ap("10.244.1.5:38000"), Server: ap("10.96.0.10:53"),
 			ID: 4242, Name: "api.shop.svc.cluster.local", Type: "A", RCode: "NOERROR",
 			Answers: []string{"api-v2.shop.svc.cluster.local.", "10.96.7.7"},
 			Start:   t0.Add(6 * time.Second), Duration: 1250 * time.Microsecond,
 		},
 		{ // NXDOMAIN from the same pod
-			Local: podA, Transport: record.TransportUDP, Client: ap("10.244.1.5:38001"), Server: ap("10.96.0.10:53"),
+			Local: podA, Transport: observed.TransportUDP, Client: ap("10.244.1.5:38001"), Server: ap("10.96.0.10:53"),
 			ID: 7, Name: "nope.shop.svc.cluster.local", Type: "AAAA", RCode: "NXDOMAIN",
 			Start: t0.Add(6 * time.Second), Duration: 900 * time.Microsecond,
 		},
 		{ // never answered, retried once by the same socket
-			Local: curl, Transport: record.TransportUDP, Client: ap("192.168.1.10:40001"), Server: ap("192.168.1.1:53"),
+			Local: curl, Transport: observed.TransportUDP, Client: ap("192.168.1.10:40001"), Server: ap("192.168.1.1:53"),
 			ID: 999, Name: "example.org", Type: "A", RCode: "TIMEOUT", Retransmits: 1,
 			Start: t0.Add(1 * time.Second), Duration: 5 * time.Second,
 		},
 		{ // over TCP after truncation, answered from another address than asked
-			Local: curl, Transport: record.TransportTCP, Client: ap("[2001:db8::7]:50100"), Server: ap("[2001:db8::53]:53"), Responder: ap("[2001:db8::54]:53"),
+			Local: curl, Transport: observed.TransportTCP, Client: ap("[2001:db8::7]:50100"), Server: ap("[2001:db8::53]:53"), Responder: ap("[2001:db8::54]:53"),
 			ID: 31337, Name: "big.example.org", Type: "TXT", RCode: "NOERROR", Truncated: true,
 			Answers: []string{`"v=spf1 -all"`, `"a" "b"`},
 			Start:   t0.Add(8 * time.Second), Duration: 32 * time.Millisecond,
@@ -147,12 +147,12 @@ func dnsLookups() []record.DNSLookup {
 }
 
 // secondReport continues some flows, and starts one new series.
-func secondReport() record.Report {
+func secondReport() observed.Report {
 	r := firstReport()
-	return record.Report{
+	return observed.Report{
 		Time: t2,
-		Flows: []record.Flow{
-			func() record.Flow { // more traffic on the pod A -> pod B connection
+		Flows: []observed.Flow{
+			func() observed.Flow { // more traffic on the pod A -> pod B connection
 				f := r.Flows[0]
 				f.SourceBytes, f.SourcePackets, f.DestBytes, f.DestPackets = 500, 4, 1000, 3
 				f.SRTT = 3 * time.Millisecond
@@ -160,23 +160,23 @@ func secondReport() record.Report {
 				f.End = t2.Add(-time.Second)
 				return f
 			}(),
-			func() record.Flow { // the same connection, closed by a reset from pod B
+			func() observed.Flow { // the same connection, closed by a reset from pod B
 				f := r.Flows[1]
 				f.SourceBytes, f.SourcePackets, f.DestBytes, f.DestPackets = 500, 4, 1000, 3
 				f.SRTT = 0
-				f.State, f.CloseCause, f.Resets, f.Closed = record.TCPClose, record.CloseRSTSent, 1, true
+				f.State, f.CloseCause, f.Resets, f.Closed = observed.TCPClose, observed.CloseRSTSent, 1, true
 				f.End = t2.Add(-time.Second)
 				return f
 			}(),
 			{ // a connect that timed out: new series in the second interval
-				Local: podA, Transport: record.TransportTCP,
-				Source: ap("10.244.1.5:43500"), Dest: ap("10.0.0.99:5432"), LocalRole: record.RoleClient,
+				Local: podA, Transport: observed.TransportTCP,
+				Source: ap("10.244.1.5:43500"), Dest: ap("10.0.0.99:5432"), LocalRole: observed.RoleClient,
 				SourceBytes: 180, SourcePackets: 3,
-				State: record.TCPClose, CloseCause: record.CloseTimeout, Scope: record.ScopeCluster,
+				State: observed.TCPClose, CloseCause: observed.CloseTimeout, Scope: observed.ScopeCluster,
 				Start: t1.Add(time.Second), End: t2.Add(-time.Second), Closed: true,
 			},
 		},
-		DNS: []record.DNSLookup{func() record.DNSLookup { // the A lookup again: same series
+		DNS: []observed.DNSLookup{func() observed.DNSLookup { // the A lookup again: same series
 			l := r.DNS[0]
 			l.ID, l.Start, l.Duration = 4243, t1.Add(3*time.Second), 40*time.Millisecond
 			return l
@@ -212,7 +212,7 @@ func checkMetrics(t *testing.T, name string, got pmetric.Metrics) {
 	require.NoError(t, pmetrictest.CompareMetrics(want, got))
 }
 
-func newTranslator(opts ...Option) *Translator {
+func newTranslator(opts ...Option) *Builder {
 	return New(t0, "node-1", "node-1.example", append([]Option{WithScopeVersion("0.1.0-test")}, opts...)...)
 }
 
@@ -357,7 +357,7 @@ func TestMetricsCumulative(t *testing.T) {
 
 func TestMetricsNeverCarryAddressesOrClientPorts(t *testing.T) {
 	tr := newTranslator()
-	reports := []record.Report{firstReport(), secondReport()}
+	reports := []observed.Report{firstReport(), secondReport()}
 	addrs := map[string]bool{}
 	serverPorts := map[int64]bool{}
 	for _, r := range reports {
@@ -424,20 +424,20 @@ func TestMetricsHostProcessResourceHasNoPID(t *testing.T) {
 
 func TestMetricsIdleEviction(t *testing.T) {
 	tr := newTranslator(WithIdleIntervals(2))
-	flow := record.Flow{
-		Local: podA, Transport: record.TransportUDP, LocalRole: record.RoleClient,
+	flow := observed.Flow{
+		Local: podA, Transport: observed.TransportUDP, LocalRole: observed.RoleClient,
 		Source: ap("10.244.1.5:40000"), Dest: ap("10.244.1.9:9999"), SourceBytes: 10, SourcePackets: 1,
-		Scope: record.ScopeCluster,
+		Scope: observed.ScopeCluster,
 	}
 	at := func(i int) time.Time { return t0.Add(time.Duration(i) * 10 * time.Second) }
 
-	md := tr.Metrics(record.Report{Time: at(1), Flows: []record.Flow{flow}})
+	md := tr.Metrics(observed.Report{Time: at(1), Flows: []observed.Flow{flow}})
 	assert.Equal(t, 2, md.DataPointCount()) // bytes + packets, transmit only
 	assert.EqualValues(t, 2, tr.Series())
 
-	md = tr.Metrics(record.Report{Time: at(2)}) // idle 1: still re-emitted
+	md = tr.Metrics(observed.Report{Time: at(2)}) // idle 1: still re-emitted
 	assert.Equal(t, 2, md.DataPointCount())
-	md = tr.Metrics(record.Report{Time: at(3)}) // idle 2: forgotten
+	md = tr.Metrics(observed.Report{Time: at(3)}) // idle 2: forgotten
 	assert.Equal(t, 0, md.DataPointCount())
 	idle, limit := tr.Evicted()
 	assert.EqualValues(t, 2, idle)
@@ -445,7 +445,7 @@ func TestMetricsIdleEviction(t *testing.T) {
 	assert.EqualValues(t, 0, tr.Series())
 
 	// Coming back restarts from zero with a new start time.
-	md = tr.Metrics(record.Report{Time: at(4), Flows: []record.Flow{flow}})
+	md = tr.Metrics(observed.Report{Time: at(4), Flows: []observed.Flow{flow}})
 	forEachSumPoint(md, func(_ pcommon.Map, m pmetric.Metric, dp pmetric.NumberDataPoint) {
 		assert.Equal(t, pcommon.NewTimestampFromTime(at(3)), dp.StartTimestamp(), m.Name())
 	})
@@ -454,15 +454,15 @@ func TestMetricsIdleEviction(t *testing.T) {
 
 func TestMetricsSeriesLimit(t *testing.T) {
 	tr := newTranslator(WithMaxSeries(3))
-	var flows []record.Flow
+	var flows []observed.Flow
 	for port := uint16(1); port <= 2; port++ {
-		flows = append(flows, record.Flow{
-			Local: podA, Transport: record.TransportUDP, LocalRole: record.RoleClient,
+		flows = append(flows, observed.Flow{
+			Local: podA, Transport: observed.TransportUDP, LocalRole: observed.RoleClient,
 			Source: ap("10.244.1.5:40000"), Dest: netip.AddrPortFrom(netip.MustParseAddr("10.244.1.9"), port),
 			SourceBytes: 10, SourcePackets: 1,
 		})
 	}
-	md := tr.Metrics(record.Report{Time: t1, Flows: flows})
+	md := tr.Metrics(observed.Report{Time: t1, Flows: flows})
 	assert.Equal(t, 3, md.DataPointCount())
 	_, limit := tr.Evicted()
 	assert.EqualValues(t, 1, limit)

@@ -1,4 +1,4 @@
-package translate
+package pdatabuild
 
 import (
 	"cmp"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 type metricID uint8
@@ -78,7 +78,7 @@ type edge struct {
 }
 
 type seriesKey struct {
-	res    record.Workload
+	res    observed.Workload
 	metric metricID
 	edge   edge
 }
@@ -126,7 +126,7 @@ func (h *histogram) observe(v float64) {
 //
 // For metrics the resource of a host process leaves out process.pid: a pid
 // per short-lived client process would turn every curl into new series.
-func (t *Translator) Metrics(r record.Report) pmetric.Metrics {
+func (t *Builder) Metrics(r observed.Report) pmetric.Metrics {
 	t.interval++
 	for i := range r.Flows {
 		t.addFlow(&r.Flows[i])
@@ -145,7 +145,7 @@ func (t *Translator) Metrics(r record.Report) pmetric.Metrics {
 	return md
 }
 
-func (t *Translator) addFlow(f *record.Flow) {
+func (t *Builder) addFlow(f *observed.Flow) {
 	res := metricResource(f.Local)
 	e := edge{
 		transport: f.Transport.String(),
@@ -161,7 +161,7 @@ func (t *Translator) addFlow(f *record.Flow) {
 	}
 	// The source is the initiator: the local end when it is the client.
 	txBytes, txPackets, rxBytes, rxPackets := f.SourceBytes, f.SourcePackets, f.DestBytes, f.DestPackets
-	if f.LocalRole == record.RoleServer {
+	if f.LocalRole == observed.RoleServer {
 		txBytes, txPackets, rxBytes, rxPackets = rxBytes, rxPackets, txBytes, txPackets
 	}
 	tx, rx := e, e
@@ -171,7 +171,7 @@ func (t *Translator) addFlow(f *record.Flow) {
 	t.add(res, metricFlowPackets, tx, txPackets)
 	t.add(res, metricFlowPackets, rx, rxPackets)
 
-	if f.Transport != record.TransportTCP {
+	if f.Transport != observed.TransportTCP {
 		return
 	}
 	if f.SRTT > 0 {
@@ -179,7 +179,7 @@ func (t *Translator) addFlow(f *record.Flow) {
 	}
 	t.add(res, metricRetransmits, e, uint64(f.Retransmits))
 	t.add(res, metricResets, e, uint64(f.Resets))
-	if f.Closed && (f.CloseCause == record.CloseRefused || f.CloseCause == record.CloseTimeout) {
+	if f.Closed && (f.CloseCause == observed.CloseRefused || f.CloseCause == observed.CloseTimeout) {
 		fe := e
 		fe.cause = f.CloseCause.String()
 		t.add(res, metricConnFailures, fe, 1)
@@ -187,7 +187,7 @@ func (t *Translator) addFlow(f *record.Flow) {
 }
 
 // observe adds one sample to a histogram series.
-func (t *Translator) observe(res record.Workload, m metricID, e edge, v float64) {
+func (t *Builder) observe(res observed.Workload, m metricID, e edge, v float64) {
 	if s := t.get(res, m, e); s != nil {
 		if s.hist == nil {
 			s.hist = newHistogram(histogramBounds(m))
@@ -197,19 +197,19 @@ func (t *Translator) observe(res record.Workload, m metricID, e edge, v float64)
 	}
 }
 
-func metricResource(w record.Workload) record.Workload {
+func metricResource(w observed.Workload) observed.Workload {
 	w.PID = 0
 	return w
 }
 
-func transportName(tr record.Transport) string {
+func transportName(tr observed.Transport) string {
 	if tr == 0 {
 		return ""
 	}
 	return tr.String()
 }
 
-func (t *Translator) add(res record.Workload, m metricID, e edge, delta uint64) {
+func (t *Builder) add(res observed.Workload, m metricID, e edge, delta uint64) {
 	if delta == 0 {
 		return // no series for nothing, and no change keeps an idle series idle
 	}
@@ -221,7 +221,7 @@ func (t *Translator) add(res record.Workload, m metricID, e edge, delta uint64) 
 
 // get returns the series, creating it unless the series limit is reached:
 // then the increment is lost and counted.
-func (t *Translator) get(res record.Workload, m metricID, e edge) *series {
+func (t *Builder) get(res observed.Workload, m metricID, e edge) *series {
 	k := seriesKey{res: res, metric: m, edge: e}
 	if s, ok := t.series[k]; ok {
 		return s
@@ -236,7 +236,7 @@ func (t *Translator) get(res record.Workload, m metricID, e edge) *series {
 	return s
 }
 
-func (t *Translator) evictIdle() {
+func (t *Builder) evictIdle() {
 	for k, s := range t.series {
 		if t.interval-s.touched >= t.idleIntervals {
 			delete(t.series, k)
@@ -248,7 +248,7 @@ func (t *Translator) evictIdle() {
 
 // emit writes every live series in a stable order: resources, then metrics
 // in metricDefs order, then data points by attributes.
-func (t *Translator) emit(now pcommon.Timestamp) pmetric.Metrics {
+func (t *Builder) emit(now pcommon.Timestamp) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	keys := make([]seriesKey, 0, len(t.series))
 	for k := range t.series {
@@ -259,7 +259,7 @@ func (t *Translator) emit(now pcommon.Timestamp) pmetric.Metrics {
 	var (
 		ms      pmetric.MetricSlice
 		m       pmetric.Metric
-		lastRes *record.Workload
+		lastRes *observed.Workload
 		lastM   = metricID(255)
 	)
 	for i := range keys {
@@ -382,7 +382,7 @@ func compareKeys(a, b seriesKey) int {
 	)
 }
 
-func compareWorkloads(a, b *record.Workload) int {
+func compareWorkloads(a, b *observed.Workload) int {
 	return cmp.Or(
 		cmp.Compare(a.CgroupPath, b.CgroupPath),
 		cmp.Compare(a.PodUID, b.PodUID),
@@ -395,10 +395,10 @@ func compareWorkloads(a, b *record.Workload) int {
 }
 
 // Series returns the number of cumulative series held.
-func (t *Translator) Series() int64 { return t.live.Load() }
+func (t *Builder) Series() int64 { return t.live.Load() }
 
 // Evicted returns the series forgotten after the idle limit, and the new
 // series refused (their increments lost) at the series limit.
-func (t *Translator) Evicted() (idle, limit uint64) {
+func (t *Builder) Evicted() (idle, limit uint64) {
 	return t.evictedIdle.Load(), t.evictedLimit.Load()
 }

@@ -1,4 +1,4 @@
-package translate
+package pdatabuild
 
 import (
 	"fmt"
@@ -11,29 +11,29 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // benchReport is one flush of 10k active flows spread over 100 pods, each
 // client talking to one of 50 server ports.
-func benchReport(at time.Time) record.Report {
-	r := record.Report{Time: at, Flows: make([]record.Flow, 0, 10000)}
+func benchReport(at time.Time) observed.Report {
+	r := observed.Report{Time: at, Flows: make([]observed.Flow, 0, 10000)}
 	for i := range 10000 {
 		pod := i % 100
-		w := record.Workload{
+		w := observed.Workload{
 			CgroupID:    uint64(1000 + pod),
 			CgroupPath:  fmt.Sprintf("/kubepods/pod%04d/c%04d", pod, pod),
 			ContainerID: fmt.Sprintf("c%04d", pod),
 			PodUID:      fmt.Sprintf("pod%04d", pod),
 			PodIP:       netip.AddrFrom4([4]byte{10, 244, 0, byte(pod)}),
 		}
-		r.Flows = append(r.Flows, record.Flow{
-			Local: w, Transport: record.TransportTCP, LocalRole: record.RoleClient,
+		r.Flows = append(r.Flows, observed.Flow{
+			Local: w, Transport: observed.TransportTCP, LocalRole: observed.RoleClient,
 			Source:      netip.AddrPortFrom(w.PodIP, uint16(30000+i)),
 			Dest:        netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 96, 0, byte(i % 7)}), uint16(8000+i%50)),
 			SourceBytes: 1000, SourcePackets: 10, DestBytes: 5000, DestPackets: 8,
-			State: record.TCPEstablished, SRTT: time.Duration(100+i%1000) * time.Microsecond,
-			Scope: record.ScopeCluster, Start: at.Add(-time.Minute), End: at,
+			State: observed.TCPEstablished, SRTT: time.Duration(100+i%1000) * time.Microsecond,
+			Scope: observed.ScopeCluster, Start: at.Add(-time.Minute), End: at,
 		})
 	}
 	return r
@@ -69,24 +69,24 @@ func BenchmarkMetrics10kFlows(b *testing.B) {
 // collector keeps at steady state) and the garbage per flush.
 func BenchmarkSteadyState10kFlows(b *testing.B) {
 	const n = 10000
-	flows := make([]record.FlowSample, n)
-	socks := make([]record.TCPSample, n)
+	flows := make([]observed.FlowSample, n)
+	socks := make([]observed.TCPSample, n)
 	for i := range flows {
 		pod := i % 100
 		local := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 244, 0, byte(pod)}), uint16(30000+i))
 		remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 96, 0, byte(i % 7)}), uint16(8000+i%50))
-		flows[i] = record.FlowSample{Cookie: uint64(i + 1), Transport: record.TransportTCP, Local: local, Remote: remote,
-			CgroupID: uint64(1000 + pod), FirstSeen: t0, LastSeen: t0, Initiator: record.InitiatorLocal}
-		socks[i] = record.TCPSample{Cookie: uint64(i + 1), Local: local, Remote: remote, State: record.TCPEstablished,
-			Initiator: record.InitiatorLocal, OpenedAt: t0, SRTT: time.Millisecond}
+		flows[i] = observed.FlowSample{Cookie: uint64(i + 1), Transport: observed.TransportTCP, Local: local, Remote: remote,
+			CgroupID: uint64(1000 + pod), FirstSeen: t0, LastSeen: t0, Initiator: observed.InitiatorLocal}
+		socks[i] = observed.TCPSample{Cookie: uint64(i + 1), Local: local, Remote: remote, State: observed.TCPEstablished,
+			Initiator: observed.InitiatorLocal, OpenedAt: t0, SRTT: time.Millisecond}
 	}
-	workloads := make(map[uint64]record.Workload)
+	workloads := make(map[uint64]observed.Workload)
 	tb := flowtable.New(flowtable.Config{
-		Identity: func(cg uint64, _ uint32, _ string, local netip.Addr) record.Workload {
+		Identity: func(cg uint64, _ uint32, _ string, local netip.Addr) observed.Workload {
 			w, ok := workloads[cg]
 			if !ok {
 				pod := cg - 1000
-				w = record.Workload{CgroupID: cg, CgroupPath: fmt.Sprintf("/kubepods/pod%04d/c%04d", pod, pod),
+				w = observed.Workload{CgroupID: cg, CgroupPath: fmt.Sprintf("/kubepods/pod%04d/c%04d", pod, pod),
 					ContainerID: fmt.Sprintf("c%04d", pod), PodUID: fmt.Sprintf("pod%04d", pod), PodIP: local}
 				workloads[cg] = w
 			}

@@ -1,4 +1,4 @@
-package translate
+package pdatabuild
 
 import (
 	"testing"
@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/record"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
 // TestTracesGolden pins the DNS CLIENT spans. Trace and span ids are random:
@@ -52,7 +52,7 @@ func forEachSpan(td ptrace.Traces, fn func(ptrace.Span)) {
 // TestDNSSpanShape checks what trace views rely on, independent of the golden file.
 func TestDNSSpanShape(t *testing.T) {
 	lookups := dnsLookups()
-	td := newTranslator().Traces(record.Report{Time: t1, DNS: lookups})
+	td := newTranslator().Traces(observed.Report{Time: t1, DNS: lookups})
 	var spans []ptrace.Span
 	forEachSpan(td, func(sp ptrace.Span) { spans = append(spans, sp) })
 	require.Len(t, spans, len(lookups))
@@ -90,7 +90,7 @@ func TestDNSAttrCountExact(t *testing.T) {
 func TestDNSDurationMetric(t *testing.T) {
 	for _, withName := range []bool{false, true} {
 		tr := New(t0, "node-1", "host-1", WithDNSQuestionNameOnMetrics(withName))
-		md := tr.Metrics(record.Report{Time: t1, DNS: dnsLookups()})
+		md := tr.Metrics(observed.Report{Time: t1, DNS: dnsLookups()})
 		points := 0
 		rms := md.ResourceMetrics()
 		for i := range rms.Len() {
