@@ -9,16 +9,25 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/pdatabuild"
 )
 
 const (
 	minFlushInterval = 100 * time.Millisecond
 	maxMaxFlows      = 1 << 22 // 4M flows: ~0.5 GiB of kernel map at ~128 B/entry
 	maxDNSPending    = 1 << 20 // pending queries held in user space, ~200 B each
+	// maxMetricSeries bounds the cumulative metric series held: a few tens
+	// of MB of state at worst.
+	maxMetricSeries = 100000
 )
 
 // Config is the ebpfflow receiver's configuration. Every signal is on by
 // default, so `receivers: {ebpfflow: {}}` shows everything on the node.
+// This file is the only place where settings are defaulted, validated and
+// normalised: the engine and the packages below it take engineConfig's and
+// builderConfig's values as they are.
 type Config struct {
 	// FlushInterval is how often aggregated flows, drops and metrics are
 	// emitted; a long-lived flow is reported once per interval.
@@ -43,13 +52,22 @@ type Config struct {
 	// (e.g. /host/sys/fs/cgroup); the path must be absolute.
 	CgroupRoot string `mapstructure:"cgroup_root"`
 
+	// MetricSeriesIdleTimeout forgets a cumulative metric series that has
+	// not changed for this long (Prometheus' staleness window by default);
+	// it restarts from zero with a new start time if it comes back.
+	MetricSeriesIdleTimeout time.Duration `mapstructure:"metric_series_idle_timeout"`
+
 	_ struct{}
 }
 
 // FlowsConfig controls network.flow records and the flow metrics.
 type FlowsConfig struct {
 	Enabled bool `mapstructure:"enabled"`
-	_       struct{}
+	// IdleTimeout ends a flow with no open TCP socket behind it (UDP, or a
+	// TCP connection whose close the kernel did not report) after this long
+	// without a packet: its final record is emitted at the next flush.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	_           struct{}
 }
 
 // DropsConfig controls network.drop records and ebpfflow.network.drops.
@@ -87,7 +105,7 @@ var _ confmap.Validator = (*Config)(nil)
 func createDefaultConfig() *Config {
 	return &Config{
 		FlushInterval: 10 * time.Second,
-		Flows:         FlowsConfig{Enabled: true},
+		Flows:         FlowsConfig{Enabled: true, IdleTimeout: 20 * time.Second},
 		Drops:         DropsConfig{Enabled: true, IgnoreReasons: []string{"NOT_SPECIFIED", "QUEUE_PURGE"}},
 		DNS:           DNSConfig{Enabled: true, Timeout: 5 * time.Second, MaxPending: 65536},
 		HTTP:          HTTPConfig{Enabled: true},
@@ -96,7 +114,10 @@ func createDefaultConfig() *Config {
 			"100.64.0.0/10", // RFC 6598 shared address space (used by several CNIs)
 			"fc00::/7",      // RFC 4193 unique local addresses
 		},
-		MaxFlows: 65536,
+		// A busy node holds a few 10k connections: ~13 MB of kernel
+		// memory for each of the flow and tcp maps.
+		MaxFlows:                65536,
+		MetricSeriesIdleTimeout: 5 * time.Minute,
 	}
 }
 
@@ -105,6 +126,12 @@ func (cfg *Config) Validate() error {
 	var errs []error
 	if cfg.FlushInterval < minFlushInterval {
 		errs = append(errs, fmt.Errorf("flush_interval: must be at least %v, got %v", minFlushInterval, cfg.FlushInterval))
+	}
+	if cfg.Flows.IdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("flows.idle_timeout: must be positive, got %v", cfg.Flows.IdleTimeout))
+	}
+	if cfg.MetricSeriesIdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("metric_series_idle_timeout: must be positive, got %v", cfg.MetricSeriesIdleTimeout))
 	}
 	if !cfg.Flows.Enabled && !cfg.Drops.Enabled && !cfg.DNS.Enabled {
 		errs = append(errs, errors.New("flows.enabled, drops.enabled, dns.enabled: all false leaves nothing to observe"))
@@ -146,6 +173,38 @@ func (cfg *Config) clusterPrefixes() ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, errors.Join(errs...)
+}
+
+// engineConfig is what the engine runs with. Validate has passed.
+func (cfg *Config) engineConfig() (engine.Config, error) {
+	prefixes, err := cfg.clusterPrefixes()
+	if err != nil {
+		return engine.Config{}, err
+	}
+	return engine.Config{
+		FlushInterval: cfg.FlushInterval,
+		Flows: engine.FlowsConfig{
+			Enabled:     cfg.Flows.Enabled,
+			MaxFlows:    uint32(cfg.MaxFlows), // Validate bounds it to 1..1<<22
+			IdleTimeout: cfg.Flows.IdleTimeout,
+		},
+		Drops:        engine.DropsConfig{Enabled: cfg.Drops.Enabled, IgnoreReasons: cfg.dropIgnoreReasons()},
+		DNS:          engine.DNSConfig{Enabled: cfg.DNS.Enabled, Timeout: cfg.DNS.Timeout, MaxPending: cfg.DNS.MaxPending},
+		ClusterCIDRs: prefixes,
+		CgroupRoot:   cfg.CgroupRoot,
+	}, nil
+}
+
+// builderConfig is what the pdata builder runs with.
+func (cfg *Config) builderConfig(version, nodeName, hostName string) pdatabuild.Config {
+	return pdatabuild.Config{
+		NodeName:                 nodeName,
+		HostName:                 hostName,
+		ScopeVersion:             version,
+		DNSQuestionNameOnMetrics: cfg.DNS.MetricsQuestionName,
+		SeriesIdleTimeout:        cfg.MetricSeriesIdleTimeout,
+		MaxSeries:                maxMetricSeries,
+	}
 }
 
 // dropIgnoreReasons returns the reasons as the kernel names them, accepting

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 )
 
@@ -21,6 +22,8 @@ func TestLoadConfig(t *testing.T) {
 
 	full := createDefaultConfig()
 	full.FlushInterval = 2 * time.Second
+	full.Flows = FlowsConfig{Enabled: true, IdleTimeout: 30 * time.Second}
+	full.MetricSeriesIdleTimeout = 10 * time.Minute
 	full.Drops = DropsConfig{Enabled: false, IgnoreReasons: []string{"NOT_SPECIFIED", "SKB_DROP_REASON_SOCKET_FILTER"}}
 	full.DNS = DNSConfig{Enabled: false, Timeout: 2 * time.Second, MaxPending: 1000, MetricsQuestionName: true}
 	full.HTTP = HTTPConfig{Enabled: false}
@@ -43,6 +46,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "max_flows_too_large", errSubstr: []string{"max_flows: must be between 1 and 4194304, got 4194305"}},
 		{name: "dns_timeout_zero", errSubstr: []string{"dns.timeout: must be positive, got 0s"}},
 		{name: "dns_max_pending_zero", errSubstr: []string{"dns.max_pending: must be between 1 and 1048576, got 0"}},
+		{name: "flows_idle_timeout_zero", errSubstr: []string{"flows.idle_timeout: must be positive, got 0s"}},
+		{name: "metric_series_idle_timeout_zero", errSubstr: []string{"metric_series_idle_timeout: must be positive, got 0s"}},
 		{name: "empty_ignore_reason", errSubstr: []string{"drops.ignore_reasons[1]: empty drop reason"}},
 		{name: "nothing_enabled", errSubstr: []string{"flows.enabled, drops.enabled, dns.enabled: all false leaves nothing to observe"}},
 		{name: "unknown_key", errSubstr: []string{"flush_intervall"}, unmarshal: true},
@@ -106,4 +111,23 @@ func TestDropIgnoreReasonsNormalised(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.Drops.IgnoreReasons = []string{"NOT_SPECIFIED", "SKB_DROP_REASON_SOCKET_FILTER", " tcp_csum "}
 	assert.Equal(t, []string{"NOT_SPECIFIED", "SOCKET_FILTER", "TCP_CSUM"}, cfg.dropIgnoreReasons())
+}
+
+// engineConfig passes every setting down as it is, normalised once here.
+func TestEngineConfigCarriesTheSettings(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.Drops.IgnoreReasons = []string{"skb_drop_reason_no_socket", " queue_purge "}
+	cfg.ClusterCIDRs = []string{"10.1.2.3/8"}
+	got, err := cfg.engineConfig()
+	require.NoError(t, err)
+	assert.Equal(t, engine.Config{
+		FlushInterval: 10 * time.Second,
+		Flows:         engine.FlowsConfig{Enabled: true, MaxFlows: 65536, IdleTimeout: 20 * time.Second},
+		Drops:         engine.DropsConfig{Enabled: true, IgnoreReasons: []string{"NO_SOCKET", "QUEUE_PURGE"}},
+		DNS:           engine.DNSConfig{Enabled: true, Timeout: 5 * time.Second, MaxPending: 65536},
+		ClusterCIDRs:  []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+	}, got)
+	b := cfg.builderConfig("1.2.3", "node", "host")
+	assert.Equal(t, 5*time.Minute, b.SeriesIdleTimeout)
+	assert.Equal(t, maxMetricSeries, b.MaxSeries)
 }

@@ -82,7 +82,7 @@ func (r *ebpfflowReceiver) setTraces(next consumer.Traces)   { r.traces = next }
 // fix it; a probe that fails alone degrades the receiver instead (status
 // RecoverableError and ebpfflow_probe_up 0) while the others run.
 func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
-	prefixes, err := r.cfg.clusterPrefixes()
+	engCfg, err := r.cfg.engineConfig()
 	if err != nil {
 		return err // Validate has run, so this is a programming error
 	}
@@ -95,22 +95,9 @@ func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.host = host
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.tr = pdatabuild.New(time.Now(), os.Getenv(nodeNameEnv), hostName,
-		pdatabuild.WithScopeVersion(r.set.BuildInfo.Version),
-		pdatabuild.WithDNSQuestionNameOnMetrics(r.cfg.DNS.MetricsQuestionName))
+	r.tr = pdatabuild.New(time.Now(), r.cfg.builderConfig(r.set.BuildInfo.Version, os.Getenv(nodeNameEnv), hostName))
 
-	eng := engine.New(engine.Config{
-		FlushInterval:     r.cfg.FlushInterval,
-		Flows:             r.cfg.Flows.Enabled,
-		Drops:             r.cfg.Drops.Enabled,
-		DropIgnoreReasons: r.cfg.dropIgnoreReasons(),
-		ClusterCIDRs:      prefixes,
-		MaxFlows:          uint32(r.cfg.MaxFlows), // Validate bounds it to 1..1<<22
-		CgroupRoot:        r.cfg.CgroupRoot,
-		DNS:               r.cfg.DNS.Enabled,
-		DNSTimeout:        r.cfg.DNS.Timeout,
-		DNSMaxPending:     r.cfg.DNS.MaxPending,
-	}, r.set.Logger, r.consume)
+	eng := engine.New(engCfg, r.set.Logger, r.consume)
 	if err := eng.Start(); err != nil {
 		r.cancel()
 		return errors.Join(fmt.Errorf("start ebpfflow receiver: %w", err), eng.Close())

@@ -107,7 +107,7 @@ func TestConsumeRoutesReports(t *testing.T) {
 	r.setMetrics(metrics)
 	start := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	r.ctx = context.Background()
-	r.tr = pdatabuild.New(start, "node-1", "host-1")
+	r.tr = pdatabuild.New(start, createDefaultConfig().builderConfig("", "node-1", "host-1"))
 
 	local := observed.Workload{CgroupPath: "/system.slice/app.service", PID: 10, Executable: "app"}
 	r.consume(observed.Report{
@@ -140,7 +140,7 @@ func TestConsumeCountsRefusedData(t *testing.T) {
 	r := newTestReceiver(t, tel)
 	r.setLogs(consumertest.NewErr(errors.New("pipeline full")))
 	r.ctx = context.Background()
-	r.tr = pdatabuild.New(time.Now(), "", "")
+	r.tr = pdatabuild.New(time.Now(), createDefaultConfig().builderConfig("", "", ""))
 	r.consume(observed.Report{Time: time.Now(), Drops: []observed.Drop{{Reason: "NO_SOCKET", Count: 1}}})
 
 	got, err := tel.GetMetric("otelcol_receiver_refused_log_records")
@@ -152,7 +152,7 @@ func TestSelfTelemetryFromEngineStats(t *testing.T) {
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
 	r := newTestReceiver(t, tel)
-	r.tr = pdatabuild.New(time.Now(), "", "")
+	r.tr = pdatabuild.New(time.Now(), createDefaultConfig().builderConfig("", "", ""))
 	stats := engine.Stats{
 		Probes: map[string]engine.ProbeStats{
 			"flow": {Counters: probe.Counters{Events: 1000, MapFull: 1, RingbufFull: 2, ParseErrors: 3, DecodeErrors: 4}},

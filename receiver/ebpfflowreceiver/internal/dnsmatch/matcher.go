@@ -18,14 +18,12 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
-// Defaults for zero Config fields.
-const (
-	DefaultTimeout    = 5 * time.Second
-	DefaultMaxPending = 65536
-	DefaultMaxStreams = 4096
-)
+// DefaultMaxStreams bounds DNS-over-TCP reassembly when Config.MaxStreams
+// is 0 (not a setting: a node has far fewer streams in flight).
+const DefaultMaxStreams = 4096
 
-// Config bounds the matcher.
+// Config bounds the matcher. Timeout and MaxPending are the receiver's
+// dns.timeout and dns.max_pending, defaulted and validated by its config.
 type Config struct {
 	Timeout    time.Duration // a query unanswered this long is reported as TIMEOUT
 	MaxPending int           // queries awaiting an answer; the oldest is forgotten beyond
@@ -78,20 +76,14 @@ type Matcher struct {
 
 // New returns a matcher; a bad value names its field.
 func New(cfg Config) (*Matcher, error) {
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.MaxPending == 0 {
-		cfg.MaxPending = DefaultMaxPending
-	}
 	if cfg.MaxStreams == 0 {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
 	var errs []error
-	if cfg.Timeout < 0 {
+	if cfg.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("Timeout: must be positive, got %v", cfg.Timeout))
 	}
-	if cfg.MaxPending < 0 {
+	if cfg.MaxPending <= 0 {
 		errs = append(errs, fmt.Errorf("MaxPending: must be positive, got %d", cfg.MaxPending))
 	}
 	if cfg.MaxStreams < 0 {

@@ -58,9 +58,21 @@ func udp(cookie uint64, egress bool, at time.Duration, msg []byte) *observed.DNS
 
 func newMatcher(t testing.TB, cfg Config) *Matcher {
 	t.Helper()
-	m, err := New(cfg)
+	m, err := New(withTestDefaults(cfg))
 	require.NoError(t, err)
 	return m
+}
+
+// withTestDefaults fills the fields a test leaves zero with the receiver's
+// defaults (dns.timeout 5s, dns.max_pending 65536).
+func withTestDefaults(cfg Config) Config {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = 65536
+	}
+	return cfg
 }
 
 func TestAnswered(t *testing.T) {

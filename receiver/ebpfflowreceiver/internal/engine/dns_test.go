@@ -47,7 +47,7 @@ func dnsPkt(t *testing.T, egress bool, at time.Time, resp bool) observed.DNSPack
 func TestDNSLookupsReported(t *testing.T) {
 	var mu sync.Mutex
 	var reports []observed.Report
-	e := New(Config{Flows: true, DNS: true}, nil, func(r observed.Report) {
+	e := New(Config{FlushInterval: 10 * time.Second, Flows: FlowsConfig{Enabled: true}, DNS: DNSConfig{Enabled: true, Timeout: 5 * time.Second, MaxPending: 65536}}, nil, func(r observed.Report) {
 		mu.Lock()
 		reports = append(reports, r)
 		mu.Unlock()
@@ -59,7 +59,7 @@ func TestDNSLookupsReported(t *testing.T) {
 	e.dns = dns
 	e.slots = append(e.slots, &slot{name: ProbeDNS, p: dns})
 	var err error
-	if e.matcher, err = dnsmatch.New(dnsmatch.Config{}); err != nil {
+	if e.matcher, err = dnsmatch.New(dnsmatch.Config{Timeout: 5 * time.Second, MaxPending: 65536}); err != nil {
 		t.Fatal(err)
 	}
 	e.identity = func(cg uint64, _ uint32, _ string, a netip.Addr) observed.Workload {

@@ -29,28 +29,48 @@ const (
 	ProbeDNS  = "dns"
 )
 
-// Defaults for zero Config fields.
-const (
-	DefaultFlushInterval = 10 * time.Second
-	// DefaultMaxFlows sizes the flow and TCP socket LRU maps: a busy node
-	// holds a few 10k connections; at ~200 B per entry this is ~13 MB of
-	// kernel memory per map.
-	DefaultMaxFlows = 65536
-	// idleIntervals: UDP flows end after two quiet flushes.
-	idleIntervals = 2
-)
-
-// Config selects and sizes the probes.
+// Config is the receiver's settings as its config.go defaulted, validated
+// and normalised them: the engine and the packages below it take every
+// value as it is and add no defaults of their own.
 type Config struct {
-	FlushInterval     time.Duration
-	Flows, Drops      bool // Flows = flow + tcp probes
-	DropIgnoreReasons []string
-	ClusterCIDRs      []netip.Prefix
-	MaxFlows          uint32
-	CgroupRoot        string // cgroup v2 mount to attach to; "" = found in /proc/mounts
-	DNS               bool
-	DNSTimeout        time.Duration // a query unanswered this long is reported as TIMEOUT (0 = matcher default)
-	DNSMaxPending     int           // queries awaiting an answer (0 = matcher default)
+	FlushInterval time.Duration // how often the probes are read and a report is made
+	Flows         FlowsConfig
+	Drops         DropsConfig
+	DNS           DNSConfig
+	ClusterCIDRs  []netip.Prefix // destinations inside are ScopeCluster
+	CgroupRoot    string         // cgroup v2 mount to attach to; "" = found in /proc/mounts
+}
+
+// FlowsConfig drives the flow and tcp probes and the flow table.
+type FlowsConfig struct {
+	Enabled bool
+	// MaxFlows sizes the kernel's flow map and the tcp probe's socket map.
+	MaxFlows uint32
+	// IdleTimeout ends a flow with no open TCP socket behind it (UDP, or TCP
+	// the tcp probe did not see close) after this long without traffic; it
+	// takes effect at the first flush after it, whatever FlushInterval is.
+	IdleTimeout time.Duration
+}
+
+// DropsConfig drives the drop probe.
+type DropsConfig struct {
+	Enabled bool
+	// IgnoreReasons are kernel drop reason names (SKB_DROP_REASON_* without
+	// the prefix, upper case) not to report.
+	IgnoreReasons []string
+}
+
+// DNSConfig drives the dns probe and the DNS matcher.
+type DNSConfig struct {
+	Enabled    bool
+	Timeout    time.Duration // a query unanswered this long is reported as TIMEOUT
+	MaxPending int           // queries awaiting an answer; the oldest is forgotten beyond
+}
+
+// idleIntervals is the flow table's idle limit in flushes: the first flush
+// at or after IdleTimeout without traffic ends a flow.
+func (c *Config) idleIntervals() int {
+	return max(1, int((c.Flows.IdleTimeout+c.FlushInterval-1)/c.FlushInterval))
 }
 
 // ProbeStats is one probe's self-telemetry. Err is set while the probe is
@@ -150,12 +170,6 @@ type Node struct {
 
 // New creates an engine; nothing touches the kernel before Start.
 func New(cfg Config, logger *zap.Logger, sink func(observed.Report)) *Node {
-	if cfg.FlushInterval <= 0 {
-		cfg.FlushInterval = DefaultFlushInterval
-	}
-	if cfg.MaxFlows == 0 {
-		cfg.MaxFlows = DefaultMaxFlows
-	}
 	if logger == nil {
 		logger = zap.NewNop()
 	}

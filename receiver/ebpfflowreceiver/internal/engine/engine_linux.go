@@ -23,12 +23,12 @@ import (
 // start runs preflight, loads and attaches the enabled probes and builds the
 // flow table. Callers hold e.mu; on error they close what was loaded.
 func (e *Node) start() error {
-	if !e.cfg.Flows && !e.cfg.Drops && !e.cfg.DNS {
+	if !e.cfg.Flows.Enabled && !e.cfg.Drops.Enabled && !e.cfg.DNS.Enabled {
 		return errors.New("no probe enabled: enable flows, drops or dns")
 	}
 	var matcher *dnsmatch.Matcher
-	if e.cfg.DNS {
-		m, err := dnsmatch.New(dnsmatch.Config{Timeout: e.cfg.DNSTimeout, MaxPending: e.cfg.DNSMaxPending})
+	if e.cfg.DNS.Enabled {
+		m, err := dnsmatch.New(dnsmatch.Config{Timeout: e.cfg.DNS.Timeout, MaxPending: e.cfg.DNS.MaxPending})
 		if err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
@@ -48,28 +48,28 @@ func (e *Node) start() error {
 		return err
 	}
 
-	if e.cfg.Flows {
-		fp, err := loadFlow(e.cfg.MaxFlows, pre.CgroupV2Root)
+	if e.cfg.Flows.Enabled {
+		fp, err := loadFlow(e.cfg.Flows.MaxFlows, pre.CgroupV2Root)
 		e.addSlot(ProbeFlow, fp, err)
 		if err == nil {
 			e.flows = fp
 		}
-		tp, err := loadTCP(e.cfg.MaxFlows)
+		tp, err := loadTCP(e.cfg.Flows.MaxFlows)
 		e.addSlot(ProbeTCP, tp, err)
 		if err == nil {
 			e.tcp = tp
 		}
 	}
 	var dp *dropprobe.Probe
-	if e.cfg.Drops {
-		dp, err = loadDrop(e.cfg.DropIgnoreReasons)
+	if e.cfg.Drops.Enabled {
+		dp, err = loadDrop(e.cfg.Drops.IgnoreReasons)
 		e.addSlot(ProbeDrop, dp, err)
 		if err == nil {
 			e.drops = dp
 		}
 	}
 
-	if e.cfg.DNS {
+	if e.cfg.DNS.Enabled {
 		np, err := loadDNS(pre.CgroupV2Root)
 		e.addSlot(ProbeDNS, np, err)
 		if err == nil {
@@ -97,7 +97,7 @@ func (e *Node) start() error {
 		Identity:      res.Workload,
 		IsNodeAddr:    res.IsHostAddr,
 		ClusterCIDRs:  e.cfg.ClusterCIDRs,
-		IdleIntervals: idleIntervals,
+		IdleIntervals: e.cfg.idleIntervals(),
 	}
 	if dp != nil {
 		cfg.ReasonName = dp.ReasonName

@@ -240,11 +240,10 @@ func TestEngineEndToEnd(t *testing.T) {
 
 	var got reports
 	e := New(Config{
-		FlushInterval:     time.Second,
-		Flows:             true,
-		Drops:             true,
-		DropIgnoreReasons: []string{"NOT_SPECIFIED"},
-		ClusterCIDRs:      []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		FlushInterval: time.Second,
+		Flows:         FlowsConfig{Enabled: true, MaxFlows: 65536, IdleTimeout: 2 * time.Second},
+		Drops:         DropsConfig{Enabled: true, IgnoreReasons: []string{"NOT_SPECIFIED"}},
+		ClusterCIDRs:  []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 	}, zaptest.NewLogger(t), got.add)
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
@@ -477,7 +476,11 @@ func logOurs(t *testing.T, flows []observed.Flow, drops []observed.Drop, pods ..
 // on the others and says why; with nothing else enabled, Start fails.
 func TestProbeFailureDegrades(t *testing.T) {
 	testkit.RequireRoot(t)
-	e := New(Config{FlushInterval: time.Hour, Flows: true, Drops: true, DropIgnoreReasons: []string{"NO_SUCH_REASON"}}, zaptest.NewLogger(t), nil)
+	e := New(Config{
+		FlushInterval: time.Hour,
+		Flows:         FlowsConfig{Enabled: true, MaxFlows: 65536, IdleTimeout: 20 * time.Second},
+		Drops:         DropsConfig{Enabled: true, IgnoreReasons: []string{"NO_SUCH_REASON"}},
+	}, zaptest.NewLogger(t), nil)
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +495,7 @@ func TestProbeFailureDegrades(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e = New(Config{Drops: true, DropIgnoreReasons: []string{"NO_SUCH_REASON"}}, zaptest.NewLogger(t), nil)
+	e = New(Config{FlushInterval: time.Hour, Drops: DropsConfig{Enabled: true, IgnoreReasons: []string{"NO_SUCH_REASON"}}}, zaptest.NewLogger(t), nil)
 	err := e.Start()
 	if err == nil || !strings.Contains(err.Error(), "every enabled probe failed") || !strings.Contains(err.Error(), "NO_SUCH_REASON") {
 		t.Fatalf("all probes failed: %v", err)

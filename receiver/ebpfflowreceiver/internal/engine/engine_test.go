@@ -104,7 +104,7 @@ func withFakes(e *Node, j *journal) (*fakeFlows, *fakeTCP, *fakeDrops) {
 	dr := &fakeDrops{fakeBase: fakeBase{name: ProbeDrop, j: j}}
 	e.flows, e.tcp, e.drops = fl, tc, dr
 	e.slots = []*slot{{name: ProbeFlow, p: fl}, {name: ProbeTCP, p: tc}, {name: ProbeDrop, p: dr}}
-	e.table = flowtable.New(flowtable.Config{IdleIntervals: idleIntervals})
+	e.table = flowtable.New(flowtable.Config{IdleIntervals: 2})
 	return fl, tc, dr
 }
 
@@ -115,7 +115,7 @@ var (
 
 func TestFlushJoinsAndDeletes(t *testing.T) {
 	var reports []observed.Report
-	e := New(Config{Flows: true}, nil, func(r observed.Report) { reports = append(reports, r) })
+	e := New(Config{FlushInterval: 10 * time.Second, Flows: FlowsConfig{Enabled: true}}, nil, func(r observed.Report) { reports = append(reports, r) })
 	j := &journal{}
 	fl, tc, _ := withFakes(e, j)
 	fl.samples = []observed.FlowSample{{Cookie: 5, Transport: observed.TransportTCP, Local: local, Remote: remote, TxBytes: 100, TxPackets: 2, RxBytes: 60, RxPackets: 1, Initiator: observed.InitiatorLocal}}
@@ -142,7 +142,7 @@ func TestFlushJoinsAndDeletes(t *testing.T) {
 
 func TestReadErrorSkipsFlush(t *testing.T) {
 	var reports []observed.Report
-	e := New(Config{Flows: true}, nil, func(r observed.Report) { reports = append(reports, r) })
+	e := New(Config{FlushInterval: 10 * time.Second, Flows: FlowsConfig{Enabled: true}}, nil, func(r observed.Report) { reports = append(reports, r) })
 	fl, _, _ := withFakes(e, &journal{})
 	fl.samples = []observed.FlowSample{{Cookie: 5, Transport: observed.TransportUDP, Local: local, Remote: remote, TxBytes: 100, TxPackets: 1}}
 	e.flush(time.Now())
@@ -172,7 +172,7 @@ func TestLoopAndClose(t *testing.T) {
 	var mu sync.Mutex
 	n := 0
 	var e *Node
-	e = New(Config{Flows: true, FlushInterval: 5 * time.Millisecond}, nil, func(observed.Report) {
+	e = New(Config{Flows: FlowsConfig{Enabled: true}, FlushInterval: 5 * time.Millisecond}, nil, func(observed.Report) {
 		_ = e.Stats() // the receiver reads stats from its sink: no deadlock
 		mu.Lock()
 		n++
@@ -246,5 +246,25 @@ func TestNothingEnabled(t *testing.T) {
 	}
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The flow table's idle limit counts flushes: the first flush at or after
+// the idle timeout, whatever the flush interval.
+func TestIdleIntervals(t *testing.T) {
+	for _, c := range []struct {
+		flush, idle time.Duration
+		want        int
+	}{
+		{10 * time.Second, 20 * time.Second, 2}, // the defaults: two quiet flushes, as before
+		{time.Second, 20 * time.Second, 20},
+		{100 * time.Millisecond, 20 * time.Second, 200},
+		{10 * time.Second, 25 * time.Second, 3},
+		{time.Minute, 20 * time.Second, 1},
+	} {
+		cfg := Config{FlushInterval: c.flush, Flows: FlowsConfig{IdleTimeout: c.idle}}
+		if got := cfg.idleIntervals(); got != c.want {
+			t.Errorf("flush %v, idle %v: %d intervals, want %d", c.flush, c.idle, got, c.want)
+		}
 	}
 }

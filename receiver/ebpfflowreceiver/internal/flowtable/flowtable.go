@@ -31,7 +31,7 @@ type Config struct {
 	ClusterCIDRs []netip.Prefix
 	// IdleIntervals is how many consecutive flushes without traffic expire a
 	// flow that has no open TCP socket behind it (UDP, or TCP the tcp probe
-	// does not track). Below 1 it is 2.
+	// does not track). The engine derives it from the receiver's flows.idle_timeout.
 	IdleIntervals int
 }
 
@@ -158,13 +158,9 @@ type Table struct {
 
 // New returns an empty table.
 func New(cfg Config) *Table {
-	idle := cfg.IdleIntervals
-	if idle < 1 {
-		idle = 2
-	}
 	return &Table{
 		cfg:     cfg,
-		idleMax: idle,
+		idleMax: max(cfg.IdleIntervals, 1),
 		flows:   make(map[flowKey]*flow),
 		tuples:  make(map[tupleKey]*flow),
 		socks:   make(map[uint64]*sock),

@@ -30,6 +30,7 @@ func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a,
 // is not the host's.
 func testConfig() Config {
 	return Config{
+		IdleIntervals: 2, // the receiver's defaults: 20 s idle timeout, 10 s flushes
 		Identity: func(cg uint64, pid uint32, comm string, local netip.Addr) observed.Workload {
 			w := observed.Workload{CgroupID: cg}
 			if cg >= 100 {
@@ -264,7 +265,7 @@ func TestTCPOnlyRecords(t *testing.T) {
 }
 
 func TestUDPExpiry(t *testing.T) {
-	tb := New(testConfig()) // IdleIntervals 0 -> 2
+	tb := New(testConfig()) // IdleIntervals 2
 	a, b := ap(podA, 53000), ap(podB, 53)
 	s := udpFlow(4, a, b, 60, 120)
 	f := only(t, tb.Update(t0, []observed.FlowSample{s}, nil, nil))
@@ -548,7 +549,7 @@ func TestTCPSampleFillsIdentity(t *testing.T) {
 }
 
 func TestDefaultsWithZeroConfig(t *testing.T) {
-	tb := New(Config{})
+	tb := New(Config{IdleIntervals: 2})
 	d := observed.DropSample{Reason: 77, Location: 0xffffffffa0001234, Source: ap(extIP, 1), Dest: ap(hostIP, 2), CgroupID: 5, Count: 1}
 	r := tb.Update(t0, nil, nil, []observed.DropSample{d})
 	if got := r.Report.Drops[0]; got.Reason != "77" || got.Location != "0xffffffffa0001234" || got.Local.CgroupID != 5 || !got.Time.Equal(t0) {

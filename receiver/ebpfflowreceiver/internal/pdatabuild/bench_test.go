@@ -40,7 +40,7 @@ func benchReport(at time.Time) observed.Report {
 }
 
 func BenchmarkLogs10kFlows(b *testing.B) {
-	tr := New(t0, "node", "host")
+	tr := New(t0, Config{NodeName: "node", HostName: "host", SeriesIdleTimeout: 5 * time.Minute, MaxSeries: 100000})
 	r := benchReport(t1)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -50,7 +50,7 @@ func BenchmarkLogs10kFlows(b *testing.B) {
 }
 
 func BenchmarkMetrics10kFlows(b *testing.B) {
-	tr := New(t0, "node", "host")
+	tr := New(t0, Config{NodeName: "node", HostName: "host", SeriesIdleTimeout: 5 * time.Minute, MaxSeries: 100000})
 	r := benchReport(t1)
 	b.ReportAllocs()
 	i := 0
@@ -82,6 +82,7 @@ func BenchmarkSteadyState10kFlows(b *testing.B) {
 	}
 	workloads := make(map[uint64]observed.Workload)
 	tb := flowtable.New(flowtable.Config{
+		IdleIntervals: 2,
 		Identity: func(cg uint64, _ uint32, _ string, local netip.Addr) observed.Workload {
 			w, ok := workloads[cg]
 			if !ok {
@@ -94,7 +95,7 @@ func BenchmarkSteadyState10kFlows(b *testing.B) {
 		},
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 	})
-	tr := New(t0, "node", "host")
+	tr := New(t0, Config{NodeName: "node", HostName: "host", SeriesIdleTimeout: 5 * time.Minute, MaxSeries: 100000})
 	var (
 		ld  plog.Logs
 		md  pmetric.Metrics

@@ -107,76 +107,48 @@ func tupleAttrCount(tr observed.Transport, src, dst netip.AddrPort) int {
 	return n
 }
 
-// Defaults for the bounds of the cumulative metric state.
-const (
-	DefaultIdleIntervals = 30     // 5 minutes at the default 10 s flush: Prometheus' staleness window
-	DefaultMaxSeries     = 100000 // a few tens of MB of state at worst
-)
+// Config sets a Builder up; the receiver's config.go fills it.
+type Config struct {
+	NodeName, HostName string // on every resource when not empty
+	ScopeVersion       string // the instrumentation scope's version (the collector's build version)
+	// DNSQuestionNameOnMetrics adds dns.question.name to dns.lookup.duration.
+	DNSQuestionNameOnMetrics bool
+	// SeriesIdleTimeout forgets a cumulative metric series that has not
+	// changed for this long (by report time).
+	SeriesIdleTimeout time.Duration
+	// MaxSeries bounds the cumulative metric series held; increments of
+	// new series beyond it are lost and counted.
+	MaxSeries int
+}
 
 // Builder converts reports into pdata. It holds the cumulative metric
 // state, so one Builder serves one receiver; it is not safe for
 // concurrent use (the engine delivers reports one at a time), except for the
 // counter accessors, which the self-telemetry callbacks read.
 type Builder struct {
-	nodeName, hostName string
-	scopeVersion       string
-	idleIntervals      uint64
-	maxSeries          int
+	cfg Config
 
 	intervalStart pcommon.Timestamp     // end of the previous report: start of new series
+	now           pcommon.Timestamp     // time of the report being folded in
 	addrs         map[netip.Addr]string // formatted addresses, reused across reports (bounded)
-	interval      uint64                // reports seen by Metrics
 	series        map[seriesKey]*series
 
-	dnsQNameOnMetrics bool
-	ids               *mrand.ChaCha8 // trace and span ids
+	ids *mrand.ChaCha8 // trace and span ids
 
 	live         atomic.Int64
 	evictedIdle  atomic.Uint64
 	evictedLimit atomic.Uint64
 }
 
-// Option configures a Builder.
-type Option func(*Builder)
-
-// WithScopeVersion sets the instrumentation scope version (the collector's build version).
-func WithScopeVersion(v string) Option { return func(t *Builder) { t.scopeVersion = v } }
-
-// WithIdleIntervals sets after how many reports without change a metric series is forgotten.
-func WithIdleIntervals(n int) Option {
-	return func(t *Builder) {
-		if n > 0 {
-			t.idleIntervals = uint64(n)
-		}
-	}
-}
-
-// WithMaxSeries caps the number of cumulative metric series held.
-func WithMaxSeries(n int) Option {
-	return func(t *Builder) {
-		if n > 0 {
-			t.maxSeries = n
-		}
-	}
-}
-
 // New returns a Builder. start is the start time of the first cumulative
-// series (the receiver's start); nodeName and hostName go on every resource
-// when not empty.
-func New(start time.Time, nodeName, hostName string, opts ...Option) *Builder {
-	t := &Builder{
-		nodeName:      nodeName,
-		hostName:      hostName,
-		idleIntervals: DefaultIdleIntervals,
-		maxSeries:     DefaultMaxSeries,
+// series (the receiver's start).
+func New(start time.Time, cfg Config) *Builder {
+	return &Builder{
+		cfg:           cfg,
 		intervalStart: pcommon.NewTimestampFromTime(start),
 		series:        make(map[seriesKey]*series),
 		addrs:         make(map[netip.Addr]string),
 	}
-	for _, o := range opts {
-		o(t)
-	}
-	return t
 }
 
 // Logs returns one network.flow record per flow, one network.drop record
@@ -198,7 +170,7 @@ func (t *Builder) Logs(r observed.Report) plog.Logs {
 		t.putResource(rl.Resource().Attributes(), w)
 		sl := rl.ScopeLogs().AppendEmpty()
 		sl.Scope().SetName(metadata.ScopeName)
-		sl.Scope().SetVersion(t.scopeVersion)
+		sl.Scope().SetVersion(t.cfg.ScopeVersion)
 		s := sl.LogRecords()
 		byWorkload[w] = s
 		return s
@@ -240,11 +212,11 @@ func (t *Builder) putResource(m pcommon.Map, w observed.Workload) {
 	if w.PodIP.IsValid() {
 		m.PutStr(semconv.AttrPodIP, w.PodIP.Unmap().String())
 	}
-	if t.nodeName != "" {
-		m.PutStr(semconv.AttrNodeName, t.nodeName)
+	if t.cfg.NodeName != "" {
+		m.PutStr(semconv.AttrNodeName, t.cfg.NodeName)
 	}
-	if t.hostName != "" {
-		m.PutStr(semconv.AttrHostName, t.hostName)
+	if t.cfg.HostName != "" {
+		m.PutStr(semconv.AttrHostName, t.cfg.HostName)
 	}
 	if w.PID != 0 {
 		m.PutInt(semconv.AttrProcessPID, int64(w.PID))

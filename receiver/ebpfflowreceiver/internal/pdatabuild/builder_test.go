@@ -212,8 +212,19 @@ func checkMetrics(t *testing.T, name string, got pmetric.Metrics) {
 	require.NoError(t, pmetrictest.CompareMetrics(want, got))
 }
 
-func newTranslator(opts ...Option) *Builder {
-	return New(t0, "node-1", "node-1.example", append([]Option{WithScopeVersion("0.1.0-test")}, opts...)...)
+// testConfig is the receiver's defaults (5 minutes of idleness, 100000
+// series) on node-1.
+func testConfig() Config {
+	return Config{NodeName: "node-1", HostName: "node-1.example", ScopeVersion: "0.1.0-test",
+		SeriesIdleTimeout: 5 * time.Minute, MaxSeries: 100000}
+}
+
+func newTranslator(edit ...func(*Config)) *Builder {
+	cfg := testConfig()
+	for _, e := range edit {
+		e(&cfg)
+	}
+	return New(t0, cfg)
 }
 
 func TestLogsGolden(t *testing.T) {
@@ -423,7 +434,7 @@ func TestMetricsHostProcessResourceHasNoPID(t *testing.T) {
 }
 
 func TestMetricsIdleEviction(t *testing.T) {
-	tr := newTranslator(WithIdleIntervals(2))
+	tr := newTranslator(func(c *Config) { c.SeriesIdleTimeout = 20 * time.Second }) // two reports 10 s apart
 	flow := observed.Flow{
 		Local: podA, Transport: observed.TransportUDP, LocalRole: observed.RoleClient,
 		Source: ap("10.244.1.5:40000"), Dest: ap("10.244.1.9:9999"), SourceBytes: 10, SourcePackets: 1,
@@ -453,7 +464,7 @@ func TestMetricsIdleEviction(t *testing.T) {
 }
 
 func TestMetricsSeriesLimit(t *testing.T) {
-	tr := newTranslator(WithMaxSeries(3))
+	tr := newTranslator(func(c *Config) { c.MaxSeries = 3 })
 	var flows []observed.Flow
 	for port := uint16(1); port <= 2; port++ {
 		flows = append(flows, observed.Flow{

@@ -14,12 +14,6 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
-// WithDNSQuestionNameOnMetrics adds dns.question.name to dns.lookup.duration:
-// one series per name asked, so off by default.
-func WithDNSQuestionNameOnMetrics(on bool) Option {
-	return func(t *Builder) { t.dnsQNameOnMetrics = on }
-}
-
 // dnsAttrCount is the exact number of attributes putDNS and newEvent write.
 func dnsAttrCount(l *observed.DNSLookup) int {
 	n := 1 + 11 // event.name; name, type, id, rcode, answers, duration, client×2, server×2, transport
@@ -87,7 +81,7 @@ func (t *Builder) addDNS(l *observed.DNSLookup) {
 	if l.RCode != semconv.DNSRCodeOK {
 		e.errorType = l.RCode
 	}
-	if t.dnsQNameOnMetrics {
+	if t.cfg.DNSQuestionNameOnMetrics {
 		e.qname = l.Name
 	}
 	t.observe(metricResource(l.Local), metricDNSDuration, e, l.Duration.Seconds())
@@ -108,7 +102,7 @@ func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 			t.putResource(rs.Resource().Attributes(), l.Local)
 			ss := rs.ScopeSpans().AppendEmpty()
 			ss.Scope().SetName(metadata.ScopeName)
-			ss.Scope().SetVersion(t.scopeVersion)
+			ss.Scope().SetVersion(t.cfg.ScopeVersion)
 			spans = ss.Spans()
 			byWorkload[l.Local] = spans
 		}

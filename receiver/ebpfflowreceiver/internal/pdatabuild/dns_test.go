@@ -2,6 +2,7 @@ package pdatabuild
 
 import (
 	"testing"
+	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/golden"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/pdatatest/ptracetest"
@@ -89,7 +90,7 @@ func TestDNSAttrCountExact(t *testing.T) {
 // error.type; the question name only when enabled.
 func TestDNSDurationMetric(t *testing.T) {
 	for _, withName := range []bool{false, true} {
-		tr := New(t0, "node-1", "host-1", WithDNSQuestionNameOnMetrics(withName))
+		tr := New(t0, Config{NodeName: "node-1", HostName: "host-1", DNSQuestionNameOnMetrics: withName, SeriesIdleTimeout: 5 * time.Minute, MaxSeries: 100000})
 		md := tr.Metrics(observed.Report{Time: t1, DNS: dnsLookups()})
 		points := 0
 		rms := md.ResourceMetrics()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sort"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -89,7 +90,7 @@ type seriesKey struct {
 // consumers recognise a reset.
 type series struct {
 	start   pcommon.Timestamp
-	touched uint64 // interval of the last change
+	touched pcommon.Timestamp // report time of the last change
 	value   uint64
 	hist    *histogram
 }
@@ -127,7 +128,7 @@ func (h *histogram) observe(v float64) {
 // For metrics the resource of a host process leaves out process.pid: a pid
 // per short-lived client process would turn every curl into new series.
 func (t *Builder) Metrics(r observed.Report) pmetric.Metrics {
-	t.interval++
+	t.now = pcommon.NewTimestampFromTime(r.Time)
 	for i := range r.Flows {
 		t.addFlow(&r.Flows[i])
 	}
@@ -139,9 +140,8 @@ func (t *Builder) Metrics(r observed.Report) pmetric.Metrics {
 		t.addDNS(&r.DNS[i])
 	}
 	t.evictIdle()
-	now := pcommon.NewTimestampFromTime(r.Time)
-	md := t.emit(now)
-	t.intervalStart = now
+	md := t.emit(t.now)
+	t.intervalStart = t.now
 	return md
 }
 
@@ -193,7 +193,7 @@ func (t *Builder) observe(res observed.Workload, m metricID, e edge, v float64) 
 			s.hist = newHistogram(histogramBounds(m))
 		}
 		s.hist.observe(v)
-		s.touched = t.interval
+		s.touched = t.now
 	}
 }
 
@@ -215,7 +215,7 @@ func (t *Builder) add(res observed.Workload, m metricID, e edge, delta uint64) {
 	}
 	if s := t.get(res, m, e); s != nil {
 		s.value += delta
-		s.touched = t.interval
+		s.touched = t.now
 	}
 }
 
@@ -226,7 +226,7 @@ func (t *Builder) get(res observed.Workload, m metricID, e edge) *series {
 	if s, ok := t.series[k]; ok {
 		return s
 	}
-	if len(t.series) >= t.maxSeries {
+	if len(t.series) >= t.cfg.MaxSeries {
 		t.evictedLimit.Add(1)
 		return nil
 	}
@@ -238,7 +238,7 @@ func (t *Builder) get(res observed.Workload, m metricID, e edge) *series {
 
 func (t *Builder) evictIdle() {
 	for k, s := range t.series {
-		if t.interval-s.touched >= t.idleIntervals {
+		if time.Duration(t.now-s.touched) >= t.cfg.SeriesIdleTimeout {
 			delete(t.series, k)
 			t.evictedIdle.Add(1)
 		}
@@ -269,7 +269,7 @@ func (t *Builder) emit(now pcommon.Timestamp) pmetric.Metrics {
 			t.putResource(rm.Resource().Attributes(), k.res)
 			sm := rm.ScopeMetrics().AppendEmpty()
 			sm.Scope().SetName(metadata.ScopeName)
-			sm.Scope().SetVersion(t.scopeVersion)
+			sm.Scope().SetVersion(t.cfg.ScopeVersion)
 			ms = sm.Metrics()
 			lastRes, lastM = &k.res, metricID(255)
 		}

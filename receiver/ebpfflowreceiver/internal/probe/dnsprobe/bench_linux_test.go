@@ -183,7 +183,7 @@ func sample(b *testing.B, p *Probe, floor []*ebpf.Program, n int, round func()) 
 // and matched (dnsmatch), as the engine does. One op = one lookup (two
 // records); queries/s is the rate the pipeline keeps up with.
 func BenchmarkDNSUserSpace(b *testing.B) {
-	m, err := dnsmatch.New(dnsmatch.Config{})
+	m, err := dnsmatch.New(dnsmatch.Config{Timeout: 5 * time.Second, MaxPending: 65536})
 	if err != nil {
 		b.Fatal(err)
 	}

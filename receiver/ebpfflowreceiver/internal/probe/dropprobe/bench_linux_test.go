@@ -28,7 +28,7 @@ func BenchmarkDropProbeKernel(b *testing.B) {
 	defer stats.Close()
 
 	udp := func(b *testing.B, port func(i int) uint16) {
-		p := attached(b, Config{MaxEntries: 65536})
+		p := attached(b, Config{MaxEntries: 65536, IgnoreReasons: normalFrees})
 		ns := testkit.NewNetns(b, "ebpfflow-dropbench")
 		var c *net.UDPConn
 		ns.Do(b, func() {
@@ -49,7 +49,7 @@ func BenchmarkDropProbeKernel(b *testing.B) {
 	b.Run("existing-key", func(b *testing.B) { udp(b, func(int) uint16 { return 9 }) })
 	b.Run("60k-keys", func(b *testing.B) { udp(b, func(i int) uint16 { return uint16(1024 + i%60000) }) })
 	b.Run("ignored", func(b *testing.B) {
-		p := attached(b, Config{})
+		p := attached(b, Config{IgnoreReasons: normalFrees})
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_USERSOCK)
 		if err != nil {
 			b.Fatal(err)
@@ -86,7 +86,7 @@ func measure(b *testing.B, p *Probe, op func(i int)) {
 // BenchmarkSnapshot reads a map of 10k drop keys: user-space decode rate.
 func BenchmarkSnapshot(b *testing.B) {
 	testkit.RequireRoot(b)
-	p, err := Load(Config{MaxEntries: 16384})
+	p, err := Load(Config{MaxEntries: 16384, IgnoreReasons: normalFrees})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -22,8 +22,8 @@ const DefaultMaxEntries = 16384
 // Config sizes the kernel map and filters reasons.
 type Config struct {
 	MaxEntries uint32 // 0 = DefaultMaxEntries
-	// IgnoreReasons are SKB_DROP_REASON_* names (prefix optional) not to
-	// report. nil = DefaultIgnoreReasons; an empty list reports everything.
+	// IgnoreReasons are kernel drop reason names (SKB_DROP_REASON_* without
+	// the prefix, as the receiver's config normalises them) not to report.
 	IgnoreReasons []string
 }
 

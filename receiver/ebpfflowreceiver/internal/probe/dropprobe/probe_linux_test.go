@@ -14,6 +14,9 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
+// normalFrees are the receiver's default drops.ignore_reasons.
+var normalFrees = []string{"NOT_SPECIFIED", "QUEUE_PURGE"}
+
 func attached(t testing.TB, cfg Config) *Probe {
 	t.Helper()
 	testkit.RequireRoot(t)
@@ -76,7 +79,7 @@ func TestUDPDrops(t *testing.T) {
 		{"no socket ipv6", "udp6", "::1", "", "NO_SOCKET", false, 40},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := attached(t, Config{})
+			p := attached(t, Config{IgnoreReasons: normalFrees})
 			ns := testkit.NewNetns(t, "ebpfflow-drop")
 			dst := netip.AddrPortFrom(netip.MustParseAddr(tc.loopback), 5353)
 			if tc.firewall {
@@ -137,8 +140,8 @@ func TestIgnoreReasons(t *testing.T) {
 	notSpecified := func(p *Probe) func(observed.DropSample) bool {
 		return func(s observed.DropSample) bool { return p.ReasonName(s.Reason) == "NOT_SPECIFIED" }
 	}
-	t.Run("default ignores NOT_SPECIFIED", func(t *testing.T) {
-		p := attached(t, Config{})
+	t.Run("NOT_SPECIFIED ignored", func(t *testing.T) {
+		p := attached(t, Config{IgnoreReasons: []string{"NOT_SPECIFIED", "QUEUE_PURGE"}})
 		netlinkDrops(t, 5)
 		if got := matching(t, p, notSpecified(p)); len(got) != 0 {
 			t.Errorf("NOT_SPECIFIED reported by default: %+v", got)
@@ -159,7 +162,7 @@ func TestIgnoreReasons(t *testing.T) {
 		}
 	})
 	t.Run("configured reason is ignored", func(t *testing.T) {
-		p := attached(t, Config{IgnoreReasons: []string{"skb_drop_reason_no_socket", "NOT_SPECIFIED"}})
+		p := attached(t, Config{IgnoreReasons: []string{"NO_SOCKET", "NOT_SPECIFIED"}})
 		ns := testkit.NewNetns(t, "ebpfflow-drop")
 		dst := netip.MustParseAddrPort("127.0.0.1:5354")
 		ns.Do(t, func() { sendUDP(t, "udp4", "127.0.0.1:0", dst, 3, 10) })
@@ -195,7 +198,7 @@ func TestCounters(t *testing.T) {
 }
 
 func TestMapFull(t *testing.T) {
-	p := attached(t, Config{MaxEntries: 1})
+	p := attached(t, Config{MaxEntries: 1, IgnoreReasons: normalFrees})
 	ns := testkit.NewNetns(t, "ebpfflow-drop")
 	// Three distinct destinations = three keys; the map holds one.
 	ns.Do(t, func() {
@@ -215,7 +218,7 @@ func TestMapFull(t *testing.T) {
 // A full receive buffer drops at the socket: the kernel passes it as rx_sk,
 // so the drop carries the receiving socket's cgroup.
 func TestSocketReceiveBufferDrop(t *testing.T) {
-	p := attached(t, Config{})
+	p := attached(t, Config{IgnoreReasons: normalFrees})
 	cg := testkit.InChildCgroup(t)
 	ns := testkit.NewNetns(t, "ebpfflow-drop")
 
@@ -263,7 +266,7 @@ func TestSocketReceiveBufferDrop(t *testing.T) {
 }
 
 func TestTCPAndICMPDrops(t *testing.T) {
-	p := attached(t, Config{})
+	p := attached(t, Config{IgnoreReasons: normalFrees})
 	ns := testkit.NewNetns(t, "ebpfflow-drop")
 	ns.Run(t, "iptables", "-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request", "-j", "DROP")
 

@@ -19,12 +19,6 @@ const (
 	maxIgnoreSlots = 1024
 )
 
-// DefaultIgnoreReasons are normal frees, not drops: NOT_SPECIFIED is the
-// generic kfree_skb of paths without a reason, and QUEUE_PURGE frees what a
-// closing socket still held (the peer's FIN after an ordinary close), which
-// would otherwise mark every client-closed connection as dropped.
-var DefaultIgnoreReasons = []string{"NOT_SPECIFIED", "QUEUE_PURGE"}
-
 // Reasons names the running kernel's drop reasons, from its BTF
 // `enum skb_drop_reason` (names without the SKB_DROP_REASON_ prefix).
 type Reasons struct {
@@ -100,17 +94,12 @@ func (r *Reasons) slots() uint32 {
 	return min(max(r.max, 1), maxIgnoreSlots)
 }
 
-// ignoreValues resolves configured names (with or without the
-// SKB_DROP_REASON_ prefix, any case) to reason values. nil means the
-// defaults; an empty list ignores nothing.
+// ignoreValues resolves reason names (without the SKB_DROP_REASON_
+// prefix) to reason values.
 func (r *Reasons) ignoreValues(names []string) ([]uint32, error) {
-	if names == nil {
-		names = DefaultIgnoreReasons
-	}
 	out := make([]uint32, 0, len(names))
 	for _, n := range names {
-		key := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(n)), reasonPrefix)
-		v, ok := r.byName[key]
+		v, ok := r.byName[n]
 		if !ok {
 			return nil, fmt.Errorf("unknown drop reason %q; this kernel knows: %s", n, strings.Join(r.names(), ", "))
 		}

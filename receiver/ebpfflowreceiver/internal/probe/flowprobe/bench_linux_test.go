@@ -25,7 +25,7 @@ func BenchmarkFlowProbeKernel(b *testing.B) {
 	}
 	defer stats.Close()
 	root := testkit.CgroupV2Mount(b)
-	p, err := Load(Config{})
+	p, err := Load(Config{MaxFlows: 65536})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 		b.Fatalf("enable BPF run-time stats: %v", err)
 	}
 	defer stats.Close()
-	p, err := Load(Config{})
+	p, err := Load(Config{MaxFlows: 65536})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,14 +14,11 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
 
-// DefaultMaxFlows bounds the `flows` LRU map when Config.MaxFlows is 0:
-// a busy node's concurrent flows for one interval, at ~200 B of kernel
-// memory each (12.5 MiB; see bpf/flow/flow.bpf.c).
-const DefaultMaxFlows = 65536
-
 // Config sizes the kernel maps.
 type Config struct {
-	MaxFlows uint32 // LRU entries; 0 = DefaultMaxFlows
+	// MaxFlows bounds the `flows` LRU map (~200 B of kernel memory per
+	// entry; see bpf/flow/flow.bpf.c). The receiver's max_flows.
+	MaxFlows uint32
 }
 
 // Probe is the loaded flow probe.
@@ -49,11 +46,7 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 	if edit != nil {
 		edit(spec)
 	}
-	n := cfg.MaxFlows
-	if n == 0 {
-		n = DefaultMaxFlows
-	}
-	spec.Maps["flows"].MaxEntries = n
+	spec.Maps["flows"].MaxEntries = cfg.MaxFlows
 	// The kernel stamps packets in jiffies times the tick length, which is
 	// the resolution of CLOCK_MONOTONIC_COARSE (1e9/CONFIG_HZ).
 	var res unix.Timespec

@@ -13,14 +13,12 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
 
-// DefaultMaxSockets bounds the `socks` LRU map when Config.MaxSockets is 0:
-// a busy node's open sockets plus one interval of closes (~10 MiB of kernel
-// memory).
-const DefaultMaxSockets = 65536
-
 // Config sizes the kernel map.
 type Config struct {
-	MaxSockets uint32 // LRU entries; 0 = DefaultMaxSockets
+	// MaxSockets bounds the `socks` LRU map: a busy node's open sockets plus
+	// one interval of closes (~160 B of kernel memory each). The engine
+	// gives it the receiver's max_flows.
+	MaxSockets uint32
 }
 
 var _ probe.Probe = (*Probe)(nil)
@@ -38,11 +36,7 @@ func Load(cfg Config) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tcp spec: %w", err)
 	}
-	n := cfg.MaxSockets
-	if n == 0 {
-		n = DefaultMaxSockets
-	}
-	spec.Maps[tcpMapSocks].MaxEntries = n
+	spec.Maps[tcpMapSocks].MaxEntries = cfg.MaxSockets
 
 	p := &Probe{}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
