@@ -6,14 +6,12 @@
  * parsed and matched. A resolver's own side (queries in, answers out) is not
  * captured: on a node with the resolver, each lookup is reported once, by
  * the asking socket. Observes only: every packet is allowed. */
-#include "ebpfflow.bpf.h"
+#include "cgroup_skb.bpf.h"
 #include "dns.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define DNS_PORT 53
-#define IPPROTO_TCP_ 6
-#define IPPROTO_UDP_ 17
 
 /* Give the header and the capture limit BTF entries for bpf2go's Go types. */
 const struct dns_event *unused_dns_event __attribute__((unused));
@@ -27,21 +25,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* set from Go (Config.RingBytes) */
 } events SEC(".maps");
-
-/* Copies len bytes at off from the packet: straight from the linear data
- * when it holds them, else through bpf_skb_load_bytes. */
-static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
-{
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-
-	off &= 0xff; /* IP header + options / IPv6 header */
-	if (data + off + len <= end) {
-		__builtin_memcpy(to, data + off, len);
-		return 0;
-	}
-	return bpf_skb_load_bytes(skb, off, to, len);
-}
 
 /* Copies the header and cap payload bytes at off into a record with room
  * for size payload bytes. A full ring is counted here; -1 if the payload
@@ -73,52 +56,25 @@ static __always_inline int emit(struct __sk_buff *skb, const struct dns_event *h
 
 static __always_inline void capture(struct __sk_buff *skb, bool egress)
 {
-	union addr src = {}, dst = {};
-	__u32 l3len;
-	__u8 proto, family;
+	struct l3 l3;
+	struct l4 l4 = {};
 
-	/* cgroup_skb data starts at the network header. */
-	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
-		if (load(skb, 0, &ip, sizeof(ip)) || ip.ihl < 5)
-			goto parse_error;
-		proto = ip.protocol;
-		l3len = ip.ihl * 4;
-		src.v4 = ip.saddr;
-		dst.v4 = ip.daddr;
-		family = AF_INET;
-	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
-		if (load(skb, 0, &ip6, sizeof(ip6)))
-			goto parse_error;
-		/* DNS behind IPv6 extension headers is not looked for. */
-		proto = ip6.nexthdr;
-		l3len = sizeof(ip6);
-		__builtin_memcpy(src.v6, &ip6.saddr, 16);
-		__builtin_memcpy(dst.v6, &ip6.daddr, 16);
-		family = AF_INET6;
-	} else {
+	int r = parse_l3(skb, &l3);
+	if (r == PARSE_NOT_IP)
 		return;
-	}
+	if (r != PARSE_OK)
+		goto parse_error;
+	__u8 proto = l3.proto;
 	if (proto != IPPROTO_UDP_ && proto != IPPROTO_TCP_)
 		return;
-
 	/* Ports, and for TCP the sequence number and header length. */
-	__u8 l4[14];
-	__u32 hlen = 8, seq = 0;
-	if (proto == IPPROTO_TCP_ ? load(skb, l3len, l4, 14) : load(skb, l3len, l4, 4))
+	if (parse_l4(skb, l3.off, proto, &l4))
 		goto parse_error;
-	__u16 sport = (l4[0] << 8) | l4[1];
-	__u16 dport = (l4[2] << 8) | l4[3];
-	if (egress ? dport != DNS_PORT : sport != DNS_PORT)
+	if (egress ? l4.dport != DNS_PORT : l4.sport != DNS_PORT)
 		return;
-	if (proto == IPPROTO_TCP_) {
-		seq = (__u32)l4[4] << 24 | (__u32)l4[5] << 16 | (__u32)l4[6] << 8 | l4[7];
-		hlen = (l4[12] >> 4) * 4;
-		if (hlen < 20)
-			goto parse_error;
-	}
-	__u32 off = l3len + hlen;
+	if (proto == IPPROTO_TCP_ && l4.hlen < 20)
+		goto parse_error;
+	__u32 off = l3.off + l4.hlen;
 	if (skb->len <= off)
 		return; /* a bare SYN, ACK or FIN: no DNS bytes */
 	__u32 len = skb->len - off;
@@ -127,22 +83,22 @@ static __always_inline void capture(struct __sk_buff *skb, bool egress)
 		.ts_ns = bpf_ktime_get_boot_ns(),
 		.cookie = bpf_get_socket_cookie(skb),
 		.cgroup_id = bpf_skb_cgroup_id(skb),
-		.seq = seq,
+		.seq = l4.seq,
 		.len = len,
-		.family = family,
+		.family = l3.family,
 		.proto = proto,
 		.egress = egress,
 	};
 	if (egress) {
-		__builtin_memcpy(h.local_addr, src.v6, 16);
-		__builtin_memcpy(h.remote_addr, dst.v6, 16);
-		h.local_port = sport;
-		h.remote_port = dport;
+		__builtin_memcpy(h.local_addr, l3.src.v6, 16);
+		__builtin_memcpy(h.remote_addr, l3.dst.v6, 16);
+		h.local_port = l4.sport;
+		h.remote_port = l4.dport;
 	} else {
-		__builtin_memcpy(h.local_addr, dst.v6, 16);
-		__builtin_memcpy(h.remote_addr, src.v6, 16);
-		h.local_port = dport;
-		h.remote_port = sport;
+		__builtin_memcpy(h.local_addr, l3.dst.v6, 16);
+		__builtin_memcpy(h.remote_addr, l3.src.v6, 16);
+		h.local_port = l4.dport;
+		h.remote_port = l4.sport;
 	}
 
 	stat_inc(STAT_EVENTS);

@@ -7,14 +7,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define EEXIST_ 17
-#define IPPROTO_TCP_ 6
-#define IPPROTO_UDP_ 17
-#define IPV6_HOPOPTS 0
-#define IPV6_ROUTING 43
-#define IPV6_FRAGMENT 44
-#define IPV6_AH 51
-#define IPV6_DSTOPTS 60
 #define IPV6_EXT_MAX 4 /* extension headers walked before giving up on L4 */
 
 /* kfree_skb has carried rx_sk (the socket found by the receive lookup) since

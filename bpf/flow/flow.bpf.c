@@ -3,18 +3,13 @@
  * cgroup_skb ingress/egress on the cgroup v2 root, so every local socket in
  * any network namespace is seen. The programs always return 1: ebpfflow
  * observes, it never filters. */
-#include "ebpfflow.bpf.h"
+#include "cgroup_skb.bpf.h"
 #include "flow.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define IPPROTO_TCP_ 6
-#define IPPROTO_UDP_ 17
-#define IPPROTO_MPTCP_ 262
-#define IPPROTO_NONE_ 59
 #define TCP_SYN_ 0x02
 #define TCP_ACK_ 0x10
-#define EEXIST_ 17
 
 /* Sized from Config.MaxFlows before load (default 64Ki entries, ~200 B each
  * with the hash and LRU bookkeeping: 12.5 MiB). One entry per local socket
@@ -104,91 +99,6 @@ static __always_inline void set_owner(struct sock_flow_stats *st, struct bpf_soc
 	__builtin_memcpy(st->comm, o->comm, sizeof(st->comm));
 }
 
-/* Copies len bytes at off from the packet: straight from the linear data
- * when it holds them (the common case, no helper call), else through
- * bpf_skb_load_bytes. */
-static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
-{
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-
-	off &= 0x3ff; /* IP + extension headers never exceed this */
-	if (data + off + len <= end) {
-		__builtin_memcpy(to, data + off, len);
-		return 0;
-	}
-	return bpf_skb_load_bytes(skb, off, to, len);
-}
-
-#define IPV6_MAX_EXT 4
-
-/* Skips IPv6 extension headers (bounded). BIG TCP super-packets carry a
- * Hop-by-Hop jumbo header that segmentation removes: its length is returned
- * in *jumbo so the wire bytes exclude it. A non-first fragment has no L4
- * header: reported as IPPROTO_NONE. (Local sockets' packets are seen before
- * fragmentation and after reassembly, so fragments are not expected.) */
-static __always_inline int ipv6_skip_ext(struct __sk_buff *skb, __u8 *proto, __u32 *off, __u32 *jumbo)
-{
-	for (int i = 0; i < IPV6_MAX_EXT; i++) {
-		__u8 h[4];
-		switch (*proto) {
-		case 0:  /* hop-by-hop */
-		case 43: /* routing */
-		case 60: /* destination options */
-			if (load(skb, *off, h, sizeof(h)))
-				return -1;
-			/* A lone jumbo payload option right after the IPv6 header. */
-			if (*proto == 0 && *off == sizeof(struct ipv6hdr) && h[1] == 0 && h[2] == 0xC2)
-				*jumbo = 8;
-			*proto = h[0];
-			*off += (h[1] + 1) * 8;
-			if (*off > 0x3ff)
-				return -1; /* beyond what load() addresses */
-			break;
-		case 44: /* fragment */
-			if (load(skb, *off, h, sizeof(h)))
-				return -1;
-			/* A later fragment's payload is no transport header. */
-			*proto = ((h[2] << 8 | h[3]) & 0xFFF8) ? IPPROTO_NONE_ : h[0];
-			*off += 8;
-			break;
-		default:
-			return 0;
-		}
-	}
-	return 0;
-}
-
-struct l4 {
-	__u16 sport;
-	__u16 dport;
-	__u8 flags;
-	__u8 hlen; /* transport header length */
-};
-
-/* Reads ports (and TCP flags / header length) at `off`. */
-static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, __u8 proto, struct l4 *l4)
-{
-	if (proto == IPPROTO_TCP_) {
-		__u8 h[14];
-		if (load(skb, off, h, sizeof(h)))
-			return -1;
-		l4->sport = (h[0] << 8) | h[1];
-		l4->dport = (h[2] << 8) | h[3];
-		l4->hlen = (h[12] >> 4) * 4;
-		l4->flags = h[13];
-		return 0;
-	}
-	__u16 ports[2];
-	if (load(skb, off, ports, sizeof(ports)))
-		return -1;
-	l4->sport = bpf_ntohs(ports[0]);
-	l4->dport = bpf_ntohs(ports[1]);
-	l4->hlen = 8;
-	l4->flags = 0;
-	return 0;
-}
-
 /* Copies the socket's smoothed RTT and retransmission count. They change as
  * the socket sends and as ACKs are processed (after ingress): each egress
  * packet sees them current, so only egress pays for the read. */
@@ -207,37 +117,18 @@ static __always_inline void tcp_state(struct sock_flow_stats *st, struct __sk_bu
 static __always_inline void account(struct __sk_buff *skb, bool egress)
 {
 	struct sock_flow_key key = {};
-	union addr src = {}, dst = {};
+	struct l3 l3;
 	struct l4 l4 = {}; /* no undefined reads the verifier would refuse */
-	__u32 l3len, jumbo = 0;
-	__u8 proto;
 
 	stat_inc(STAT_EVENTS);
 
-	/* cgroup_skb data starts at the network header. */
-	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
-		if (load(skb, 0, &ip, sizeof(ip)) || ip.ihl < 5)
-			goto parse_error;
-		proto = ip.protocol;
-		l3len = ip.ihl * 4;
-		src.v4 = ip.saddr;
-		dst.v4 = ip.daddr;
-		key.family = AF_INET;
-	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
-		if (load(skb, 0, &ip6, sizeof(ip6)))
-			goto parse_error;
-		proto = ip6.nexthdr;
-		l3len = sizeof(ip6);
-		if (ipv6_skip_ext(skb, &proto, &l3len, &jumbo))
-			goto parse_error;
-		__builtin_memcpy(src.v6, &ip6.saddr, 16);
-		__builtin_memcpy(dst.v6, &ip6.daddr, 16);
-		key.family = AF_INET6;
-	} else {
+	int r = parse_l3(skb, &l3);
+	if (r == PARSE_NOT_IP)
 		return; /* not IP: nothing to key a flow on */
-	}
+	if (r != PARSE_OK)
+		goto parse_error;
+	__u8 proto = l3.proto;
+	__u32 l3len = l3.off, jumbo = l3.jumbo;
 	if (proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_)
 		return; /* ICMP & co. are not flows */
 	if (parse_l4(skb, l3len, proto, &l4))
@@ -245,14 +136,15 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 
 	key.cookie = bpf_get_socket_cookie(skb);
 	key.proto = proto;
+	key.family = l3.family;
 	if (egress) {
-		__builtin_memcpy(key.local_addr, src.v6, 16);
-		__builtin_memcpy(key.remote_addr, dst.v6, 16);
+		__builtin_memcpy(key.local_addr, l3.src.v6, 16);
+		__builtin_memcpy(key.remote_addr, l3.dst.v6, 16);
 		key.local_port = l4.sport;
 		key.remote_port = l4.dport;
 	} else {
-		__builtin_memcpy(key.local_addr, dst.v6, 16);
-		__builtin_memcpy(key.remote_addr, src.v6, 16);
+		__builtin_memcpy(key.local_addr, l3.dst.v6, 16);
+		__builtin_memcpy(key.remote_addr, l3.src.v6, 16);
 		key.local_port = l4.dport;
 		key.remote_port = l4.sport;
 	}

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Shared by every ebpfflow probe: loss counters and ring buffer output.
- * Each probe object gets its own copy of these maps; user space reads them
- * through receiver/ebpfflowreceiver/internal/probe. */
+/* Shared by every ebpfflow probe: loss counters and the constants vmlinux.h
+ * lacks (macros do not reach BTF). Each probe object gets its own copy of
+ * the maps; user space reads them through
+ * receiver/ebpfflowreceiver/internal/probe. Packet parsing for cgroup_skb
+ * programs is in cgroup_skb.bpf.h. */
 #ifndef EBPFFLOW_BPF_H
 #define EBPFFLOW_BPF_H
 
@@ -45,6 +47,19 @@ union addr {
 #define AF_INET6 10
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
+/* IPPROTO_* are enum values in vmlinux.h only where the kernel has them as
+ * such; these are the ones every probe can use. */
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
 #define IPPROTO_ICMPV6_ 58
+#define IPPROTO_NONE_ 59
+#define IPPROTO_MPTCP_ 262
+/* IPv6 extension headers (next-header values). */
+#define IPV6_HOPOPTS 0
+#define IPV6_ROUTING 43
+#define IPV6_FRAGMENT 44
+#define IPV6_AH 51
+#define IPV6_DSTOPTS 60
+#define EEXIST_ 17
 
 #endif

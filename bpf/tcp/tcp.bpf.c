@@ -9,12 +9,10 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define IPPROTO_TCP_ 6
 #define ECONNREFUSED_ 111
 #define ETIMEDOUT_ 110
 #define ECONNRESET_ 104
 #define EPIPE_ 32
-#define EEXIST_ 17
 
 /* Sized from Config.MaxSockets before load; this default (64Ki sockets,
  * ~10 MiB) covers a busy node's open sockets plus one interval of closes. */

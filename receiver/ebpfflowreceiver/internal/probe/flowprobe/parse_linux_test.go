@@ -17,48 +17,9 @@ import (
 // non-IP, GSO arithmetic) without having to make a kernel send them.
 
 var (
-	src4, dst4 = netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	src6, dst6 = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+	src4, dst4 = testkit.PacketSrc4, testkit.PacketDst4
+	src6, dst6 = testkit.PacketSrc6, testkit.PacketDst6
 )
-
-func ipv4(proto byte, optWords int, l4 []byte) []byte {
-	h := make([]byte, 20+4*optWords)
-	h[0] = 0x45 + byte(optWords)
-	binary.BigEndian.PutUint16(h[2:], uint16(len(h)+len(l4)))
-	h[8], h[9] = 64, proto
-	a, b := src4.As4(), dst4.As4()
-	copy(h[12:], a[:])
-	copy(h[16:], b[:])
-	return append(h, l4...)
-}
-
-func ipv6(next byte, rest []byte) []byte {
-	h := make([]byte, 40)
-	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:], uint16(len(rest)))
-	h[6], h[7] = next, 64
-	a, b := src6.As16(), dst6.As16()
-	copy(h[8:], a[:])
-	copy(h[24:], b[:])
-	return append(h, rest...)
-}
-
-func udp(sport, dport uint16, payload int) []byte {
-	h := make([]byte, 8+payload)
-	binary.BigEndian.PutUint16(h[0:], sport)
-	binary.BigEndian.PutUint16(h[2:], dport)
-	binary.BigEndian.PutUint16(h[4:], uint16(8+payload))
-	return h
-}
-
-func tcp(sport, dport uint16, optWords int, flags byte, payload int) []byte {
-	h := make([]byte, 20+4*optWords+payload)
-	binary.BigEndian.PutUint16(h[0:], sport)
-	binary.BigEndian.PutUint16(h[2:], dport)
-	h[12] = byte(5+optWords) << 4
-	h[13] = flags
-	return h
-}
 
 // skbContext returns a struct __sk_buff for BPF_PROG_TEST_RUN with gso_segs
 // and gso_size set; the layout comes from the running kernel's BTF.
@@ -106,39 +67,39 @@ func TestParse(t *testing.T) {
 		initiator   observed.Initiator
 		parseErrors uint64
 	}{
-		{name: "ipv4 udp", ethertype: ethIP, pkt: ipv4(17, 0, udp(1001, 53, 100)),
+		{name: "ipv4 udp", ethertype: ethIP, pkt: testkit.IPv4(17, 0, testkit.UDP(1001, 53, 100)),
 			flow: true, local: netip.AddrPortFrom(src4, 1001), packets: 1, bytes: 128, initiator: observed.InitiatorLocal},
-		{name: "ipv4 options udp", ethertype: ethIP, pkt: ipv4(17, 2, udp(1002, 53, 10)),
+		{name: "ipv4 options udp", ethertype: ethIP, pkt: testkit.IPv4(17, 2, testkit.UDP(1002, 53, 10)),
 			flow: true, local: netip.AddrPortFrom(src4, 1002), packets: 1, bytes: 28 + 8 + 10, initiator: observed.InitiatorLocal},
 		// 3 segments of 1000 B behind 20 B IP + 32 B TCP: 3 x 1052 on the wire.
 		// (BPF_PROG_TEST_RUN takes at most a page of packet.)
-		{name: "ipv4 tcp gso", ethertype: ethIP, pkt: ipv4(6, 0, tcp(1003, 80, 3, 0x18, 3*1000)), segs: 3, size: 1000,
+		{name: "ipv4 tcp gso", ethertype: ethIP, pkt: testkit.IPv4(6, 0, testkit.TCP(1003, 80, 3, 0x18, 3*1000)), segs: 3, size: 1000,
 			flow: true, local: netip.AddrPortFrom(src4, 1003), packets: 3, bytes: 3 * 1052, flags: 0x18},
-		{name: "ipv4 tcp syn", ethertype: ethIP, pkt: ipv4(6, 0, tcp(1004, 80, 5, 0x02, 0)),
+		{name: "ipv4 tcp syn", ethertype: ethIP, pkt: testkit.IPv4(6, 0, testkit.TCP(1004, 80, 5, 0x02, 0)),
 			flow: true, local: netip.AddrPortFrom(src4, 1004), packets: 1, bytes: 60, flags: 0x02, initiator: observed.InitiatorLocal},
 		// UDP GSO (UDP_SEGMENT): 4 datagrams of 1000 B, each with IPv6 + UDP headers.
-		{name: "ipv6 udp gso", ethertype: ethIPv6, pkt: ipv6(17, udp(1005, 443, 4*500)), segs: 4, size: 500,
+		{name: "ipv6 udp gso", ethertype: ethIPv6, pkt: testkit.IPv6(17, testkit.UDP(1005, 443, 4*500)), segs: 4, size: 500,
 			flow: true, local: netip.AddrPortFrom(src6, 1005), packets: 4, bytes: 4 * 548, initiator: observed.InitiatorLocal},
 		// Destination options (8 B) then a TCP SYN.
-		{name: "ipv6 ext tcp", ethertype: ethIPv6, pkt: ipv6(60, append([]byte{6, 0, 1, 4, 0, 0, 0, 0}, tcp(1006, 80, 0, 0x02, 0)...)),
+		{name: "ipv6 ext tcp", ethertype: ethIPv6, pkt: testkit.IPv6(60, append([]byte{6, 0, 1, 4, 0, 0, 0, 0}, testkit.TCP(1006, 80, 0, 0x02, 0)...)),
 			flow: true, local: netip.AddrPortFrom(src6, 1006), packets: 1, bytes: 68, flags: 0x02, initiator: observed.InitiatorLocal},
-		{name: "icmp", ethertype: ethIP, pkt: ipv4(1, 0, make([]byte, 8))},
+		{name: "icmp", ethertype: ethIP, pkt: testkit.IPv4(1, 0, make([]byte, 8))},
 		{name: "arp", ethertype: ethARP, pkt: make([]byte, 28)},
 		// A non-first IPv6 fragment has no transport header.
-		{name: "ipv6 later fragment", ethertype: ethIPv6, pkt: ipv6(44, append([]byte{17, 0, 0x05, 0x00, 0, 0, 0, 1}, make([]byte, 16)...))},
+		{name: "ipv6 later fragment", ethertype: ethIPv6, pkt: testkit.IPv6(44, append([]byte{17, 0, 0x05, 0x00, 0, 0, 0, 1}, make([]byte, 16)...))},
 		// Headers cut short, or claiming more than the packet holds.
-		{name: "truncated tcp", ethertype: ethIP, pkt: ipv4(6, 0, tcp(1007, 80, 0, 0x10, 0))[:20+8], parseErrors: 1},
+		{name: "truncated tcp", ethertype: ethIP, pkt: testkit.IPv4(6, 0, testkit.TCP(1007, 80, 0, 0x10, 0))[:20+8], parseErrors: 1},
 		{name: "ipv4 options past the end", ethertype: ethIP, pkt: func() []byte {
-			b := ipv4(17, 0, udp(1008, 53, 0))
+			b := testkit.IPv4(17, 0, testkit.UDP(1008, 53, 0))
 			b[0] = 0x4f // 60 B of IP header in a 28 B packet
 			return b
 		}(), parseErrors: 1},
 		{name: "ipv4 header too short", ethertype: ethIP, pkt: func() []byte {
-			b := ipv4(17, 0, udp(1009, 53, 0))
+			b := testkit.IPv4(17, 0, testkit.UDP(1009, 53, 0))
 			b[0] = 0x44
 			return b
 		}(), parseErrors: 1},
-		{name: "ipv6 ext past the end", ethertype: ethIPv6, pkt: ipv6(60, []byte{17, 200, 0, 0, 0, 0, 0, 0}), parseErrors: 1},
+		{name: "ipv6 ext past the end", ethertype: ethIPv6, pkt: testkit.IPv6(60, []byte{17, 200, 0, 0, 0, 0, 0, 0}), parseErrors: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			old, err := p.Snapshot(boot)
