@@ -172,6 +172,9 @@ func (r *ebpfflowReceiver) reportProbes(st engine.Stats) {
 	changed := false
 	for _, name := range sortedProbes(st) {
 		err := st.Probes[name].Err
+		if perr, ok := st.Parts[name]; ok {
+			err = perr
+		}
 		if (err != nil) != r.degraded[name] {
 			changed = true
 			r.degraded[name] = err != nil
@@ -189,9 +192,13 @@ func (r *ebpfflowReceiver) reportProbes(st engine.Stats) {
 	}
 }
 
+// sortedProbes names the probes and their parts that can fail alone.
 func sortedProbes(st engine.Stats) []string {
-	names := make([]string, 0, len(st.Probes))
+	names := make([]string, 0, len(st.Probes)+len(st.Parts))
 	for name := range st.Probes {
+		names = append(names, name)
+	}
+	for name := range st.Parts {
 		names = append(names, name)
 	}
 	slices.Sort(names)
@@ -263,12 +270,12 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 			return nil
 		}),
 		tb.RegisterEbpfflowProbeUpCallback(func(_ context.Context, o metric.Int64Observer) error {
-			for name, ps := range stats().Probes {
-				up := int64(1)
-				if ps.Err != nil {
-					up = 0
-				}
-				o.Observe(up, probeAttr(name))
+			st := stats()
+			for name, ps := range st.Probes {
+				o.Observe(up(ps.Err), probeAttr(name))
+			}
+			for name, err := range st.Parts {
+				o.Observe(up(err), probeAttr(name))
 			}
 			return nil
 		}),
@@ -283,6 +290,13 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 			return nil
 		}),
 	)
+}
+
+func up(err error) int64 {
+	if err != nil {
+		return 0
+	}
+	return 1
 }
 
 func clamp(v uint64) int64 {

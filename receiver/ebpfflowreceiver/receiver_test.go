@@ -212,6 +212,33 @@ func TestProbeFailureDegradesStatus(t *testing.T) {
 	assert.Equal(t, []componentstatus.Status{componentstatus.StatusRecoverableError, componentstatus.StatusOK}, host.statuses())
 }
 
+// A kernel that refuses the flow probe's socket-owner program leaves flows
+// without pid and command: reported as probe flow_owner, in the status and
+// in ebpfflow_probe_up, beside the flow probe that still runs.
+func TestFlowOwnerFailureReported(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	r := newTestReceiver(t, tel)
+	r.tr = pdatabuild.New(time.Now(), createDefaultConfig().builderConfig("", "", ""))
+	host := newStatusHost()
+	r.host = host
+	stats := engine.Stats{
+		Probes: map[string]engine.ProbeStats{"flow": {}},
+		Parts:  map[string]error{engine.ProbeFlowOwner: errors.New("load cgroup/sock_create: permission denied")},
+	}
+	require.NoError(t, r.registerTelemetry(func() engine.Stats { return stats }))
+	t.Cleanup(r.telemetry.Shutdown)
+	probeAttr := func(p string) attribute.Set { return attribute.NewSet(attribute.String("probe", p)) }
+	metadatatest.AssertEqualEbpfflowProbeUp(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: probeAttr("flow"), Value: 1},
+		{Attributes: probeAttr("flow_owner"), Value: 0},
+	}, metricdatatest.IgnoreTimestamp())
+
+	r.reportProbes(stats)
+	require.Equal(t, []componentstatus.Status{componentstatus.StatusRecoverableError}, host.statuses())
+	assert.ErrorContains(t, host.events[0].Err(), "probe flow_owner: load cgroup/sock_create")
+}
+
 // envUnprivileged marks the re-executed test binary that runs without root.
 const envUnprivileged = "EBPFFLOW_TEST_UNPRIVILEGED"
 

@@ -27,6 +27,9 @@ const (
 	ProbeTCP  = "tcp"
 	ProbeDrop = "drop"
 	ProbeDNS  = "dns"
+	// ProbeFlowOwner is the flow probe's cgroup/sock_create program, which
+	// the kernel may refuse alone: flows then carry no pid or command.
+	ProbeFlowOwner = "flow_owner"
 )
 
 // Config is the receiver's settings as its config.go defaulted, validated
@@ -82,7 +85,10 @@ type ProbeStats struct {
 
 // Stats is the engine's self-telemetry.
 type Stats struct {
-	Probes      map[string]ProbeStats
+	Probes map[string]ProbeStats
+	// Parts are programs of a live probe that failed alone (non-nil error)
+	// or run (nil): ProbeFlowOwner while the flow probe runs.
+	Parts       map[string]error
 	FlowsActive int
 	Evicted     uint64 // cumulative flows lost to LRU eviction
 	DNS         dnsmatch.Stats
@@ -162,6 +168,10 @@ type Node struct {
 	dnsStats   dnsmatch.Stats
 	dnsPending int
 	dnsDone    chan struct{}
+
+	// flowOwnerErr is why the flow probe runs without its owner program
+	// (set by start, read-only afterwards).
+	flowOwnerErr error
 
 	active      atomic.Int64
 	evicted     atomic.Uint64
@@ -376,6 +386,9 @@ func (e *Node) Stats() Stats {
 	e.dnsMu.Lock()
 	st.DNS, st.DNSPending = e.dnsStats, e.dnsPending
 	e.dnsMu.Unlock()
+	if e.flows != nil {
+		st.Parts = map[string]error{ProbeFlowOwner: e.flowOwnerErr}
+	}
 	for _, s := range slots {
 		ps := ProbeStats{Err: s.err}
 		if s.p != nil {

@@ -53,6 +53,10 @@ func (e *Node) start() error {
 		e.addSlot(ProbeFlow, fp, err)
 		if err == nil {
 			e.flows = fp
+			if e.flowOwnerErr = fp.OwnerError(); e.flowOwnerErr != nil {
+				e.log.Warn("flows carry no process.pid or process.executable.name: the kernel refused the socket-owner program",
+					zap.String("probe", ProbeFlowOwner), zap.Error(e.flowOwnerErr))
+			}
 		}
 		tp, err := loadTCP(e.cfg.Flows.MaxFlows)
 		e.addSlot(ProbeTCP, tp, err)

@@ -219,7 +219,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.EbpfflowProbeUp, err = builder.meter.Int64ObservableGauge(
 		"otelcol_ebpfflow_probe_up",
-		metric.WithDescription("1 when the probe is attached and running, 0 when it failed and the receiver runs degraded without it. [Alpha]"),
+		metric.WithDescription("1 when the probe is attached and running, 0 when it failed and the receiver runs degraded without it. flow_owner is the flow probe's socket-owner program, which a kernel may refuse alone; at 0 flows carry no process.pid or process.executable.name. [Alpha]"),
 		metric.WithUnit("1"),
 	)
 	errs = errors.Join(errs, err)

@@ -114,7 +114,7 @@ func AssertEqualEbpfflowMetricSeriesEvicted(t *testing.T, tt *componenttest.Tele
 func AssertEqualEbpfflowProbeUp(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfflow_probe_up",
-		Description: "1 when the probe is attached and running, 0 when it failed and the receiver runs degraded without it. [Alpha]",
+		Description: "1 when the probe is attached and running, 0 when it failed and the receiver runs degraded without it. flow_owner is the flow probe's socket-owner program, which a kernel may refuse alone; at 0 flows carry no process.pid or process.executable.name. [Alpha]",
 		Unit:        "1",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,

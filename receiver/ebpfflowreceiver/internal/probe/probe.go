@@ -12,9 +12,9 @@ type Counters struct {
 	DecodeErrors uint64 // records user space could not decode
 }
 
-// Probe is one attached eBPF program family.
+// Probe is one attached eBPF program family. The engine names it (the
+// `probe` attribute of self-telemetry).
 type Probe interface {
-	Name() string
 	Counters() (Counters, error)
 	Close() error
 }

@@ -129,9 +129,6 @@ func (p *Probe) Run(ctx context.Context, boot time.Time, handle func(*observed.D
 	return nil
 }
 
-// Name identifies the probe in self-telemetry.
-func (p *Probe) Name() string { return "dns" }
-
 // Counters returns the kernel counters plus user-space decode errors.
 func (p *Probe) Counters() (probe.Counters, error) {
 	c, err := probe.ReadStats(p.objs.Stats)

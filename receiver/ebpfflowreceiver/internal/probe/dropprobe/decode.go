@@ -4,30 +4,10 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-	"unsafe"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
-
-// Decode turns one `drops` map entry (struct drop_key, struct drop_value)
-// into a sample. boot is the wall-clock time of boot, to which the kernel's
-// boottime nanoseconds are added.
-func Decode(key, value []byte, boot time.Time) (observed.DropSample, error) {
-	var k dropDropKey
-	var v dropDropValue
-	if len(key) != int(unsafe.Sizeof(k)) {
-		return observed.DropSample{}, fmt.Errorf("drop key: %d bytes, want %d", len(key), unsafe.Sizeof(k))
-	}
-	if len(value) != int(unsafe.Sizeof(v)) {
-		return observed.DropSample{}, fmt.Errorf("drop value: %d bytes, want %d", len(value), unsafe.Sizeof(v))
-	}
-	// The generated structs have the kernel's layout (bpfel, HostLayout, no
-	// padding): copying the bytes is exact and avoids reflection.
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(&k)), unsafe.Sizeof(k)), key)
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), unsafe.Sizeof(v)), value)
-	return decodeEntry(&k, &v, boot)
-}
 
 func decodeEntry(k *dropDropKey, v *dropDropValue, boot time.Time) (observed.DropSample, error) {
 	if k.Pad != [2]uint8{} {

@@ -2,10 +2,12 @@ package dropprobe
 
 import (
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
@@ -22,7 +24,7 @@ const (
 var boot = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
 
 func TestDecodeRealEntry(t *testing.T) {
-	s, err := Decode(testkit.Unhex(t, realKey), testkit.Unhex(t, realValue), boot)
+	s, err := decodeRaw(testkit.Unhex(t, realKey), testkit.Unhex(t, realValue), boot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +94,7 @@ func TestDecode(t *testing.T) {
 		{name: "time overflow", key: validKey, value: func() dropDropValue { v := validValue(); v.LastSeen = 1 << 63; return v }, errSub: "last_seen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Decode(testkit.Encode(t, tc.key()), testkit.Encode(t, tc.value()), boot)
+			s, err := decodeRaw(testkit.Encode(t, tc.key()), testkit.Encode(t, tc.value()), boot)
 			if tc.errSub != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errSub) {
 					t.Fatalf("err %v, want one mentioning %q", err, tc.errSub)
@@ -108,10 +110,10 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Decode(make([]byte, 3), testkit.Encode(t, validValue()), boot); err == nil {
+	if _, err := decodeRaw(make([]byte, 3), testkit.Encode(t, validValue()), boot); err == nil {
 		t.Error("short key decoded")
 	}
-	if _, err := Decode(testkit.Encode(t, validKey()), make([]byte, 3), boot); err == nil {
+	if _, err := decodeRaw(testkit.Encode(t, validKey()), make([]byte, 3), boot); err == nil {
 		t.Error("short value decoded")
 	}
 }
@@ -120,7 +122,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(testkit.Unhex(f, realKey), testkit.Unhex(f, realValue))
 	f.Add(testkit.Encode(f, validKey()), testkit.Encode(f, validValue()))
 	f.Fuzz(func(t *testing.T, k, v []byte) {
-		s, err := Decode(k, v, boot)
+		s, err := decodeRaw(k, v, boot)
 		if err != nil {
 			return
 		}
@@ -139,8 +141,27 @@ func BenchmarkDecode(b *testing.B) {
 	k, v := testkit.Unhex(b, realKey), testkit.Unhex(b, realValue)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Decode(k, v, boot); err != nil {
+		if _, err := decodeRaw(k, v, boot); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// decodeRaw turns one `drops` map entry (struct drop_key, struct drop_value)
+// into a sample. boot is the wall-clock time of boot, to which the kernel's
+// boottime nanoseconds are added.
+func decodeRaw(key, value []byte, boot time.Time) (observed.DropSample, error) {
+	var k dropDropKey
+	var v dropDropValue
+	if len(key) != int(unsafe.Sizeof(k)) {
+		return observed.DropSample{}, fmt.Errorf("drop key: %d bytes, want %d", len(key), unsafe.Sizeof(k))
+	}
+	if len(value) != int(unsafe.Sizeof(v)) {
+		return observed.DropSample{}, fmt.Errorf("drop value: %d bytes, want %d", len(value), unsafe.Sizeof(v))
+	}
+	// The generated structs have the kernel's layout (bpfel, HostLayout, no
+	// padding): copying the bytes is exact and avoids reflection.
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&k)), unsafe.Sizeof(k)), key)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), unsafe.Sizeof(v)), value)
+	return decodeEntry(&k, &v, boot)
 }

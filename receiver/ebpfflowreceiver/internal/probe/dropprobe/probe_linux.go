@@ -152,9 +152,6 @@ func (p *Probe) Delete(samples []observed.DropSample) error {
 // SKB_DROP_REASON_ prefix ("NETFILTER_DROP").
 func (p *Probe) ReasonName(reason uint32) string { return p.reasons.Name(reason) }
 
-// Name identifies the probe in self-telemetry.
-func (p *Probe) Name() string { return "drop" }
-
 // Counters returns the kernel loss counters plus user-space decode errors.
 func (p *Probe) Counters() (probe.Counters, error) {
 	c, err := probe.ReadStats(p.objs.Stats)

@@ -5,36 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-	"unsafe"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
-
-var (
-	keySize   = int(unsafe.Sizeof(flowSockFlowKey{}))
-	valueSize = int(unsafe.Sizeof(flowSockFlowStats{}))
-)
-
-// Decode turns one `flows` map entry (struct sock_flow_key, struct
-// sock_flow_stats) into a sample. base is the wall-clock time of
-// CLOCK_MONOTONIC zero, to which the kernel's monotonic stamps are added:
-// the boot time, plus the time spent suspended if the machine ever was
-// (Probe.Snapshot takes the boot time and adds that itself).
-func Decode(key, value []byte, base time.Time) (observed.FlowSample, error) {
-	if len(key) != keySize {
-		return observed.FlowSample{}, fmt.Errorf("flow key: %d bytes, want %d", len(key), keySize)
-	}
-	if len(value) != valueSize {
-		return observed.FlowSample{}, fmt.Errorf("flow value: %d bytes, want %d", len(value), valueSize)
-	}
-	var k flowSockFlowKey
-	var v flowSockFlowStats
-	// The generated structs have the kernel's layout: copying is exact.
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(&k)), keySize), key)
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), valueSize), value)
-	return decode(&k, &v, base)
-}
 
 func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (observed.FlowSample, error) {
 	t := observed.Transport(k.Proto)

@@ -1,10 +1,12 @@
 package flowprobe
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
@@ -25,7 +27,7 @@ func validKV() (flowSockFlowKey, flowSockFlowStats) {
 
 func TestDecode(t *testing.T) {
 	k, v := validKV()
-	got, err := Decode(testkit.Encode(t, k), testkit.Encode(t, v), boot)
+	got, err := decodeRaw(testkit.Encode(t, k), testkit.Encode(t, v), boot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +49,7 @@ func TestDecode(t *testing.T) {
 	k6.Family = probe.AFInet6
 	k6.LocalAddr = netip.MustParseAddr("fd00:202::1").As16()
 	k6.RemoteAddr = netip.MustParseAddr("fd00:202::2").As16()
-	got, err = Decode(testkit.Encode(t, k6), testkit.Encode(t, v), boot)
+	got, err = decodeRaw(testkit.Encode(t, k6), testkit.Encode(t, v), boot)
 	if err != nil || got.Remote.Addr() != netip.MustParseAddr("fd00:202::2") {
 		t.Fatalf("ipv6: %+v %v", got, err)
 	}
@@ -72,16 +74,16 @@ func TestDecodeRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k, v := validKV()
 			tc.mod(&k, &v)
-			if _, err := Decode(testkit.Encode(t, k), testkit.Encode(t, v), boot); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := decodeRaw(testkit.Encode(t, k), testkit.Encode(t, v), boot); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}
 	k, v := validKV()
-	if _, err := Decode(testkit.Encode(t, k)[1:], testkit.Encode(t, v), boot); err == nil {
+	if _, err := decodeRaw(testkit.Encode(t, k)[1:], testkit.Encode(t, v), boot); err == nil {
 		t.Fatal("short key accepted")
 	}
-	if _, err := Decode(testkit.Encode(t, k), append(testkit.Encode(t, v), 0), boot); err == nil {
+	if _, err := decodeRaw(testkit.Encode(t, k), append(testkit.Encode(t, v), 0), boot); err == nil {
 		t.Fatal("long value accepted")
 	}
 }
@@ -91,7 +93,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(testkit.Encode(f, k), testkit.Encode(f, v))
 	f.Add([]byte{}, []byte{})
 	f.Fuzz(func(t *testing.T, key, value []byte) {
-		s, err := Decode(key, value, boot)
+		s, err := decodeRaw(key, value, boot)
 		if err != nil {
 			return
 		}
@@ -102,4 +104,29 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("key does not round-trip: %+v", rk)
 		}
 	})
+}
+
+var (
+	keySize   = int(unsafe.Sizeof(flowSockFlowKey{}))
+	valueSize = int(unsafe.Sizeof(flowSockFlowStats{}))
+)
+
+// decodeRaw turns one `flows` map entry (struct sock_flow_key, struct
+// sock_flow_stats) into a sample. base is the wall-clock time of
+// CLOCK_MONOTONIC zero, to which the kernel's monotonic stamps are added:
+// the boot time, plus the time spent suspended if the machine ever was
+// (Probe.Snapshot takes the boot time and adds that itself).
+func decodeRaw(key, value []byte, base time.Time) (observed.FlowSample, error) {
+	if len(key) != keySize {
+		return observed.FlowSample{}, fmt.Errorf("flow key: %d bytes, want %d", len(key), keySize)
+	}
+	if len(value) != valueSize {
+		return observed.FlowSample{}, fmt.Errorf("flow value: %d bytes, want %d", len(value), valueSize)
+	}
+	var k flowSockFlowKey
+	var v flowSockFlowStats
+	// The generated structs have the kernel's layout: copying is exact.
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&k)), keySize), key)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), valueSize), value)
+	return decode(&k, &v, base)
 }

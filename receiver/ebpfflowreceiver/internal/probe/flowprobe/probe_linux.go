@@ -150,9 +150,6 @@ func (p *Probe) Delete(flows []observed.FlowSample) error {
 	return probe.Delete(p.objs.Flows, keys)
 }
 
-// Name identifies the probe in self-telemetry.
-func (p *Probe) Name() string { return "flow" }
-
 // Counters returns the kernel loss counters plus user-space decode errors.
 func (p *Probe) Counters() (probe.Counters, error) {
 	c, err := probe.ReadStats(p.objs.Stats)

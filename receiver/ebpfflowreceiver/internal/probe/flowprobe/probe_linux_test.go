@@ -564,9 +564,9 @@ func TestDecodeKernelBytes(t *testing.T) {
 	it := p.objs.Flows.Iterate()
 	n := 0
 	for it.Next(&key, &value) {
-		got, err := Decode(key, value, boot.Add(p.suspended))
+		got, err := decodeRaw(key, value, boot.Add(p.suspended))
 		if err != nil {
-			t.Fatalf("Decode(kernel entry): %v", err)
+			t.Fatalf("decodeRaw(kernel entry): %v", err)
 		}
 		if want, ok := bySample[got.Local]; ok && want.Remote == got.Remote && got != want {
 			t.Errorf("Decode = %+v\nSnapshot = %+v", got, want)

@@ -1,33 +1,14 @@
 package tcpprobe
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"time"
-	"unsafe"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
-
-// Decode turns one `socks` map entry (key = socket cookie, value =
-// struct tcp_sock_info) into a sample. boot is the wall-clock time of boot,
-// to which the kernel's boottime nanoseconds are added.
-func Decode(key, value []byte, boot time.Time) (observed.TCPSample, error) {
-	if len(key) != 8 {
-		return observed.TCPSample{}, fmt.Errorf("tcp key: %d bytes, want 8", len(key))
-	}
-	var info tcpTcpSockInfo
-	if len(value) != int(unsafe.Sizeof(info)) {
-		return observed.TCPSample{}, fmt.Errorf("tcp value: %d bytes, want %d", len(value), unsafe.Sizeof(info))
-	}
-	// The generated struct has the kernel's layout (bpfel, HostLayout):
-	// copying the bytes is exact and avoids reflection.
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(&info)), unsafe.Sizeof(info)), value)
-	return decodeInfo(binary.NativeEndian.Uint64(key), &info, boot)
-}
 
 func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time) (observed.TCPSample, error) {
 	if cookie == 0 {

@@ -2,10 +2,12 @@ package tcpprobe
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
@@ -24,7 +26,7 @@ var boot = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
 func cookieKey(c uint64) []byte { return binary.NativeEndian.AppendUint64(nil, c) }
 
 func TestDecodeRealEntry(t *testing.T) {
-	s, err := Decode(testkit.Unhex(t, realKey), testkit.Unhex(t, realValue), boot)
+	s, err := decodeRaw(testkit.Unhex(t, realKey), testkit.Unhex(t, realValue), boot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +115,7 @@ func TestDecode(t *testing.T) {
 			if key == nil {
 				key = cookieKey(42)
 			}
-			s, err := Decode(key, testkit.Encode(t, tc.value()), boot)
+			s, err := decodeRaw(key, testkit.Encode(t, tc.value()), boot)
 			if tc.errSub != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errSub) {
 					t.Fatalf("err %v, want one mentioning %q", err, tc.errSub)
@@ -129,7 +131,7 @@ func TestDecode(t *testing.T) {
 			tc.check(t, s)
 		})
 	}
-	if _, err := Decode(cookieKey(1), make([]byte, 3), boot); err == nil {
+	if _, err := decodeRaw(cookieKey(1), make([]byte, 3), boot); err == nil {
 		t.Error("short value decoded")
 	}
 }
@@ -138,7 +140,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(testkit.Unhex(f, realKey), testkit.Unhex(f, realValue))
 	f.Add(cookieKey(42), testkit.Encode(f, valid()))
 	f.Fuzz(func(t *testing.T, key, value []byte) {
-		s, err := Decode(key, value, boot)
+		s, err := decodeRaw(key, value, boot)
 		if err != nil {
 			return
 		}
@@ -161,8 +163,25 @@ func BenchmarkDecode(b *testing.B) {
 	key, value := testkit.Unhex(b, realKey), testkit.Unhex(b, realValue)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Decode(key, value, boot); err != nil {
+		if _, err := decodeRaw(key, value, boot); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// decodeRaw turns one `socks` map entry (key = socket cookie, value =
+// struct tcp_sock_info) into a sample. boot is the wall-clock time of boot,
+// to which the kernel's boottime nanoseconds are added.
+func decodeRaw(key, value []byte, boot time.Time) (observed.TCPSample, error) {
+	if len(key) != 8 {
+		return observed.TCPSample{}, fmt.Errorf("tcp key: %d bytes, want 8", len(key))
+	}
+	var info tcpTcpSockInfo
+	if len(value) != int(unsafe.Sizeof(info)) {
+		return observed.TCPSample{}, fmt.Errorf("tcp value: %d bytes, want %d", len(value), unsafe.Sizeof(info))
+	}
+	// The generated struct has the kernel's layout (bpfel, HostLayout):
+	// copying the bytes is exact and avoids reflection.
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&info)), unsafe.Sizeof(info)), value)
+	return decodeInfo(binary.NativeEndian.Uint64(key), &info, boot)
 }

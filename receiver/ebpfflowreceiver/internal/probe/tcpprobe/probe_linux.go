@@ -85,9 +85,6 @@ func (p *Probe) Delete(cookies []uint64) error {
 	return probe.Delete(p.objs.Socks, cookies)
 }
 
-// Name identifies the probe in self-telemetry.
-func (p *Probe) Name() string { return "tcp" }
-
 // Counters returns the kernel loss counters plus user-space decode errors.
 func (p *Probe) Counters() (probe.Counters, error) {
 	c, err := probe.ReadStats(p.objs.Stats)
