@@ -29,7 +29,7 @@ SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 export CGO_ENABLED := 0
 # Keep what `go env GOFLAGS` already has (an environment GOFLAGS replaces it).
 export GOFLAGS := $(strip $(filter-out -trimpath,$(shell $(GO) env GOFLAGS)) -trimpath)
-# bpf2go reads these when a gen.go line does not pass -cc / -strip itself.
+# bpf2go reads these when a bpf/gen.go line does not pass -cc / -strip itself.
 export BPF2GO_CC := $(CLANG)
 export BPF2GO_STRIP := $(STRIP)
 

@@ -127,7 +127,7 @@ func CgroupID(t testing.TB, dir string) uint64 {
 func InChildCgroup(t testing.TB) uint64 {
 	t.Helper()
 	orig := OwnCgroup(t)
-	dir := filepath.Join(CgroupV2Mount(t), fmt.Sprintf("ebpfflow-probetest-%d", os.Getpid()))
+	dir := filepath.Join(CgroupV2Mount(t), fmt.Sprintf("ebpfflow-testkit-%d", os.Getpid()))
 	if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
 		t.Fatal(err)
 	}
