@@ -1,6 +1,7 @@
 // Package layering checks the module's structure, so that it stays as it
-// was built: engines and probes import no collector package, and the
-// telemetry contract's names are spelled only in internal/semconv.
+// was built: engines and probes import no collector package, the telemetry
+// contract's names are spelled only in internal/semconv, and every skip
+// goes through internal/testkit's gate.
 package layering
 
 import (
@@ -171,5 +172,53 @@ func TestContractNamesOnlyInSemconv(t *testing.T) {
 	}
 	if files < 50 {
 		t.Fatalf("only %d files read: wrong root?", files)
+	}
+}
+
+// TestSkipsGoThroughTheGate fails when a test calls Skip, Skipf or SkipNow
+// itself: every skip goes through internal/testkit, which fails instead
+// under EBPFFLOW_REQUIRE_PRIVILEGED=1, so no test passes quietly in CI.
+func TestSkipsGoThroughTheGate(t *testing.T) {
+	root := "../.."
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			switch rel {
+			case ".git", "third_party", "tests/out":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || rel == filepath.Join("internal", "testkit", "gate.go") {
+			return nil
+		}
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
+				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "testkit" {
+					return true // the gate itself
+				}
+				switch sel.Sel.Name {
+				case "Skip", "Skipf", "SkipNow":
+					t.Errorf("%s: %s called directly: use testkit.Skip (or RequireRoot, Unsupported, RequireTools)", fset.Position(call.Pos()), sel.Sel.Name)
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
