@@ -267,7 +267,7 @@ func TestDNS(t *testing.T) {
 	must(t, err)
 	var lookups []logRecord
 	for _, rec := range recs {
-		if rec.Event == "dns.lookup" && rec.res("k8s.pod.UID") == c.UID {
+		if rec.Event == "dns.lookup" && rec.res("k8s.pod.uid") == c.UID {
 			lookups = append(lookups, rec)
 		}
 	}
@@ -491,7 +491,7 @@ func TestDNS(t *testing.T) {
 		// The last cumulative count per series, summed per (resolver, qtype, error.type).
 		last := map[string]point{}
 		for _, p := range points {
-			if p.Metric == "dns.lookup.duration" && p.Resource["k8s.pod.UID"] == c.UID {
+			if p.Metric == "dns.lookup.duration" && p.Resource["k8s.pod.uid"] == c.UID {
 				last[p.series()] = p
 			}
 		}
@@ -522,7 +522,7 @@ func TestDNS(t *testing.T) {
 		must(t, err)
 		n := 0
 		for _, sp := range spans {
-			if sp.Resource["k8s.pod.UID"] != c.UID {
+			if sp.Resource["k8s.pod.uid"] != c.UID {
 				continue
 			}
 			n++

@@ -402,8 +402,8 @@ func checkCommon(t *testing.T, f *flowAgg, p *pod, v6 bool) {
 		if got := r.str("event.name"); got != "network.flow" {
 			bad("attribute event.name = %q, want network.flow (mirror of EventName)", got)
 		}
-		if got := r.res("k8s.pod.UID"); got != p.UID {
-			bad("resource k8s.pod.UID = %q, want pod %s's %q", got, p.Name, p.UID)
+		if got := r.res("k8s.pod.uid"); got != p.UID {
+			bad("resource k8s.pod.uid = %q, want pod %s's %q", got, p.Name, p.UID)
 		}
 		if got := r.res("container.id"); got != p.ContainerID {
 			bad("resource container.id = %q, want %q", got, p.ContainerID)

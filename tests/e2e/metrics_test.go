@@ -54,25 +54,25 @@ func checkMetrics(t *testing.T, points []point, a, b *pod) {
 
 	// Pod a (client) received both HTTP bodies on destination port 8080.
 	recv := latestSum(byName["ebpfflow.network.flow.bytes"], func(p point) bool {
-		return p.Resource["k8s.pod.UID"] == a.UID && attrInt(p.Attrs["destination.port"]) == httpPort &&
+		return p.Resource["k8s.pod.uid"] == a.UID && attrInt(p.Attrs["destination.port"]) == httpPort &&
 			p.Attrs["network.transport"] == "tcp" && p.Attrs["network.io.direction"] == "receive"
 	})
 	if recv < blob4Size+blob6Size {
-		t.Errorf("ebpfflow.network.flow.bytes{k8s.pod.UID=a, destination.port=8080, direction=receive} = %v, want >= %d (both bodies)",
+		t.Errorf("ebpfflow.network.flow.bytes{k8s.pod.uid=a, destination.port=8080, direction=receive} = %v, want >= %d (both bodies)",
 			recv, blob4Size+blob6Size)
 	} else {
 		t.Logf("flow.bytes received by pod a from port 8080: %v (bodies %d)", recv, blob4Size+blob6Size)
 	}
 	// Pod b (server) transmitted them.
 	sent := latestSum(byName["ebpfflow.network.flow.bytes"], func(p point) bool {
-		return p.Resource["k8s.pod.UID"] == b.UID && attrInt(p.Attrs["destination.port"]) == httpPort &&
+		return p.Resource["k8s.pod.uid"] == b.UID && attrInt(p.Attrs["destination.port"]) == httpPort &&
 			p.Attrs["network.io.direction"] == "transmit"
 	})
 	if sent < blob4Size+blob6Size {
-		t.Errorf("ebpfflow.network.flow.bytes{k8s.pod.UID=b, destination.port=8080, direction=transmit} = %v, want >= %d", sent, blob4Size+blob6Size)
+		t.Errorf("ebpfflow.network.flow.bytes{k8s.pod.uid=b, destination.port=8080, direction=transmit} = %v, want >= %d", sent, blob4Size+blob6Size)
 	}
 	udp := latestSum(byName["ebpfflow.network.flow.bytes"], func(p point) bool {
-		return p.Resource["k8s.pod.UID"] == a.UID && attrInt(p.Attrs["destination.port"]) == udpPort &&
+		return p.Resource["k8s.pod.uid"] == a.UID && attrInt(p.Attrs["destination.port"]) == udpPort &&
 			p.Attrs["network.transport"] == "udp" && p.Attrs["network.io.direction"] == "transmit"
 	})
 	if want := float64(udpCount * (udpPayload + 28)); udp != want {
