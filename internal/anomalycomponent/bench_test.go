@@ -30,7 +30,7 @@ func BenchmarkFlowLogs(b *testing.B) {
 			for i := range edges {
 				appendFlow(lrs, t0, flowRec{src: fmt.Sprintf("10.%d.%d.1", i>>8&255, i&255), dst: "10.200.0.1",
 					sport: 40000, dport: 8080, role: "client", rttMicros: 200 + int64(i%50),
-					srcBytes: 5000, dstBytes: 200000, srcPkts: 100, dstPkts: 200, retrans: int64(i % 2)})
+					srcBytes: 150000, dstBytes: 200000, srcPkts: 100, dstPkts: 200, retrans: int64(i % 2)})
 			}
 			cfg := anomaly.DefaultConfig()
 			cfg.MaxSeries = n + 10
