@@ -57,7 +57,7 @@ static __always_inline int emit(struct __sk_buff *skb, const struct dns_event *h
 static __always_inline void capture(struct __sk_buff *skb, bool egress)
 {
 	struct l3 l3;
-	struct l4 l4 = {};
+	struct l4 l4;
 
 	int r = parse_l3(skb, &l3);
 	if (r == PARSE_NOT_IP)
@@ -70,11 +70,13 @@ static __always_inline void capture(struct __sk_buff *skb, bool egress)
 	/* Ports, and for TCP the sequence number and header length. */
 	if (parse_l4(skb, l3.off, proto, &l4))
 		goto parse_error;
-	if (egress ? l4.dport != DNS_PORT : l4.sport != DNS_PORT)
+	__u16 sport = l4_sport(&l4), dport = l4_dport(&l4);
+	if (egress ? dport != DNS_PORT : sport != DNS_PORT)
 		return;
-	if (proto == IPPROTO_TCP_ && l4.hlen < 20)
+	__u32 hlen = l4_hlen(&l4);
+	if (proto == IPPROTO_TCP_ && hlen < 20)
 		goto parse_error;
-	__u32 off = l3.off + l4.hlen;
+	__u32 off = l3.off + hlen;
 	if (skb->len <= off)
 		return; /* a bare SYN, ACK or FIN: no DNS bytes */
 	__u32 len = skb->len - off;
@@ -83,7 +85,7 @@ static __always_inline void capture(struct __sk_buff *skb, bool egress)
 		.ts_ns = bpf_ktime_get_boot_ns(),
 		.cookie = bpf_get_socket_cookie(skb),
 		.cgroup_id = bpf_skb_cgroup_id(skb),
-		.seq = l4.seq,
+		.seq = proto == IPPROTO_TCP_ ? l4_tcp_seq(&l4) : 0,
 		.len = len,
 		.family = l3.family,
 		.proto = proto,
@@ -92,13 +94,13 @@ static __always_inline void capture(struct __sk_buff *skb, bool egress)
 	if (egress) {
 		__builtin_memcpy(h.local_addr, l3.src.v6, 16);
 		__builtin_memcpy(h.remote_addr, l3.dst.v6, 16);
-		h.local_port = l4.sport;
-		h.remote_port = l4.dport;
+		h.local_port = sport;
+		h.remote_port = dport;
 	} else {
 		__builtin_memcpy(h.local_addr, l3.dst.v6, 16);
 		__builtin_memcpy(h.remote_addr, l3.src.v6, 16);
-		h.local_port = l4.dport;
-		h.remote_port = l4.sport;
+		h.local_port = dport;
+		h.remote_port = sport;
 	}
 
 	stat_inc(STAT_EVENTS);

@@ -133,6 +133,8 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		return; /* ICMP & co. are not flows */
 	if (parse_l4(skb, l3len, proto, &l4))
 		goto parse_error;
+	__u16 sport = l4_sport(&l4), dport = l4_dport(&l4);
+	__u8 flags = l4_tcp_flags(&l4);
 
 	key.cookie = bpf_get_socket_cookie(skb);
 	key.proto = proto;
@@ -140,19 +142,19 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	if (egress) {
 		__builtin_memcpy(key.local_addr, l3.src.v6, 16);
 		__builtin_memcpy(key.remote_addr, l3.dst.v6, 16);
-		key.local_port = l4.sport;
-		key.remote_port = l4.dport;
+		key.local_port = sport;
+		key.remote_port = dport;
 	} else {
 		__builtin_memcpy(key.local_addr, l3.dst.v6, 16);
 		__builtin_memcpy(key.remote_addr, l3.src.v6, 16);
-		key.local_port = l4.dport;
-		key.remote_port = l4.sport;
+		key.local_port = dport;
+		key.remote_port = sport;
 	}
 
 	/* A GSO/GRO skb is one super-packet of `segs` wire packets that each
 	 * carry the IP + L4 headers: count the wire. */
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
-	__u64 bytes = skb->len - jumbo + (__u64)(segs - 1) * (l3len - jumbo + l4.hlen);
+	__u64 bytes = skb->len - jumbo + (__u64)(segs - 1) * (l3len - jumbo + l4_hlen(&l4));
 
 	struct sock_flow_stats *st = bpf_map_lookup_elem(&flows, &key);
 	if (!st) {
@@ -169,7 +171,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			.first_ns = now,
 			.last_ns = now,
 			.cgroup_id = bpf_skb_cgroup_id(skb),
-			.tcp_flags = l4.flags,
+			.tcp_flags = flags,
 		};
 		if (egress) {
 			init.tx_bytes = bytes;
@@ -179,7 +181,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			init.rx_packets = segs;
 		}
 		bool opener = proto == IPPROTO_UDP_ ||
-			      ((l4.flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_);
+			      ((flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_);
 		if (opener)
 			init.initiator = egress ? FLOW_INITIATOR_LOCAL : FLOW_INITIATOR_REMOTE;
 		struct bpf_sock *sk = skb->sk;
@@ -209,7 +211,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	st->last_ns = now_ns();
 	if (proto != IPPROTO_TCP_)
 		return;
-	st->tcp_flags |= l4.flags;
+	st->tcp_flags |= flags;
 	if (egress)
 		tcp_state(st, skb);
 	return;

@@ -116,39 +116,49 @@ static __always_inline int parse_l3(struct __sk_buff *skb, struct l3 *l3)
 	return PARSE_NOT_IP;
 }
 
-/* The transport header of a TCP or UDP packet. */
+/* The transport header of a TCP or UDP packet as read: the accessors below
+ * decode the fields a program uses where it uses them, so a program that
+ * looks only at ports (dns, for every packet) pays for nothing else. */
 struct l4 {
-	__u16 sport; /* host order */
-	__u16 dport;
-	__u32 seq;   /* TCP: sequence number */
-	__u8 flags;  /* TCP: flags */
-	__u8 hlen;   /* transport header length */
+	__u8 h[14]; /* TCP: up to the flags byte; UDP: the ports only */
+	__u8 proto; /* IPPROTO_TCP_ or IPPROTO_UDP_ */
 };
 
-/* Reads ports (and for TCP the sequence number, flags and header length)
- * of a TCP or UDP header at off. */
+/* Reads the TCP or UDP header at off. */
 static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, __u8 proto, struct l4 *l4)
 {
-	if (proto == IPPROTO_TCP_) {
-		__u8 h[14];
-		if (skb_load(skb, off, h, sizeof(h)))
-			return -1;
-		l4->sport = (h[0] << 8) | h[1];
-		l4->dport = (h[2] << 8) | h[3];
-		l4->seq = (__u32)h[4] << 24 | (__u32)h[5] << 16 | (__u32)h[6] << 8 | h[7];
-		l4->hlen = (h[12] >> 4) * 4;
-		l4->flags = h[13];
-		return 0;
-	}
-	__u16 ports[2];
-	if (skb_load(skb, off, ports, sizeof(ports)))
-		return -1;
-	l4->sport = bpf_ntohs(ports[0]);
-	l4->dport = bpf_ntohs(ports[1]);
-	l4->seq = 0;
-	l4->hlen = 8;
-	l4->flags = 0;
-	return 0;
+	l4->proto = proto;
+	if (proto == IPPROTO_TCP_)
+		return skb_load(skb, off, l4->h, 14) ? -1 : 0;
+	return skb_load(skb, off, l4->h, 4) ? -1 : 0;
+}
+
+static __always_inline __u16 l4_sport(const struct l4 *l4)
+{
+	return (l4->h[0] << 8) | l4->h[1];
+}
+
+static __always_inline __u16 l4_dport(const struct l4 *l4)
+{
+	return (l4->h[2] << 8) | l4->h[3];
+}
+
+/* Transport header length: TCP's data offset, 8 for UDP. */
+static __always_inline __u32 l4_hlen(const struct l4 *l4)
+{
+	return l4->proto == IPPROTO_TCP_ ? (l4->h[12] >> 4) * 4 : 8;
+}
+
+/* TCP flags; 0 for UDP. */
+static __always_inline __u8 l4_tcp_flags(const struct l4 *l4)
+{
+	return l4->proto == IPPROTO_TCP_ ? l4->h[13] : 0;
+}
+
+/* TCP sequence number; only for TCP. */
+static __always_inline __u32 l4_tcp_seq(const struct l4 *l4)
+{
+	return (__u32)l4->h[4] << 24 | (__u32)l4->h[5] << 16 | (__u32)l4->h[6] << 8 | l4->h[7];
 }
 
 #endif
