@@ -90,7 +90,7 @@ func (d *direction) position() uint32 {
 // direction's bytes sent or read before it (OtherSeq), or, for an HTTP/1
 // response, its request.
 func (m *Matcher) order(c *conn, ch *Chunk) {
-	if !c.holds(ch.Dir) && c.ready(ch) {
+	if !c.holds(ch.Dir) && c.ready(ch, c.held) {
 		m.process(c, ch)
 		if len(c.held) > 0 {
 			m.drain(c, false)
@@ -120,20 +120,34 @@ func (c *conn) holds(d Dir) bool {
 	return false
 }
 
-// ready says whether ch, first of its direction, can be processed now.
-func (c *conn) ready(ch *Chunk) bool {
+// ready says whether ch, first of its direction, can be processed now,
+// after the chunks held before it.
+func (c *conn) ready(ch *Chunk, before []Chunk) bool {
 	d := c.dir(ch.Dir)
 	if ch.HasSeq && d.hasNext && seqLess(d.next, ch.Seq) {
 		return false
 	}
 	if c.state == stHTTP2 || c.state == stIgnored {
-		return true
+		return true // streams pair by id whatever the order of directions
 	}
 	o := c.dir(ch.Dir.other())
 	if ch.HasOtherSeq && o.hasNext {
 		return !seqLess(o.position(), ch.OtherSeq)
 	}
+	// Without OtherSeq the arrival order is all there is: keep it, except
+	// past chunks that wait for this direction.
+	for i := range before {
+		if y := &before[i]; y.Dir != ch.Dir && c.gapBefore(y) {
+			return false
+		}
+	}
 	return !c.awaitsRequest(ch)
+}
+
+// gapBefore: bytes of h's own direction before it have not come.
+func (c *conn) gapBefore(h *Chunk) bool {
+	d := c.dir(h.Dir)
+	return h.HasSeq && d.hasNext && seqLess(d.next, h.Seq)
 }
 
 // awaitsRequest: ch starts an HTTP/1 response while no request is
@@ -196,7 +210,7 @@ func (c *conn) nextReady() int {
 		if !first && !(h.HasSeq && d.hasNext && h.Seq == d.next) {
 			continue
 		}
-		if c.ready(h) {
+		if c.ready(h, c.held[:i]) {
 			return i
 		}
 	}
@@ -352,10 +366,12 @@ func (c *conn) forgetPending(p *pending) {
 
 // slot is a queued HTTP/1 request.
 type slot struct {
-	p       *pending // nil once reported (timeout, eviction): kept for alignment
-	num     uint64
-	seq     uint32
-	hasSeq  bool
+	p        *pending // nil once reported (timeout, eviction): kept for alignment
+	num      uint64
+	seq      uint32 // Seq of its first byte
+	hasSeq   bool
+	other    uint32 // the response direction's position when it began
+	hasOther bool
 	head    bool // HEAD: the response has no body
 	connect bool // CONNECT: a 2xx response starts a tunnel
 }

@@ -1,6 +1,7 @@
 package httpmatch
 
 import (
+	"bytes"
 	"strings"
 	"time"
 )
@@ -85,7 +86,7 @@ func (c *conn) feed1(m *Matcher, d *direction, cl *call, data []byte, n int64) i
 				return n
 			}
 			if pos >= int64(len(data)) {
-				c.lose1(m, d, cl.dir, cl.cause, cl.t)
+				c.lose1Call(m, d, cl, n)
 				return n
 			}
 			pos += c.startHead(m, d, cl, data[pos:], n-pos, pos)
@@ -128,7 +129,7 @@ func (c *conn) feed1(m *Matcher, d *direction, cl *call, data []byte, n int64) i
 			pos++
 		case h1ChunkSize, h1Trailer:
 			if captured <= 0 {
-				c.lose1(m, d, cl.dir, cl.cause, cl.t)
+				c.lose1Call(m, d, cl, n)
 				return n
 			}
 			var k int
@@ -246,6 +247,8 @@ func (c *conn) startHead(m *Matcher, d *direction, cl *call, b []byte, rem, off 
 	} else if int64(len(b)) < rem {
 		c.head1(m, d, cl, b, true) // the head goes on past the capture
 		return rem
+	} else if resume > 0 && !c.startLine(m, d, cl, b) {
+		return rem
 	} else if len(b) >= m.cfg.MaxHead {
 		c.lose1(m, d, cl.dir, CauseTooLarge, cl.t)
 		return rem
@@ -255,6 +258,19 @@ func (c *conn) startHead(m *Matcher, d *direction, cl *call, b []byte, rem, off 
 		p.st = h1Head
 		return rem
 	}
+}
+
+// startLine checks the start line of a head that spans calls as soon as
+// it is complete, so that bytes that are not HTTP are not buffered and an
+// HTTP connection is known as one before its first head ends.
+func (c *conn) startLine(m *Matcher, d *direction, cl *call, b []byte) bool {
+	var h head
+	if !parseStartLine(trimCR(b[:bytes.IndexByte(b, '\n')]), &h) ||
+		!h.preface && (!c.takeRole(cl.dir, h.req) || c.state != stHTTP1) {
+		c.lose1(m, d, cl.dir, CauseUnparseable, cl.t)
+		return false
+	}
+	return true
 }
 
 // moreHead goes on with a head that spans calls.
@@ -269,6 +285,9 @@ func (c *conn) moreHead(m *Matcher, d *direction, cl *call, b []byte, rem int64)
 		c.head1(m, d, cl, p.buf[:end], false)
 		m.putBuf(p)
 		return int64(end - old)
+	}
+	if p.scanned == 0 && resume > 0 && !c.startLine(m, d, cl, p.buf) {
+		return rem
 	}
 	p.scanned = resume
 	switch {
@@ -359,7 +378,8 @@ func (c *conn) request1(m *Matcher, d *direction, h *head, cl *call) {
 	pd.upgradeH2C = h.upgradeH2C
 	m.requestSeen(pd)
 	c.reqNums++
-	c.q.push(slot{p: pd, num: c.reqNums, seq: p.startSeq, hasSeq: p.startHasSeq, head: pd.head, connect: pd.connect})
+	c.q.push(slot{p: pd, num: c.reqNums, seq: p.startSeq, hasSeq: p.startHasSeq,
+		other: p.startOther, hasOther: p.startHasOther, head: pd.head, connect: pd.connect})
 	p.num, p.body, p.bodyOK = c.reqNums, 0, true
 	switch {
 	case h.truncated:
@@ -458,10 +478,20 @@ func (c *conn) endClose1(m *Matcher, d *direction) {
 }
 
 // lose1: d's framing is lost. Requests in flight keep their place (their
-// responses still come in order), but responses lost with the framing
-// cannot be told apart, so a loss in the response direction reports every
-// exchange in flight.
+// responses still come in order). A loss in the response direction reports
+// the exchanges whose responses the lost bytes may have held: all, unless
+// the bytes lost are a gap of known end and a request began after the
+// other end had read (or written) all of them.
 func (c *conn) lose1(m *Matcher, d *direction, dir Dir, cause Cause, t time.Time) {
+	c.loseUpTo(m, d, dir, cause, t, 0, false)
+}
+
+// lose1Call is lose1 for the rest of cl: a gap ends where its bytes end.
+func (c *conn) lose1Call(m *Matcher, d *direction, cl *call, n int64) {
+	c.loseUpTo(m, d, cl.dir, cl.cause, cl.t, cl.seq+uint32(n), cl.cause == CauseGap && cl.hasSeq)
+}
+
+func (c *conn) loseUpTo(m *Matcher, d *direction, dir Dir, cause Cause, t time.Time, end uint32, hasEnd bool) {
 	p := &d.p
 	m.putBuf(p)
 	p.st = h1Lost
@@ -477,6 +507,9 @@ func (c *conn) lose1(m *Matcher, d *direction, dir Dir, cause Cause, t time.Time
 		p.lossWait = true
 	} else {
 		for c.q.n > 0 {
+			if s := c.q.front(); hasEnd && s.hasOther && !seqLess(s.other, end) {
+				break // sent after the lost bytes were read: its response is to come
+			}
 			if s := c.q.pop(); s.p != nil {
 				m.done(s.p, OutcomeLost, cause, t)
 			}
@@ -517,7 +550,9 @@ func (c *conn) resync(m *Matcher, d *direction, cl *call, data []byte, n int64) 
 	if c.reqDir() != cl.dir {
 		return k == kindResponse || k == kindMaybe
 	}
-	if k != kindRequest && k != kindMaybe || d.p.lossWait && c.q.n > 0 {
+	// After a loss, without OtherSeq to tell responses to lost requests
+	// from those to new ones, wait until nothing is queued.
+	if k != kindRequest && k != kindMaybe || d.p.lossWait && !cl.hasOther && c.q.n > 0 {
 		return false
 	}
 	d.p.lossWait = false
