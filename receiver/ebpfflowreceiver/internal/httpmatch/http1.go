@@ -389,6 +389,9 @@ func (c *conn) request1(m *Matcher, d *direction, h *head, cl *call) {
 	case h.teOther:
 		c.lose1(m, d, cl.dir, CauseUnparseable, cl.t) // a request must end in chunked (RFC 9112 6.3)
 	case h.cl > 0:
+		// Known now: the response may end before the body has been sent
+		// (an early answer, 100-continue refused).
+		ex.ReqBodySize = h.cl
 		p.st, p.rest = h1Body, h.cl
 	default:
 		c.msgEnd1(m, d, true, cl.t)
