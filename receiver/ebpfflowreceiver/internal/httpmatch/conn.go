@@ -372,8 +372,8 @@ type slot struct {
 	hasSeq   bool
 	other    uint32 // the response direction's position when it began
 	hasOther bool
-	head    bool // HEAD: the response has no body
-	connect bool // CONNECT: a 2xx response starts a tunnel
+	head     bool // HEAD: the response has no body
+	connect  bool // CONNECT: a 2xx response starts a tunnel
 }
 
 // fifo is a ring of queued requests.

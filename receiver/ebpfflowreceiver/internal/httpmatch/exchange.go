@@ -249,11 +249,11 @@ type Stats struct {
 	// bound or timed out, a response without a request, a connection that
 	// could not be decoded. Exchanges a loss cut short are emitted with
 	// OutcomeLost and that cause, and are not counted again.
-	Lost       [NumCauses]uint64
-	GapBytes   uint64 // bytes never seen between calls (Seq jumps)
-	Held       uint64 // chunks held back to wait for bytes that precede them
-	NotHTTP    uint64 // connections given up as not HTTP (TLS, other protocols)
-	Upgraded   uint64 // connections switched to a protocol other than HTTP/2 (WebSocket, CONNECT tunnels)
+	Lost          [NumCauses]uint64
+	GapBytes      uint64 // bytes never seen between calls (Seq jumps)
+	Held          uint64 // chunks held back to wait for bytes that precede them
+	NotHTTP       uint64 // connections given up as not HTTP (TLS, other protocols)
+	Upgraded      uint64 // connections switched to a protocol other than HTTP/2 (WebSocket, CONNECT tunnels)
 	LateResponses uint64 // responses to exchanges already reported (timeout, eviction), skipped
-	Invalid    uint64 // chunks with an invalid Dir or Size < len(Data)
+	Invalid       uint64 // chunks with an invalid Dir or Size < len(Data)
 }

@@ -310,7 +310,7 @@ type pending struct {
 	head, connect, upgradeH2C bool
 	// HTTP/2
 	reqEnd, respFinal, respEnd bool
-	reqBody, respBody         int64
+	reqBody, respBody          int64
 }
 
 // newPending returns a cleared exchange for c, on the in-flight list,
