@@ -184,14 +184,23 @@ func hexByte(a, b byte) (byte, bool) {
 }
 
 func hexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
+	v := hexLower[c]
+	return v & 0xf, v != 0xff
 }
+
+// hexLower maps lower-case hex digits to their value, other bytes to 0xff.
+var hexLower = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
 
 // splitGRPCPath splits a gRPC :path "/package.Service/Method".
 func splitGRPCPath(p string) (service, method string) {

@@ -113,42 +113,37 @@ func headEnd(b []byte, from int) (end, resume int) {
 	}
 }
 
-// parseHead parses a head: b is the whole head through its empty line or,
-// truncated, the captured bytes of it (only complete lines count). It
-// reports false for bytes that are not an HTTP/1 head.
-func parseHead(b []byte, h *head, truncated bool) bool {
+// parseHead parses the head at the start of b in one pass: end is the
+// index past its empty line, or -1 when b holds no complete head (h then
+// holds what its complete lines say). ok is false for bytes that are not
+// an HTTP/1 head.
+func parseHead(b []byte, h *head) (end int, ok bool) {
 	h.cl = -1
-	h.truncated = truncated
 	nl := bytes.IndexByte(b, '\n')
 	if nl < 0 {
-		return false // not even the start line
+		return -1, true
 	}
 	if !parseStartLine(trimCR(b[:nl]), h) {
-		return false
+		return -1, false
 	}
-	rest := b[nl+1:]
-	for len(rest) > 0 {
-		nl = bytes.IndexByte(rest, '\n')
-		if nl < 0 {
-			break // truncated: an incomplete line
+	for i := nl + 1; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1, true
 		}
-		line := trimCR(rest[:nl])
-		rest = rest[nl+1:]
+		line := trimCR(b[i : i+j])
+		i += j + 1
 		if len(line) == 0 {
-			break
+			return i, true
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			continue // obsolete line folding: continues a field not kept
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return false
-		}
-		if !h.field(line[:colon], trimOWS(line[colon+1:])) {
-			return false
+		if colon <= 0 || !h.field(line[:colon], trimOWS(line[colon+1:])) {
+			return -1, false
 		}
 	}
-	return true
 }
 
 func trimCR(b []byte) []byte {

@@ -241,23 +241,32 @@ func (c *conn) startHead(m *Matcher, d *direction, cl *call, b []byte, rem, off 
 		c.lose1(m, d, cl.dir, CauseUnparseable, cl.t)
 		return rem
 	}
-	if end, resume := headEnd(b, 0); end > 0 {
-		c.head1(m, d, cl, b[:end], false)
+	var h head
+	end, ok := parseHead(b, &h)
+	switch {
+	case !ok:
+		c.lose1(m, d, cl.dir, CauseUnparseable, cl.t)
+		return rem
+	case end > 0:
+		c.message1(m, d, cl, &h)
 		return int64(end)
-	} else if int64(len(b)) < rem {
-		c.head1(m, d, cl, b, true) // the head goes on past the capture
-		return rem
-	} else if resume > 0 && !c.startLine(m, d, cl, b) {
-		return rem
-	} else if len(b) >= m.cfg.MaxHead {
-		c.lose1(m, d, cl.dir, CauseTooLarge, cl.t)
-		return rem
-	} else {
-		p.buf = append(m.getBuf(), b...)
-		p.scanned = resume
-		p.st = h1Head
+	case int64(len(b)) < rem:
+		h.truncated = true // the head goes on past the capture
+		c.message1(m, d, cl, &h)
 		return rem
 	}
+	_, resume := headEnd(b, 0)
+	if resume > 0 && !c.startLine(m, d, cl, b) {
+		return rem
+	}
+	if len(b) >= m.cfg.MaxHead {
+		c.lose1(m, d, cl.dir, CauseTooLarge, cl.t)
+		return rem
+	}
+	p.buf = append(m.getBuf(), b...)
+	p.scanned = resume
+	p.st = h1Head
+	return rem
 }
 
 // startLine checks the start line of a head that spans calls as soon as
@@ -277,50 +286,54 @@ func (c *conn) startLine(m *Matcher, d *direction, cl *call, b []byte) bool {
 func (c *conn) moreHead(m *Matcher, d *direction, cl *call, b []byte, rem int64) int64 {
 	p := &d.p
 	old := len(p.buf)
-	room := m.cfg.MaxHead - old
-	take := b[:min(len(b), max(room, 0))]
+	take := b[:min(len(b), max(m.cfg.MaxHead-old, 0))]
 	p.buf = append(p.buf, take...)
 	end, resume := headEnd(p.buf, p.scanned)
-	if end > 0 {
-		c.head1(m, d, cl, p.buf[:end], false)
-		m.putBuf(p)
-		return int64(end - old)
-	}
-	if p.scanned == 0 && resume > 0 && !c.startLine(m, d, cl, p.buf) {
+	if end <= 0 && p.scanned == 0 && resume > 0 && !c.startLine(m, d, cl, p.buf) {
 		return rem
 	}
-	p.scanned = resume
+	var h head
 	switch {
+	case end > 0:
+		_, ok := parseHead(p.buf[:end], &h)
+		c.bufferedHead(m, d, cl, &h, ok)
+		return int64(end - old)
 	case len(p.buf) >= m.cfg.MaxHead:
 		m.putBuf(p)
 		c.lose1(m, d, cl.dir, CauseTooLarge, cl.t)
 	case int64(len(b)) < rem:
-		c.head1(m, d, cl, p.buf, true)
-		m.putBuf(p)
+		_, ok := parseHead(p.buf, &h)
+		h.truncated = true
+		c.bufferedHead(m, d, cl, &h, ok)
+	default:
+		p.scanned = resume
 	}
 	return rem
 }
 
-// head1 takes a parsed message head.
-func (c *conn) head1(m *Matcher, d *direction, cl *call, b []byte, truncated bool) {
-	p := &d.p
-	p.st = h1Start
-	var h head
-	if !parseHead(b, &h, truncated) {
-		cause := CauseUnparseable
-		if truncated {
-			cause = cl.cause
-		}
-		c.lose1(m, d, cl.dir, cause, cl.t)
+// bufferedHead takes a head parsed from the buffer, which it releases.
+func (c *conn) bufferedHead(m *Matcher, d *direction, cl *call, h *head, ok bool) {
+	if !ok {
+		m.putBuf(&d.p)
+		c.lose1(m, d, cl.dir, CauseUnparseable, cl.t)
 		return
 	}
+	c.message1(m, d, cl, h) // copies what it keeps out of the buffer
+	m.putBuf(&d.p)
+}
+
+// message1 takes a parsed message head.
+func (c *conn) message1(m *Matcher, d *direction, cl *call, h *head) {
+	d.p.st = h1Start
 	switch {
+	case h.truncated && (h.method == nil && h.status == 0):
+		c.lose1(m, d, cl.dir, cl.cause, cl.t) // not even the start line
 	case h.preface:
 		c.preface(m, d, cl)
 	case h.req:
-		c.request1(m, d, &h, cl)
+		c.request1(m, d, h, cl)
 	default:
-		c.response1(m, d, &h, cl)
+		c.response1(m, d, h, cl)
 	}
 }
 

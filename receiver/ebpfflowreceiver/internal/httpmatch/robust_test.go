@@ -2,6 +2,7 @@ package httpmatch
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -472,4 +473,90 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	assert.Contains(t, err.Error(), "HoldWait")
 	_, err = New(Config{}, nil)
 	assert.ErrorContains(t, err, "emit")
+}
+
+// TestManyConnections: thousands of connections in flight at once, their
+// calls interleaved: each keeps its exchanges apart; beyond MaxConns the
+// least recently active are forgotten, counted.
+func TestManyConnections(t *testing.T) {
+	const n = 5000
+	convs := make([][]Chunk, n)
+	for i := range convs {
+		cv := conv{msgs: []msg{
+			cmsg(fmt.Sprintf("GET /c%d/a HTTP/1.1\r\nHost: h%d\r\n\r\nGET /c%d/b HTTP/1.1\r\nHost: h%d\r\n\r\n", i, i, i, i)),
+			smsg(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(fmt.Sprint(i)), fmt.Sprint(i))),
+			smsg("HTTP/1.1 204 No Content\r\n\r\n"),
+		}, cISN: uint32(i * 7919), sISN: uint32(i * 104729)}
+		convs[i] = cv.chunks(view{role: RoleServer, cookie: uint64(i + 1)})
+	}
+	for _, maxConns := range []int{0, 1000} {
+		r := newRecorder(t, Config{MaxConns: maxConns})
+		for i := range convs {
+			r.m.Add(&convs[i][0])
+		}
+		from := 0 // answer all, or the last maxConns
+		if maxConns > 0 {
+			from = n - maxConns
+		}
+		for step := 1; step < 3; step++ {
+			for i := from; i < n; i++ {
+				r.m.Add(&convs[i][step])
+			}
+		}
+		if maxConns == 0 {
+			require.Len(t, r.got, 2*n)
+			for _, e := range r.got {
+				var i int
+				_, err := fmt.Sscanf(e.Path, "/c%d/", &i)
+				require.NoError(t, err)
+				assert.Equal(t, fmt.Sprintf("h%d", i), e.ServerAddress)
+				if strings.HasSuffix(e.Path, "/a") {
+					assert.Equal(t, 200, e.StatusCode)
+					assert.Equal(t, int64(len(fmt.Sprint(i))), e.RespBodySize)
+				} else {
+					assert.Equal(t, 204, e.StatusCode)
+				}
+			}
+			assert.Zero(t, lostTotal(r.m.Stats()))
+			continue
+		}
+		assert.Equal(t, maxConns, r.m.Conns())
+		st := r.m.Stats()
+		assert.Equal(t, uint64(2*(n-maxConns)), st.Outcomes[OutcomeLost], "each forgotten connection had two requests in flight")
+		assert.Equal(t, uint64(n-maxConns), st.Lost[CauseEvicted])
+		assert.Equal(t, uint64(2*maxConns), st.Outcomes[OutcomeOK])
+		checkInvariants(t, r.m)
+	}
+}
+
+// TestSecretsNeverOut: planted credentials, cookies and query strings
+// appear in no exchange and no counter, HTTP/1 and HTTP/2, from both ends.
+func TestSecretsNeverOut(t *testing.T) {
+	secrets := []string{"planted-secret", "planted-cookie", "planted-setcookie", "planted-proxy", "planted-user", "planted-query", "s3cr3t"}
+	c, s := newH2end(true), newH2end(false)
+	h2 := conv{cISN: 1, sISN: 1, msgs: []msg{
+		c.preface().settings().msg(), s.settings().msg(),
+		c.headers(1, true, reqFields("GET", "/x?token=planted-query", "authorization", "Basic planted-secret",
+			"cookie", "a=planted-cookie", "proxy-authorization", "planted-proxy")...).msg(),
+		s.headers(1, true, ":status", "200", "set-cookie", "planted-setcookie").msg(),
+	}}
+	h1 := conv{cISN: 1, sISN: 1, msgs: []msg{
+		cmsg(reqGet),
+		smsg(respOK),
+		cmsg("GET http://planted-user:planted-secret@proxy.example/p?planted-query HTTP/1.1\r\nHost: x\r\nProxy-Authorization: planted-proxy\r\n\r\n"),
+		smsg(respErr),
+	}}
+	for _, cv := range []conv{h1, h2, mixed} {
+		for _, role := range []Role{RoleClient, RoleServer} {
+			for _, limit := range []int{0, 60} {
+				r := newRecorder(t, Config{})
+				r.feed(cv.chunks(view{role: role, cookie: 1, limit: limit}))
+				r.m.Close(1, t0.Add(time.Second))
+				out := fmt.Sprintf("%#v %#v", r.got, r.m.Stats())
+				for _, sec := range secrets {
+					assert.NotContains(t, out, sec)
+				}
+			}
+		}
+	}
 }
