@@ -36,8 +36,8 @@ type conn struct {
 	held      []Chunk // chunks held back, in arrival order; Data copied
 	heldBytes int
 
-	lruPrev, lruNext *conn
-	pidPrev, pidNext *conn
+	byUse links[conn] // on Matcher.lru
+	byPID links[conn] // on the list of its process
 
 	// HTTP/1: requests awaiting their final response, oldest first.
 	q       fifo

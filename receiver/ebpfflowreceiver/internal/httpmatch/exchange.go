@@ -193,6 +193,7 @@ func (c Cause) String() string {
 // stay valid, so copying the value is enough to keep it.
 type Exchange struct {
 	Conn    uint64  // socket cookie of the local socket
+	PID     uint32  // process of the call that began the exchange (Chunk.PID)
 	Role    Role    // from the traffic: who sent the request
 	Proto   Proto   // HTTP version of the request
 	Outcome Outcome // how it ended

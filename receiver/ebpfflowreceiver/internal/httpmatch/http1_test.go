@@ -23,7 +23,7 @@ func TestHTTP1Basic(t *testing.T) {
 		require.Len(t, got, 1, "%v %+v", role, st)
 		e := got[0]
 		assert.Equal(t, Exchange{
-			Conn: 7, Role: role, Proto: Proto11, Outcome: OutcomeOK,
+			Conn: 7, PID: 100, Role: role, Proto: Proto11, Outcome: OutcomeOK,
 			Start: t0.Add(10 * time.Microsecond), End: t0.Add(20 * time.Microsecond),
 			Seq: 1000, HasSeq: true,
 			Method: "GET", Path: "/api/v1/items", Scheme: "http", ServerAddress: "shop.example", ServerPort: 8080,

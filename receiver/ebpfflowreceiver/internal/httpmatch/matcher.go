@@ -91,16 +91,16 @@ type Matcher struct {
 	cfg   Config
 	emit  func(*Exchange)
 	conns map[uint64]*conn
-	lru   connList // least recently active first
-	pids  map[uint32]*conn
+	lru   list[conn] // least recently active first
+	pids  map[uint32]*list[conn]
 	held  map[*conn]struct{} // connections holding chunks back
 
 	// Exchanges in flight, least recently progressed first.
-	head, tail *pending
-	npending   int // on the list
-	live       int // of them, with their request seen
-	free       []*pending
-	bufs       [][]byte // spare head buffers
+	flight   list[pending]
+	npending int // on the list
+	live     int // of them, with their request seen
+	free     []*pending
+	bufs     [][]byte // spare head buffers
 
 	stats Stats
 }
@@ -115,11 +115,13 @@ func New(cfg Config, emit func(*Exchange)) (*Matcher, error) {
 		return nil, errors.New("emit: must not be nil")
 	}
 	return &Matcher{
-		cfg:   cfg,
-		emit:  emit,
-		conns: make(map[uint64]*conn),
-		pids:  make(map[uint32]*conn),
-		held:  make(map[*conn]struct{}),
+		cfg:    cfg,
+		emit:   emit,
+		conns:  make(map[uint64]*conn),
+		lru:    list[conn]{at: func(c *conn) *links[conn] { return &c.byUse }},
+		pids:   make(map[uint32]*list[conn]),
+		held:   make(map[*conn]struct{}),
+		flight: list[pending]{at: func(p *pending) *links[pending] { return &p.links }},
 	}, nil
 }
 
@@ -177,8 +179,8 @@ func (m *Matcher) Close(conn uint64, at time.Time) {
 // ProcessExit reports that a process exited: its connections, those whose
 // last call was made by it, are closed as by Close.
 func (m *Matcher) ProcessExit(pid uint32, at time.Time) {
-	for c := m.pids[pid]; c != nil; c = m.pids[pid] {
-		m.closeConn(c, at)
+	for l := m.pids[pid]; l != nil; l = m.pids[pid] {
+		m.closeConn(l.head, at)
 	}
 }
 
@@ -189,7 +191,7 @@ func (m *Matcher) Expire(now time.Time) {
 	for c := range m.held {
 		m.release(c, &now)
 	}
-	for p := m.head; p != nil && now.Sub(p.last) >= m.cfg.RequestTimeout; p = m.head {
+	for p := m.flight.head; p != nil && now.Sub(p.last) >= m.cfg.RequestTimeout; p = m.flight.head {
 		if p.reqSeen {
 			m.stats.Lost[CauseTimeout]++
 		} else {
@@ -243,65 +245,30 @@ func (m *Matcher) forget(c *conn) {
 
 // setPID files c under the process that made its last call.
 func (m *Matcher) setPID(c *conn, pid uint32) {
-	if c.pid != 0 {
-		if c.pidPrev != nil {
-			c.pidPrev.pidNext = c.pidNext
-		} else {
-			m.pids[c.pid] = c.pidNext
-			if c.pidNext == nil {
-				delete(m.pids, c.pid)
-			}
+	if l := m.pids[c.pid]; l != nil {
+		l.remove(c)
+		if l.head == nil {
+			delete(m.pids, c.pid)
 		}
-		if c.pidNext != nil {
-			c.pidNext.pidPrev = c.pidPrev
-		}
-		c.pidPrev, c.pidNext = nil, nil
 	}
 	c.pid = pid
 	if pid != 0 {
-		c.pidNext = m.pids[pid]
-		if c.pidNext != nil {
-			c.pidNext.pidPrev = c
+		l := m.pids[pid]
+		if l == nil {
+			l = &list[conn]{at: func(c *conn) *links[conn] { return &c.byPID }}
+			m.pids[pid] = l
 		}
-		m.pids[pid] = c
+		l.pushBack(c)
 	}
-}
-
-// connList is an intrusive list of connections.
-type connList struct{ head, tail *conn }
-
-func (l *connList) remove(c *conn) {
-	if c.lruPrev != nil {
-		c.lruPrev.lruNext = c.lruNext
-	} else if l.head == c {
-		l.head = c.lruNext
-	}
-	if c.lruNext != nil {
-		c.lruNext.lruPrev = c.lruPrev
-	} else if l.tail == c {
-		l.tail = c.lruPrev
-	}
-	c.lruPrev, c.lruNext = nil, nil
-}
-
-func (l *connList) pushBack(c *conn) {
-	c.lruPrev = l.tail
-	if l.tail != nil {
-		l.tail.lruNext = c
-	} else {
-		l.head = c
-	}
-	l.tail = c
 }
 
 // pending is an exchange in flight.
 type pending struct {
-	ex   Exchange
-	c    *conn
-	gen  uint32    // bumped when recycled: stale references compare it
-	last time.Time // last progress, for RequestTimeout
-	prev *pending
-	next *pending
+	ex    Exchange
+	c     *conn
+	gen   uint32    // bumped when recycled: stale references compare it
+	last  time.Time // last progress, for RequestTimeout
+	links links[pending]
 	// reqSeen: the request head was seen (an HTTP/2 response can come
 	// first when chunks arrive out of order without OtherSeq).
 	reqSeen bool
@@ -316,9 +283,9 @@ type pending struct {
 // newPending returns a cleared exchange for c, on the in-flight list,
 // evicting the oldest at MaxPending.
 func (m *Matcher) newPending(c *conn, t time.Time) *pending {
-	if m.npending >= m.cfg.MaxPending && m.head != nil {
+	if m.npending >= m.cfg.MaxPending && m.flight.head != nil {
 		m.stats.Lost[CauseEvicted]++
-		m.fail(m.head, OutcomeLost, CauseEvicted, t)
+		m.fail(m.flight.head, OutcomeLost, CauseEvicted, t)
 	}
 	var p *pending
 	if n := len(m.free); n > 0 {
@@ -330,13 +297,13 @@ func (m *Matcher) newPending(c *conn, t time.Time) *pending {
 		p = &pending{}
 	}
 	p.c = c
-	p.ex.Conn = c.id
+	p.ex.Conn, p.ex.PID = c.id, c.pid
 	p.ex.Role = c.role
 	p.ex.GRPCStatus = -1
 	p.ex.ReqBodySize, p.ex.RespBodySize = -1, -1
 	p.last = t
 	m.npending++
-	m.pushBack(p)
+	m.flight.pushBack(p)
 	return p
 }
 
@@ -349,45 +316,21 @@ func (m *Matcher) requestSeen(p *pending) {
 	}
 }
 
-func (m *Matcher) pushBack(p *pending) {
-	p.prev, p.next = m.tail, nil
-	if m.tail != nil {
-		m.tail.next = p
-	} else {
-		m.head = p
-	}
-	m.tail = p
-}
-
-func (m *Matcher) unlink(p *pending) {
-	if p.prev != nil {
-		p.prev.next = p.next
-	} else {
-		m.head = p.next
-	}
-	if p.next != nil {
-		p.next.prev = p.prev
-	} else {
-		m.tail = p.prev
-	}
-	p.prev, p.next = nil, nil
-}
-
 // touch records progress of p at t.
 func (m *Matcher) touch(p *pending, t time.Time) {
 	if t.After(p.last) {
 		p.last = t
 	}
-	if m.tail != p {
-		m.unlink(p)
-		m.pushBack(p)
+	if m.flight.tail != p {
+		m.flight.remove(p)
+		m.flight.pushBack(p)
 	}
 }
 
 // done emits p with outcome o at end, if its request was seen, and
 // recycles it.
 func (m *Matcher) done(p *pending, o Outcome, cause Cause, end time.Time) {
-	m.unlink(p)
+	m.flight.remove(p)
 	m.npending--
 	if p.reqSeen {
 		m.live--
