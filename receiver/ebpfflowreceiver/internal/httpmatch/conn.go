@@ -349,6 +349,24 @@ func (c *conn) failAll(m *Matcher, o Outcome, cause Cause, at time.Time) {
 	}
 }
 
+// inFlight counts the exchanges in flight on c whose request was seen.
+func (c *conn) inFlight() int {
+	n := 0
+	for i := 0; i < c.q.n; i++ {
+		if c.q.at(i).p != nil {
+			n++
+		}
+	}
+	if c.h2 != nil {
+		for _, p := range c.h2.streams {
+			if p.reqSeen {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // forgetPending removes p from c's exchanges in flight; an HTTP/1
 // request keeps its place in the queue so that its response, if it comes,
 // is not taken for the next request's.

@@ -14,7 +14,7 @@ const (
 	DefaultMaxHead        = 16 << 10
 	DefaultMaxHeaderTable = 64 << 10
 	DefaultRequestTimeout = 2 * time.Minute
-	DefaultIdleTimeout    = 10 * time.Minute
+	DefaultIdleTimeout    = time.Hour
 	DefaultHoldWait       = 200 * time.Millisecond
 )
 
@@ -39,7 +39,10 @@ type Config struct {
 	// RequestTimeout: an exchange none of whose bytes moved for this long
 	// is reported with OutcomeTimeout.
 	RequestTimeout time.Duration
-	// IdleTimeout: a connection without chunks for this long is forgotten.
+	// IdleTimeout: a connection without chunks for this long is forgotten,
+	// as if closed (Close and ProcessExit are the usual ends; this one is
+	// for those whose notices were lost). Long: an HTTP/2 connection
+	// forgotten cannot be decoded again (its HPACK state is gone).
 	IdleTimeout time.Duration
 	// HoldWait bounds how long a chunk is held back waiting for bytes that
 	// must be parsed before it (see Chunk.OtherSeq); then it is taken as is
@@ -200,7 +203,10 @@ func (m *Matcher) Expire(now time.Time) {
 		m.fail(p, OutcomeTimeout, CauseNone, now)
 	}
 	for c := m.lru.head; c != nil && now.Sub(c.last) >= m.cfg.IdleTimeout; c = m.lru.head {
-		m.closeConn(c, now)
+		m.release(c, nil)
+		m.stats.Lost[CauseTimeout] += uint64(c.inFlight())
+		c.failAll(m, OutcomeTimeout, CauseNone, now)
+		m.forget(c)
 	}
 }
 

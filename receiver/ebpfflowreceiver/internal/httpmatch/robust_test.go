@@ -560,3 +560,17 @@ func TestSecretsNeverOut(t *testing.T) {
 		}
 	}
 }
+
+func TestIdleConnectionsForgotten(t *testing.T) {
+	r := newRecorder(t, Config{IdleTimeout: time.Minute, RequestTimeout: time.Hour})
+	req := []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	r.m.Add(&Chunk{Conn: 1, Dir: Sent, Time: t0, Size: uint32(len(req)), Data: req})
+	r.m.Add(&Chunk{Conn: 2, Dir: Sent, Time: t0.Add(50 * time.Second), Size: uint32(len(req)), Data: req})
+	r.m.Expire(t0.Add(90 * time.Second))
+	require.Len(t, r.got, 1)
+	assert.Equal(t, OutcomeTimeout, r.got[0].Outcome)
+	assert.Equal(t, uint64(1), r.got[0].Conn)
+	assert.Equal(t, 1, r.m.Conns())
+	assert.Equal(t, uint64(1), r.m.Stats().Lost[CauseTimeout])
+	checkInvariants(t, r.m)
+}
