@@ -1,13 +1,22 @@
-package httpmatch
+// Command record makes the captures in ../ again: real HTTP traffic on
+// loopback between nginx and curl, Go's net/http server and client over
+// HTTP/1.1 and h2c, and a gRPC server and client, captured with dumpcap.
+// Secrets are planted in the requests (an Authorization header, a cookie,
+// a query string) and in responses (Set-Cookie): the tests check that no
+// exchange carries them. Run from the httpmatch directory, as root (it
+// captures on lo), with nginx, curl and dumpcap installed (make deps):
+//
+//	go run ./testdata/record
+package main
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -17,10 +26,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
@@ -30,21 +37,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-
-	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/privileged"
 )
 
-// The captures in testdata/ are real traffic on loopback: nginx and curl,
-// Go's net/http server and client over HTTP/1.1 and h2c, and gRPC. They
-// are made again with
-//
-//	go test -run TestRecordCaptures -record   (as root: it captures on lo)
-//
-// which needs nginx, curl and dumpcap (tshark's package). Secrets are
-// planted in requests (an Authorization header, a cookie, a query string):
-// no exchange may carry them.
-var record = flag.Bool("record", false, "record testdata/*.pcap from real servers and clients")
-
+// The planted secrets; oracle_test.go spells them again.
 const (
 	plantedAuth   = "planted-authz-7f3a"
 	plantedCookie = "planted-cookie-91c2"
@@ -53,23 +48,29 @@ const (
 	traceparentA  = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 )
 
-func TestRecordCaptures(t *testing.T) {
-	if !*record {
-		t.Skip("records the captures in testdata/ with -record")
+func main() {
+	if os.Geteuid() != 0 {
+		log.Fatal("record: must run as root (it captures on lo)")
 	}
-	privileged.Require(t)
 	for _, tool := range []string{"nginx", "curl", "dumpcap"} {
-		_, err := exec.LookPath(tool)
-		require.NoError(t, err, "needs %s", tool)
+		if _, err := exec.LookPath(tool); err != nil {
+			log.Fatalf("record: needs %s (make deps)", tool)
+		}
 	}
-	t.Run("nginx", recordNginx)
-	t.Run("gohttp", recordGoHTTP)
-	t.Run("grpc", recordGRPC)
+	recordNginx()
+	recordGoHTTP()
+	recordGRPC()
+}
+
+// check stops the recording on an error.
+func check(err error, what ...any) {
+	if err != nil {
+		log.Fatalf("record: %s: %v", fmt.Sprint(what...), err)
+	}
 }
 
 // capture runs dumpcap on lo for the given ports until stop is called.
-func capture(t *testing.T, file string, snaplen int, ports ...int) (stop func()) {
-	t.Helper()
+func capture(file string, snaplen int, ports ...int) (stop func()) {
 	var filter []string
 	for _, p := range ports {
 		filter = append(filter, "tcp port "+strconv.Itoa(p))
@@ -79,14 +80,16 @@ func capture(t *testing.T, file string, snaplen int, ports ...int) (stop func())
 		"-f", strings.Join(filter, " or "), "-w", out)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
+	check(cmd.Start(), "dumpcap")
 	// dumpcap says nothing with -q: wait for the file to appear.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if st, err := os.Stat(out); err == nil && st.Size() > 0 {
 			break
 		}
-		require.True(t, time.Now().Before(deadline), "dumpcap did not start: %s", stderr.String())
+		if time.Now().After(deadline) {
+			log.Fatalf("record: dumpcap did not start: %s", stderr.String())
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -94,21 +97,20 @@ func capture(t *testing.T, file string, snaplen int, ports ...int) (stop func())
 		time.Sleep(500 * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		_ = cmd.Wait()
-		require.NoError(t, os.Chmod(out, 0o644))
+		check(os.Chmod(out, 0o644), out)
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort() int {
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	require.NoError(t, err)
+	check(err, "listen")
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
 // curl runs curl with args; each URL's body is dropped and its transfer
 // summary (-w %{json}) returned, one line per URL.
-func curl(t *testing.T, args ...string) string {
-	t.Helper()
+func curl(args ...string) string {
 	all := []string{"-sS", "-w", "%{json}\\n"}
 	for _, a := range args {
 		if strings.HasPrefix(a, "http://") {
@@ -117,18 +119,20 @@ func curl(t *testing.T, args ...string) string {
 		all = append(all, a)
 	}
 	out, err := exec.Command("curl", all...).Output()
-	require.NoError(t, err, "curl %v", args)
+	check(err, "curl ", args)
 	return string(out)
 }
 
-func recordNginx(t *testing.T) {
-	dir := t.TempDir()
-	port, dead := freePort(t), freePort(t)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>hello</h1>\n"), 0o644))
+func recordNginx() {
+	dir, err := os.MkdirTemp("", "nginx")
+	check(err, "temp dir")
+	defer os.RemoveAll(dir)
+	port, dead := freePort(), freePort()
+	check(os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>hello</h1>\n"), 0o644), "write")
 	big := bytes.Repeat([]byte("0123456789abcdef"), 10<<20/16)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "big"), big, 0o644))
+	check(os.WriteFile(filepath.Join(dir, "big"), big, 0o644), "write")
 	upload := bytes.Repeat([]byte("u"), 100<<10)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "upload"), upload, 0o644))
+	check(os.WriteFile(filepath.Join(dir, "upload"), upload, 0o644), "write")
 	conf := fmt.Sprintf(`daemon off; master_process off; worker_processes 1; pid %[1]s/nginx.pid;
 error_log %[1]s/error.log; events { worker_connections 64; }
 http {
@@ -142,28 +146,28 @@ http {
     location = /upload { add_header Set-Cookie "id=%[4]s"; return 201 "stored\n"; }
   }
 }`, dir, port, dead, plantedSetCk)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644))
+	check(os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644), "write")
 	ng := exec.Command("nginx", "-c", filepath.Join(dir, "nginx.conf"), "-p", dir)
-	require.NoError(t, ng.Start())
+	check(ng.Start(), "nginx")
 	defer func() { _ = ng.Process.Kill(); _ = ng.Wait() }()
-	waitListen(t, port)
+	waitListen(port)
 
-	stop := capture(t, "nginx.pcap", 1024, port)
+	stop := capture("nginx.pcap", 1024, port)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var oracle strings.Builder
 	// Keep-alive: five requests on one connection, secrets planted.
-	oracle.WriteString(curl(t, "-H", "Authorization: Bearer "+plantedAuth, "-H", "Cookie: c="+plantedCookie,
+	oracle.WriteString(curl("-H", "Authorization: Bearer "+plantedAuth, "-H", "Cookie: c="+plantedCookie,
 		"-H", "traceparent: "+traceparentA, "-A", "curl-keepalive",
 		base+"/index.html?token="+plantedQuery, base+"/missing", base+"/err", base+"/dead", base+"/big"))
-	oracle.WriteString(curl(t, "-I", base+"/big"))
-	oracle.WriteString(curl(t, "-H", "Transfer-Encoding: chunked", "--data-binary", "@"+filepath.Join(dir, "upload"), base+"/upload"))
-	oracle.WriteString(curl(t, "-H", "Expect: 100-continue", "--expect100-timeout", "5", "--data-binary", "@"+filepath.Join(dir, "upload"), base+"/upload"))
-	oracle.WriteString(curl(t, "-0", base+"/index.html"))
+	oracle.WriteString(curl("-I", base+"/big"))
+	oracle.WriteString(curl("-H", "Transfer-Encoding: chunked", "--data-binary", "@"+filepath.Join(dir, "upload"), base+"/upload"))
+	oracle.WriteString(curl("-H", "Expect: 100-continue", "--expect100-timeout", "5", "--data-binary", "@"+filepath.Join(dir, "upload"), base+"/upload"))
+	oracle.WriteString(curl("-0", base+"/index.html"))
 	stop()
-	require.NoError(t, os.WriteFile("testdata/nginx.curl.jsonl", []byte(oracle.String()), 0o644))
+	check(os.WriteFile("testdata/nginx.curl.jsonl", []byte(oracle.String()), 0o644), "write")
 }
 
-func waitListen(t *testing.T, port int) {
+func waitListen(port int) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := net.Dial("tcp4", "127.0.0.1:"+strconv.Itoa(port))
@@ -171,7 +175,9 @@ func waitListen(t *testing.T, port int) {
 			_ = c.Close()
 			return
 		}
-		require.True(t, time.Now().Before(deadline), "nothing listens on %d", port)
+		if time.Now().After(deadline) {
+			log.Fatalf("record: nothing listens on %d", port)
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -203,30 +209,30 @@ func goMux() *http.ServeMux {
 	return mux
 }
 
-func serve(t *testing.T, h http.Handler) (port int, stop func()) {
+func serve(h http.Handler) (port int, stop func()) {
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	require.NoError(t, err)
+	check(err, "listen")
 	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(l) }()
 	return l.Addr().(*net.TCPAddr).Port, func() { _ = srv.Close() }
 }
 
-func recordGoHTTP(t *testing.T) {
-	p1, stop1 := serve(t, goMux())
+func recordGoHTTP() {
+	p1, stop1 := serve(goMux())
 	defer stop1()
-	p2, stop2 := serve(t, h2c.NewHandler(goMux(), &http2.Server{}))
+	p2, stop2 := serve(h2c.NewHandler(goMux(), &http2.Server{}))
 	defer stop2()
-	stop := capture(t, "gohttp.pcap", 65535, p1, p2)
+	stop := capture("gohttp.pcap", 65535, p1, p2)
 
 	// HTTP/1.1, keep-alive, chunked request bodies (unknown length).
 	c1 := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	base := fmt.Sprintf("http://127.0.0.1:%d", p1)
 	get := func(c *http.Client, url string) {
 		req, err := http.NewRequest(http.MethodGet, url, nil)
-		require.NoError(t, err)
+		check(err, "request")
 		req.Header.Set("Cookie", "c="+plantedCookie)
 		resp, err := c.Do(req)
-		require.NoError(t, err)
+		check(err, url)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
 	}
@@ -236,11 +242,11 @@ func recordGoHTTP(t *testing.T) {
 	get(c1, base+"/stream")
 	get(c1, base+"/status/418")
 	resp, err := c1.Post(base+"/echo", "application/octet-stream", io.MultiReader(strings.NewReader(strings.Repeat("a", 5000)), strings.NewReader("tail")))
-	require.NoError(t, err)
+	check(err, "post")
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	// HTTP/1.0: the streamed answer is delimited by the connection's close.
-	curl(t, "-0", base+"/stream")
+	curl("-0", base+"/stream")
 
 	// h2c with prior knowledge, streams in parallel on one connection.
 	c2 := &http.Client{Transport: &http2.Transport{AllowHTTP: true,
@@ -270,8 +276,8 @@ func recordGoHTTP(t *testing.T) {
 	wg.Wait()
 	// curl: h2c upgrade (two requests on the upgraded connection) and
 	// prior knowledge.
-	curl(t, "--http2", "-H", "Authorization: Bearer "+plantedAuth, base2+"/hello", base2+"/status/503")
-	curl(t, "--http2-prior-knowledge", "-H", "traceparent: "+traceparentA, base2+"/echo", "--data-binary", "posted")
+	curl("--http2", "-H", "Authorization: Bearer "+plantedAuth, base2+"/hello", base2+"/status/503")
+	curl("--http2-prior-knowledge", "-H", "traceparent: "+traceparentA, base2+"/echo", "--data-binary", "posted")
 	stop()
 }
 
@@ -311,42 +317,48 @@ var echoService = grpc.ServiceDesc{
 	}},
 }
 
-func recordGRPC(t *testing.T) {
+func recordGRPC() {
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	require.NoError(t, err)
+	check(err, "listen")
 	srv := grpc.NewServer()
 	srv.RegisterService(&echoService, struct{}{})
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Stop()
 	port := l.Addr().(*net.TCPAddr).Port
-	stop := capture(t, "grpc.pcap", 65535, port)
+	stop := capture("grpc.pcap", 65535, port)
 
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", port), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
+	check(err, "grpc client")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range 5 {
 		out := new(wrapperspb.StringValue)
-		require.NoError(t, conn.Invoke(ctx, "/test.Echo/Unary", wrapperspb.String(fmt.Sprintf("call %d", i)), out))
+		check(conn.Invoke(ctx, "/test.Echo/Unary", wrapperspb.String(fmt.Sprintf("call %d", i)), out), "unary")
 	}
 	err = conn.Invoke(ctx, "/test.Echo/Unary", wrapperspb.String("fail"), new(wrapperspb.StringValue))
-	require.Equal(t, codes.PermissionDenied, status.Code(err))
+	if status.Code(err) != codes.PermissionDenied {
+		log.Fatalf("record: unary fail: %v", err)
+	}
 	st, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/test.Echo/Stream")
-	require.NoError(t, err)
-	require.NoError(t, st.SendMsg(wrapperspb.String("tick")))
-	require.NoError(t, st.CloseSend())
+	check(err, "stream")
+	check(st.SendMsg(wrapperspb.String("tick")), "send")
+	check(st.CloseSend(), "close send")
 	for {
 		if err := st.RecvMsg(new(wrapperspb.StringValue)); err != nil {
-			require.True(t, errors.Is(err, io.EOF), "%v", err)
+			if !errors.Is(err, io.EOF) {
+				log.Fatalf("record: stream: %v", err)
+			}
 			break
 		}
 	}
 	h := healthpb.NewHealthClient(conn)
 	_, err = h.Check(ctx, &healthpb.HealthCheckRequest{})
-	require.NoError(t, err)
+	check(err, "health")
 	_, err = h.Check(ctx, &healthpb.HealthCheckRequest{Service: "nope"})
-	require.Equal(t, codes.NotFound, status.Code(err))
-	require.NoError(t, conn.Close())
+	if status.Code(err) != codes.NotFound {
+		log.Fatalf("record: health of nope: %v", err)
+	}
+	check(conn.Close(), "close")
 	stop()
 }
