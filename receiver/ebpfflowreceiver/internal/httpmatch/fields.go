@@ -232,17 +232,5 @@ func atoi(s string) int {
 // hasPrefixFold reports whether s starts with the lower-case prefix,
 // ignoring ASCII case.
 func hasPrefixFold(s, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
+	return len(s) >= len(prefix) && eqFold(s[:len(prefix)], prefix)
 }

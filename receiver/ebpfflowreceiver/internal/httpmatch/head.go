@@ -309,7 +309,7 @@ func forTokens(v []byte, f func([]byte)) {
 
 // eqFold reports whether b equals the lower-case ASCII string s, ignoring
 // ASCII case.
-func eqFold(b []byte, s string) bool {
+func eqFold[T string | []byte](b T, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
