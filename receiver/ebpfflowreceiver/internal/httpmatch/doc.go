@@ -44,7 +44,8 @@
 //     not keep Data.
 //
 // Close reports that the local socket was closed, ProcessExit that a
-// process exited (its sockets are closed with it; no close call is seen),
+// process exited (the connections whose last call it made are closed with
+// it: the kernel closes them, no close call is seen),
 // and Expire, called periodically (every 100 ms to 1 s) with the current
 // time, reports exchanges that timed out and releases state. A capture may
 // begin in the middle of a connection: the engine finds the next message

@@ -24,8 +24,10 @@ type Config struct {
 	// recently active one is forgotten (its exchanges in flight are
 	// reported lost, CauseEvicted).
 	MaxConns int
-	// MaxInFlight bounds the exchanges in flight on one connection
-	// (pipelined HTTP/1 requests, concurrent HTTP/2 streams).
+	// MaxInFlight bounds the exchanges in flight on one connection: an
+	// HTTP/2 stream beyond it evicts the oldest; an HTTP/1 request beyond
+	// it (pipelined that deep, or answers lost) gives the connection up.
+	// Either way counted, CauseEvicted.
 	MaxInFlight int
 	// MaxPending bounds the exchanges in flight over all connections; the
 	// oldest is reported lost (CauseEvicted) beyond it.
