@@ -13,8 +13,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.sh"
 
 export CGO_ENABLED=0
-gf="$(go env GOFLAGS)"
-export GOFLAGS="${gf:+$gf }-trimpath"
+gf=" $(go env GOFLAGS) "
+export GOFLAGS="${gf// -trimpath / } -trimpath" # as the Makefile: one build cache for all
 
 order=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
 declare -A pkg=(
@@ -66,7 +66,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	TIMEFORMAT='%R %U %S'
 	{ time go build -C "$here/tools" -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}" 2>&3; } 3>&2 2>"$tmp/.time"
 	read -r wall user sys <"$tmp/.time"
-	cpu=$(echo "$user + $sys" | bc)
+	cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')
 	for b in "${missing[@]}"; do
 		mkdir -p "${dir[$b]}"
 		mv -f "$tmp/$b" "${dir[$b]}/$b"

@@ -28,7 +28,7 @@ need=("$ETCD_BIN" "$KUBE_BIN/kube-apiserver" "$KUBECTL")
 for f in "${need[@]}"; do
 	[ -e "$f" ] || { echo "start: $f is missing; run tests/kube/build.sh first" >&2; exit 1; }
 done
-for c in openssl curl ss bc; do
+for c in openssl curl ss; do
 	command -v "$c" >/dev/null || { echo "start: $c is not installed" >&2; exit 1; }
 done
 
@@ -42,6 +42,7 @@ PKI=$STATE_DIR/pki
 KC=$STATE_DIR/kubeconfig
 mkdir -p "$PKI"
 t0=$(date +%s.%N)
+since_t0() { awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.2f", t1 - t0}'; }
 
 # free_port VAR: a random free port below the kernel's ephemeral range (so no
 # outgoing connection takes it before the server binds it), none given twice.
@@ -85,7 +86,7 @@ wait_ready() {
 		fi
 		sleep 0.05
 	done
-	printf 'start: %-24s ready at %5.2fs (pid %s)\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" "$pid"
+	printf 'start: %-24s ready at %5ss (pid %s)\n' "$name" "$(since_t0)" "$pid"
 }
 
 # ---- PKI: CA, serving cert, admin client cert, service-account keys, tokens ----
@@ -217,4 +218,4 @@ KUBE_CONTROLLER_MANAGER_PID=$(pid kube-controller-manager)
 KUBE_SCHEDULER_PID=$(pid kube-scheduler)
 KWOK_PID=$(pid kwok)
 EOF
-printf 'start: kubernetes %s ready in %.2fs; env in %s\n' "$KUBE_VERSION" "$(echo "$(date +%s.%N) - $t0" | bc)" "$STATE_DIR/kube.env"
+printf 'start: kubernetes %s ready in %ss; env in %s\n' "$KUBE_VERSION" "$(since_t0)" "$STATE_DIR/kube.env"
