@@ -12,10 +12,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.sh"
+. "$here/servers.sh"
 
-export CGO_ENABLED=0
-gf=" $(go env GOFLAGS) "
-export GOFLAGS="${gf// -trimpath / } -trimpath" # as the Makefile: one build cache for all
+go_build_env
 
 if ! mkdir -p "$EBPFFLOW_CACHE" 2>/dev/null || [ ! -w "$EBPFFLOW_CACHE" ]; then
 	echo "backends build: cannot write $EBPFFLOW_CACHE; set EBPFFLOW_CACHE to a writable directory" >&2

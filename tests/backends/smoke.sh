@@ -12,6 +12,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.sh"
+. "$here/servers.sh"
+. "$here/checks.sh"
 
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${BACKENDS[@]}")
@@ -29,44 +31,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export CGO_ENABLED=0
-gf=" $(go env GOFLAGS) "
-export GOFLAGS="${gf// -trimpath / } -trimpath" # as the Makefile: one build cache for all
+go_build_env
 go build -C "$here/../.." -o "$STATE_DIR/otlpsend" ./tests/backends/otlpsend
-send() { "$STATE_DIR/otlpsend" "$@"; }
-
-passed=0 failed=0
-check() { # check DESCRIPTION WANT GOT
-	if [ "$2" = "$3" ]; then
-		passed=$((passed + 1))
-		echo "ok   $1: $3"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $1: want '$2', got '$3'"
-	fi
-}
-# poll SECONDS CMD...: run CMD until it succeeds, at most SECONDS.
-poll() {
-	local end=$(($(date +%s) + $1))
+# send BACKEND OTLPSEND-ARGS...: sends one record; sets sent_trace_id and
+# sent_span_id, or counts a failed check.
+send() {
+	local who=$1 out kv
 	shift
-	until "$@"; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.2
+	if ! out=$("$STATE_DIR/otlpsend" "$@"); then
+		check "$who: OTLP/HTTP export accepted" yes no
+		return 1
+	fi
+	for kv in $out; do
+		case $kv in
+		trace_id=*) sent_trace_id=${kv#*=} ;;
+		span_id=*) sent_span_id=${kv#*=} ;;
+		esac
 	done
 }
+
 rss() { awk '/^VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$1/status"; }
 
 run="smoke-$(date +%s%N)"
 svc=ebpfflow-smoke
 
 smoke_jaeger() {
-	local ids tid sid t=$STATE_DIR/jaeger-trace.json
-	ids=$(send -signal traces -url "$JAEGER_OTLP_HTTP/v1/traces" -service "$svc" -name "smoke span" -attr smoke.run="$run") || {
-		check "jaeger: OTLP/HTTP export accepted" yes no
-		return
-	}
-	tid=$(echo "$ids" | sed -n 's/.*trace_id=\([0-9a-f]*\).*/\1/p')
-	sid=$(echo "$ids" | sed -n 's/.*span_id=\([0-9a-f]*\).*/\1/p')
+	local t=$STATE_DIR/jaeger-trace.json
+	send jaeger -signal traces -url "$JAEGER_OTLP_HTTP/v1/traces" -service "$svc" -name "smoke span" -attr smoke.run="$run" || return
+	local tid=$sent_trace_id sid=$sent_span_id
 	if ! poll 30 curl -sf -o "$t" "$JAEGER_QUERY_URL/api/traces/$tid"; then
 		check "jaeger: trace $tid found by the query API" found "not found in 30s"
 		return
@@ -84,11 +76,8 @@ smoke_jaeger() {
 
 smoke_prometheus() {
 	local r=$STATE_DIR/prometheus-query.json
-	send -signal metrics -url "$PROMETHEUS_OTLP_HTTP/v1/metrics" -service "$svc" \
-		-name ebpfflow.smoke.requests -value 42 -attr smoke.run="$run" >/dev/null || {
-		check "prometheus: OTLP/HTTP export accepted" yes no
-		return
-	}
+	send prometheus -signal metrics -url "$PROMETHEUS_OTLP_HTTP/v1/metrics" -service "$svc" \
+		-name ebpfflow.smoke.requests -value 42 -attr smoke.run="$run" || return
 	# A monotonic cumulative sum: OTLP name ebpfflow.smoke.requests becomes
 	# ebpfflow_smoke_requests_total; service.name becomes the job label.
 	found() {
@@ -107,13 +96,9 @@ smoke_prometheus() {
 }
 
 smoke_victorialogs() {
-	local ids tid sid r=$STATE_DIR/victorialogs-query.json
-	ids=$(send -signal logs -url "$VICTORIALOGS_OTLP_HTTP/v1/logs" -service "$svc" -name "smoke log line" -attr smoke.run="$run") || {
-		check "victorialogs: OTLP/HTTP export accepted" yes no
-		return
-	}
-	tid=$(echo "$ids" | sed -n 's/.*trace_id=\([0-9a-f]*\).*/\1/p')
-	sid=$(echo "$ids" | sed -n 's/.*span_id=\([0-9a-f]*\).*/\1/p')
+	local r=$STATE_DIR/victorialogs-query.json
+	send victorialogs -signal logs -url "$VICTORIALOGS_OTLP_HTTP/v1/logs" -service "$svc" -name "smoke log line" -attr smoke.run="$run" || return
+	local tid=$sent_trace_id sid=$sent_span_id
 	found() {
 		curl -sf -o "$r" "$VICTORIALOGS_URL/select/logsql/query" --data-urlencode "query=smoke.run:=\"$run\"" &&
 			[ -s "$r" ]
@@ -137,12 +122,11 @@ for name in "${names[@]}"; do
 	set -a
 	. "$STATE_DIR/$name.env"
 	set +a
-	pidvar="$(echo "$name" | tr a-z A-Z)_PID"
+	pidvar="${name^^}_PID"
 	"smoke_$name"
 	echo "     $name: RSS $(rss "${!pidvar}") after the smoke test"
 	"$here/stop.sh" "$name"
 	running=
 done
 
-echo "backends smoke: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_summary "backends smoke"

@@ -11,6 +11,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.sh"
+. "$here/servers.sh"
 
 [ $# -eq 1 ] || { echo "usage: STATE_DIR=<dir> $0 <${BACKENDS[*]// /|}>" >&2; exit 2; }
 name=$1
@@ -27,20 +28,6 @@ fi
 data=$STATE_DIR/$name
 log=$STATE_DIR/$name.log
 mkdir -p "$data"
-
-# free_port VAR: a random free port below the kernel's ephemeral range (so no
-# outgoing connection takes it before the server binds it), none given twice.
-taken=" "
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 12000))
-		[[ "$taken" == *" $p "* ]] && continue
-		[ -z "$(ss -Hltn "sport = :$p")" ] && break
-	done
-	taken+="$p "
-	printf -v "$1" %s "$p"
-}
 
 case "$name" in
 jaeger)
@@ -140,7 +127,7 @@ until ready; do
 done
 took=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.2f", t1 - t0}')
 
-upper=$(echo "$name" | tr a-z A-Z)
+upper=${name^^}
 {
 	echo "$env_lines"
 	echo "${upper}_PID=$pid"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the variables are for the scripts that source this
 # Sourced by build.sh, start.sh and smoke.sh. `backend NAME` sets, for jaeger,
 # prometheus or victorialogs: B_VERSION (pinned in NAME/go.mod, the single
 # source of truth), B_DIR (the cache directory), B_BIN (the binary), and what

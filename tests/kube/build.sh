@@ -11,10 +11,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.sh"
+. "$here/../backends/servers.sh"
 
-export CGO_ENABLED=0
-gf=" $(go env GOFLAGS) "
-export GOFLAGS="${gf// -trimpath / } -trimpath" # as the Makefile: one build cache for all
+go_build_env
 
 order=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
 declare -A pkg=(

@@ -17,6 +17,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.sh"
+. "$here/../backends/checks.sh"
 
 own_state=0
 if [ -z "${STATE_DIR:-}" ]; then
@@ -30,37 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-check() { # check DESCRIPTION WANT GOT
-	if [ "$2" = "$3" ]; then
-		passed=$((passed + 1))
-		echo "ok   $1: $3"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $1: want '$2', got '$3'"
-	fi
-}
-# fails DESCRIPTION TEXT CMD...: CMD must fail and its output contain TEXT.
-fails() {
-	local desc=$1 want=$2 out
-	shift 2
-	if out=$("$@" 2>&1); then
-		check "$desc" "an error with '$want'" "success: $(echo "$out" | head -c 300)"
-	elif [[ "$out" == *"$want"* ]]; then
-		check "$desc" "$want" "$want"
-	else
-		check "$desc" "an error with '$want'" "$(echo "$out" | head -c 300)"
-	fi
-}
-# poll SECONDS CMD...: run CMD until it succeeds, at most SECONDS.
-poll() {
-	local end=$(($(date +%s) + $1))
-	shift
-	until "$@"; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.2
-	done
-}
 
 # ---------------------------------------------------------------- helm ----
 helm() { "$HELM_BIN_DIR/helm" "$@"; }
@@ -225,5 +195,4 @@ for p in ETCD KUBE_APISERVER KUBE_CONTROLLER_MANAGER KUBE_SCHEDULER KWOK; do
 	v=${p}_PID
 	[ -n "${!v}" ] && awk -v n="$p" '/^VmRSS/ {printf "     RSS %-24s %4.0f MB\n", n, $2 / 1024}' "/proc/${!v}/status"
 done
-echo "kube smoke: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_summary "kube smoke"

@@ -10,6 +10,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.sh"
+. "$here/../backends/servers.sh"
 
 : "${STATE_DIR:?set STATE_DIR to the directory for this cluster}"
 WITH_KCM=${WITH_KCM:-1}
@@ -44,19 +45,6 @@ mkdir -p "$PKI"
 t0=$(date +%s.%N)
 since_t0() { awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.2f", t1 - t0}'; }
 
-# free_port VAR: a random free port below the kernel's ephemeral range (so no
-# outgoing connection takes it before the server binds it), none given twice.
-taken=" "
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 12000))
-		[[ "$taken" == *" $p "* ]] && continue
-		[ -z "$(ss -Hltn "sport = :$p")" ] && break
-	done
-	taken+="$p "
-	printf -v "$1" %s "$p"
-}
 free_port ETCD_PORT
 free_port ETCD_PEER_PORT
 free_port API_PORT

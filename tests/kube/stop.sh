@@ -6,23 +6,9 @@
 #   STATE_DIR=/tmp/kube tests/kube/stop.sh
 set -uo pipefail
 : "${STATE_DIR:?set STATE_DIR to the directory given to start.sh}"
+. "$(dirname "$0")/../backends/servers.sh"
 for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-	f=$STATE_DIR/$name.pid
-	[ -f "$f" ] || continue
-	pid=$(cat "$f")
-	# Only the process start.sh launched: a stale pid may name another one by now.
-	exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-	exe=${exe% (deleted)}
-	if [ "${exe##*/}" = "$name" ] && kill -TERM "$pid" 2>/dev/null; then
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		if kill -0 "$pid" 2>/dev/null; then
-			kill -KILL "$pid"
-			echo "stop: $name (pid $pid) did not exit on SIGTERM; killed"
-		else
-			echo "stop: $name (pid $pid) stopped"
-		fi
-	fi
-	rm -f "$f"
+	stop_pidfile "$name" "$STATE_DIR/$name.pid" "$name"
 done
 if [ "${WIPE:-0}" = 1 ]; then
 	rm -rf "${STATE_DIR:?}" && echo "stop: removed $STATE_DIR"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the variables are for the scripts that source this
 # Sourced by build.sh and start.sh: the pinned versions (read from tools/go.mod,
 # the single source of truth) and the cache directories they are built into.
 # Sets KUBE_VERSION ETCD_VERSION KWOK_VERSION HELM_VERSION EBPFFLOW_CACHE and
