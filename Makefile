@@ -119,3 +119,12 @@ run: deps build
 
 clean:
 	rm -rf distribution/_build tests/out
+
+## test-servers: build once (cached by version in $EBPFFLOW_CACHE, default /var/cache/ebpfflow) the
+## Kubernetes control plane, helm and the telemetry backends the tests run against; SMOKE=1 also
+## smoke-tests each (tests/kube/README.md, tests/backends/README.md)
+.PHONY: test-servers
+test-servers:
+	tests/kube/build.sh
+	tests/backends/build.sh
+	if [ "$${SMOKE:-0}" = 1 ]; then tests/kube/smoke.sh && tests/backends/smoke.sh; fi

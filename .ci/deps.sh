@@ -33,6 +33,8 @@ declare -A want=(
 	[git]=/usr/bin/git
 	[make]=/usr/bin/make
 	[ca-certificates]=/etc/ssl/certs/ca-certificates.crt
+	[openssl]=/usr/bin/openssl
+	[jq]=/usr/bin/jq
 )
 missing=()
 for pkg in "${!want[@]}"; do
