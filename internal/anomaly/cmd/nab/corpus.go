@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// series is one data file: its key (path relative to the data directory,
+// with forward slashes, as NAB's label files name it), its rows and its
+// labelled anomaly windows.
+type series struct {
+	key     string
+	times   []time.Time
+	raw     []string  // timestamps as written, echoed into result files
+	rawVals []string  // values as written
+	values  []float64 // NaN where the value does not parse
+	windows [][2]time.Time
+}
+
+// category is the directory a file sits in: NAB's category.
+func (s *series) category() string {
+	if i := strings.IndexByte(s.key, '/'); i >= 0 {
+		return s.key[:i]
+	}
+	return "."
+}
+
+// loadCorpus reads every .csv under dataDir (sorted by key) and, when
+// labelsPath is not empty, attaches to each file its windows from NAB's
+// combined_windows.json. Only the windows of files present in dataDir are
+// used; a present file the labels do not list is an error, so that a
+// misplaced label file cannot silently score a corpus as anomaly-free.
+func loadCorpus(dataDir, labelsPath string) ([]*series, error) {
+	st, err := os.Stat(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("data directory: %s is not a directory", dataDir)
+	}
+	keys, err := listCSV(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no .csv files under %s", dataDir)
+	}
+	var labels map[string][][2]string
+	if labelsPath != "" {
+		b, err := os.ReadFile(labelsPath)
+		if err != nil {
+			return nil, fmt.Errorf("labels: %w", err)
+		}
+		if err := json.Unmarshal(b, &labels); err != nil {
+			return nil, fmt.Errorf("labels %s: %w", labelsPath, err)
+		}
+	}
+	out := make([]*series, 0, len(keys))
+	for _, key := range keys {
+		s, err := readSeries(filepath.Join(dataDir, filepath.FromSlash(key)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		s.key = key
+		if labels != nil {
+			ws, ok := labels[key]
+			if !ok {
+				return nil, fmt.Errorf("%s: not in labels %s", key, labelsPath)
+			}
+			for _, w := range ws {
+				a, err1 := parseTime(w[0])
+				b, err2 := parseTime(w[1])
+				if err := errors.Join(err1, err2); err != nil {
+					return nil, fmt.Errorf("%s: window %v: %w", key, w, err)
+				}
+				s.windows = append(s.windows, [2]time.Time{a, b})
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// listCSV returns the keys of the .csv files under root, sorted.
+func listCSV(root string) ([]string, error) {
+	var keys []string
+	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".csv") {
+			return nil
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, filepath.ToSlash(rel))
+		return nil
+	})
+	sort.Strings(keys)
+	return keys, err
+}
+
+func readSeries(path string) (*series, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReader(f))
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	ti, vi := -1, -1
+	for i, h := range header {
+		switch strings.TrimSpace(h) {
+		case "timestamp":
+			ti = i
+		case "value":
+			vi = i
+		}
+	}
+	if ti < 0 || vi < 0 {
+		return nil, errors.New("header needs timestamp and value columns")
+	}
+	s := &series{}
+	for line := 2; ; line++ {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return s, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		ts, vs := strings.TrimSpace(rec[ti]), strings.TrimSpace(rec[vi])
+		t, err := parseTime(ts)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		v, err := strconv.ParseFloat(vs, 64)
+		if err != nil {
+			v = math.NaN() // counted and skipped by the detector
+		}
+		s.times = append(s.times, t)
+		s.raw = append(s.raw, ts)
+		s.rawVals = append(s.rawVals, vs)
+		s.values = append(s.values, v)
+	}
+}
+
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999Z07:00", "2006-01-02 15:04"} {
+		if t, err := time.Parse(layout, strings.TrimSpace(s)); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("cannot parse timestamp %q", s)
+}
