@@ -27,6 +27,7 @@ type series struct {
 	rawVals []string  // values as written
 	values  []float64 // NaN where the value does not parse
 	windows [][2]time.Time
+	kinds   []string // what each window's anomaly is, when known
 }
 
 // category is the directory a file sits in: NAB's category.

@@ -237,3 +237,72 @@ func printReport(w io.Writer, reps []report, multi bool) {
 		line(r.all)
 	}
 }
+
+// printTransfer scores a second corpus (test) with the thresholds chosen
+// on the first (train): nothing of test is looked at.
+func printTransfer(w io.Writer, title string, train, test candidate, kinds map[string][]string) {
+	folds := looSplits(keysOf(test.sweeps))
+	fmt.Fprintf(w, "\n== %s: %d files, %d windows, threshold chosen on the other corpus\n", title, len(test.sweeps), windowsOf(test.sweeps))
+	fmt.Fprintf(w, "%-20s %9s", "profile", "threshold")
+	for _, f := range folds {
+		fmt.Fprintf(w, " %9s", f.name)
+	}
+	fmt.Fprintf(w, " %9s %9s %9s %9s %9s\n", "mean", "worst", "pooled", "fixed-thr", "own-thr")
+	for _, p := range profiles {
+		thr, _ := train.pool.optimise(p, nil)
+		fmt.Fprintf(w, "%-20s %9.4f", p.name, thr)
+		sum, worst := 0.0, math.Inf(1)
+		for _, f := range folds {
+			sw := subset(test.sweeps, func(i int) bool { return !f.train(i, test.sweeps[i].key) })
+			s := scoreAt(sw, p, thr).score
+			sum += s
+			worst = math.Min(worst, s)
+			fmt.Fprintf(w, " %9.2f", s)
+		}
+		own, _ := test.pool.optimise(p, nil)
+		fmt.Fprintf(w, " %9.2f %9.2f %9.2f %9.2f %9.2f\n", sum/float64(len(folds)), worst,
+			scoreAt(test.sweeps, p, thr).score, scoreAt(test.sweeps, p, test.thr).score, scoreAt(test.sweeps, p, own).score)
+	}
+	if kinds == nil {
+		return
+	}
+	thr, _ := train.pool.optimise(profiles[0], nil)
+	hit, all := map[string]int{}, map[string]int{}
+	var names []string
+	fp := 0
+	for _, s := range test.sweeps {
+		for wi, h := range s.hits(thr) {
+			k := kinds[s.key][wi]
+			if all[k] == 0 {
+				names = append(names, k)
+			}
+			all[k]++
+			if h {
+				hit[k]++
+			}
+		}
+		fp += s.counts(profiles[0], thr).fp
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "windows detected (standard profile):")
+	for _, k := range names {
+		fmt.Fprintf(w, " %s %d/%d", k, hit[k], all[k])
+	}
+	fmt.Fprintf(w, "; %d detections outside windows\n", fp)
+}
+
+func keysOf(sw []*sweep) []string {
+	keys := make([]string, len(sw))
+	for i, s := range sw {
+		keys[i] = s.key
+	}
+	return keys
+}
+
+func windowsOf(sw []*sweep) int {
+	n := 0
+	for _, s := range sw {
+		n += s.nWin
+	}
+	return n
+}

@@ -41,8 +41,18 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "also write one NAB result CSV per input under this directory")
 	flag.BoolVar(&o.explain, "explain", false, "with -out: also write each point's expected value, deviation and basis")
 	flag.StringVar(&o.score, "score", "", "evaluate the anomaly scores of NAB result files under this directory instead of running the detector")
+	flag.BoolVar(&o.synth, "synth", false, "also score a synthetic corpus of server metrics (synth.go) with the thresholds chosen on DATA")
+	flag.StringVar(&o.synthOut, "synth-out", "", "write the synthetic corpus here (data/ and labels/, as NAB lays them out) and exit")
+	flag.BoolVar(&o.perFile, "v", false, "also print each file's detected and missed windows and false positives (standard profile, in-sample threshold)")
 	flag.Float64Var(&o.threshold, "threshold", 0.5, "with -score: the fixed threshold of the scores evaluated")
 	flag.Parse()
+	if o.synthOut != "" {
+		if err := writeSynth(o.synthOut, synthCorpus(synthPerKind)); err != nil {
+			fmt.Fprintln(os.Stderr, "nab:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.data == "" || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "nab: -data is required: the data directory of a NAB-style corpus (make nab NAB_DATA=<dir>)")
 		flag.Usage()
@@ -59,7 +69,9 @@ func main() {
 
 type options struct {
 	data, labels, out string
-	explain           bool
+	explain, perFile  bool
+	synth             bool
+	synthOut          string
 	score             string  // results to evaluate instead of the detector's
 	threshold         float64 // their fixed threshold
 }
@@ -74,7 +86,7 @@ func run(o options, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		printNAB(w, c)
+		printNAB(w, c, o.perFile)
 		printReport(w, evaluateAll([]candidate{c}), false)
 		return nil
 	}
@@ -86,19 +98,43 @@ func run(o options, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "nab: %d files, %d points (%d skipped), %d detections at threshold %.2f, %v\n",
 		len(corpus), stats.Points, stats.Skipped, stats.Anomalies, cfg.Threshold, time.Since(start).Round(time.Millisecond))
-	printNAB(w, c)
+	printNAB(w, c, o.perFile)
 	printReport(w, evaluateAll([]candidate{c}), false)
+	if o.synth {
+		sc := synthCorpus(synthPerKind)
+		kinds := map[string][]string{}
+		for _, s := range sc {
+			kinds[s.key] = s.kinds
+		}
+		t, _, err := runCandidate("default", cfg, sc, options{})
+		if err != nil {
+			return err
+		}
+		printTransfer(w, "synthetic server metrics", c, t, kinds)
+	}
 	return nil
 }
 
+// synthPerKind is the number of synthetic series of each kind of metric.
+const synthPerKind = 25
+
 // printNAB prints what NAB itself reports: the corpus score at the
 // threshold optimised on it, per profile, in full precision.
-func printNAB(w io.Writer, c candidate) {
+func printNAB(w io.Writer, c candidate, perFile bool) {
 	for _, p := range profiles {
 		r := scoreCorpus(c.sweeps, p)
 		fmt.Fprintf(w, "NAB %-20s threshold %.10g raw %.10f score %.10f\n", p.name, r.threshold, r.raw, r.score)
 		r = scoreAt(c.sweeps, p, c.thr)
 		fmt.Fprintf(w, "NAB %-20s threshold %.10g raw %.10f score %.10f (fixed)\n", p.name, r.threshold, r.raw, r.score)
+	}
+	if !perFile {
+		return
+	}
+	thr := scoreCorpus(c.sweeps, profiles[0]).threshold
+	fmt.Fprintf(w, "%-55s %4s %4s %4s %8s\n", "file (standard profile, in-sample threshold)", "hit", "miss", "fp", "raw")
+	for _, s := range c.sweeps {
+		k := s.counts(profiles[0], thr)
+		fmt.Fprintf(w, "%-55s %4d %4d %4d %8.3f\n", s.key, k.hit, k.missed, k.fp, k.raw)
 	}
 }
 

@@ -285,3 +285,39 @@ func scoreAt(sw []*sweep, p profile, thr float64) nabResult {
 	raw := rawScore(sw, p, thr)
 	return nabResult{threshold: thr, raw: raw, score: normalised(sw, p, raw)}
 }
+
+// fileCounts is how a file fared at a threshold: windows detected and
+// missed, detections outside windows, and its raw score.
+type fileCounts struct {
+	hit, missed, fp int
+	raw             float64
+}
+
+func (s *sweep) counts(p profile, thr float64) fileCounts {
+	var c fileCounts
+	hit := s.hits(thr)
+	for i, a := range s.score {
+		if a >= thr && s.win[i] < 0 {
+			c.fp++
+		}
+	}
+	for w := range hit {
+		if hit[w] {
+			c.hit++
+		}
+	}
+	c.missed = s.nScWin - c.hit
+	c.raw = rawScore([]*sweep{s}, p, thr)
+	return c
+}
+
+// hits says which windows of the file have a detection at thr.
+func (s *sweep) hits(thr float64) []bool {
+	hit := make([]bool, s.nWin)
+	for i, a := range s.score {
+		if w := s.win[i]; w >= 0 && a >= thr {
+			hit[w] = true
+		}
+	}
+	return hit
+}
