@@ -42,12 +42,14 @@ func main() {
 	flag.BoolVar(&o.explain, "explain", false, "with -out: also write each point's expected value, deviation and basis")
 	flag.StringVar(&o.score, "score", "", "evaluate the anomaly scores of NAB result files under this directory instead of running the detector")
 	flag.BoolVar(&o.synth, "synth", false, "also score a synthetic corpus of server metrics (synth.go) with the thresholds chosen on DATA")
+	flag.Uint64Var(&o.synthSeed, "synth-seed", 1, "seed of the synthetic corpus")
 	flag.StringVar(&o.synthOut, "synth-out", "", "write the synthetic corpus here (data/ and labels/, as NAB lays them out) and exit")
+	flag.StringVar(&o.grid, "grid", "", "also try these configurations, each held-out split choosing among them on its training files: key=v1,v2;key=v1,... (keys: warmup, resolve_after, memory)")
 	flag.BoolVar(&o.perFile, "v", false, "also print each file's detected and missed windows and false positives (standard profile, in-sample threshold)")
 	flag.Float64Var(&o.threshold, "threshold", 0.5, "with -score: the fixed threshold of the scores evaluated")
 	flag.Parse()
 	if o.synthOut != "" {
-		if err := writeSynth(o.synthOut, synthCorpus(synthPerKind)); err != nil {
+		if err := writeSynth(o.synthOut, synthCorpus(synthPerKind, o.synthSeed)); err != nil {
 			fmt.Fprintln(os.Stderr, "nab:", err)
 			os.Exit(1)
 		}
@@ -72,6 +74,8 @@ type options struct {
 	explain, perFile  bool
 	synth             bool
 	synthOut          string
+	synthSeed         uint64
+	grid              string
 	score             string  // results to evaluate instead of the detector's
 	threshold         float64 // their fixed threshold
 }
@@ -99,9 +103,21 @@ func run(o options, w io.Writer) error {
 	fmt.Fprintf(w, "nab: %d files, %d points (%d skipped), %d detections at threshold %.2f, %v\n",
 		len(corpus), stats.Points, stats.Skipped, stats.Anomalies, cfg.Threshold, time.Since(start).Round(time.Millisecond))
 	printNAB(w, c, o.perFile)
-	printReport(w, evaluateAll([]candidate{c}), false)
+	cands := []candidate{c}
+	cfgs, err := gridConfigs(cfg, o.grid)
+	if err != nil {
+		return err
+	}
+	for _, gc := range cfgs {
+		gcand, _, err := runCandidate(gc.name, gc.cfg, corpus, options{})
+		if err != nil {
+			return err
+		}
+		cands = append(cands, gcand)
+	}
+	printReport(w, evaluateAll(cands), len(cands) > 1)
 	if o.synth {
-		sc := synthCorpus(synthPerKind)
+		sc := synthCorpus(synthPerKind, o.synthSeed)
 		kinds := map[string][]string{}
 		for _, s := range sc {
 			kinds[s.key] = s.kinds
@@ -269,4 +285,50 @@ func readScores(path string) ([]float64, error) {
 		}
 		out = append(out, v)
 	}
+}
+
+type namedConfig struct {
+	name string
+	cfg  detector.Config
+}
+
+// gridConfigs expands "key=v1,v2;key=v1" into every combination of the
+// values, each applied to base.
+func gridConfigs(base detector.Config, spec string) ([]namedConfig, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	out := []namedConfig{{name: "", cfg: base}}
+	for _, part := range strings.Split(spec, ";") {
+		key, vals, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("grid: %q is not key=values", part)
+		}
+		var next []namedConfig
+		for _, c := range out {
+			for _, v := range strings.Split(vals, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					return nil, fmt.Errorf("grid: %s: %w", key, err)
+				}
+				cfg := c.cfg
+				switch key {
+				case "warmup":
+					cfg.Warmup = n
+				case "resolve_after":
+					cfg.ResolveAfter = n
+				case "memory":
+					cfg.Memory = n
+				default:
+					return nil, fmt.Errorf("grid: unknown key %q", key)
+				}
+				if err := cfg.Validate(); err != nil {
+					return nil, fmt.Errorf("grid: %w", err)
+				}
+				next = append(next, namedConfig{name: strings.TrimSpace(c.name + " " + key + "=" + strings.TrimSpace(v)), cfg: cfg})
+			}
+		}
+		out = next
+	}
+	return out, nil
 }

@@ -55,12 +55,13 @@ const (
 
 var synthKinds = []string{"cpu", "network", "disk", "requests"}
 
-// synthCorpus generates perKind series of every kind.
-func synthCorpus(perKind int) []*series {
+// synthCorpus generates perKind series of every kind. Each seed is
+// another corpus of the same kinds.
+func synthCorpus(perKind int, seed uint64) []*series {
 	var out []*series
 	for _, kind := range synthKinds {
 		for i := 0; i < perKind; i++ {
-			out = append(out, synthSeries(kind, i))
+			out = append(out, synthSeries(kind, i, seed))
 		}
 	}
 	return out
@@ -97,10 +98,10 @@ func uniform(r *rand.Rand, lo, hi float64) float64 { return lo + r.Float64()*(hi
 // pareto draws from a Pareto distribution with minimum 1 and tail index a.
 func pareto(r *rand.Rand, a float64) float64 { return math.Pow(1-r.Float64(), -1/a) }
 
-func newGen(kind string, idx int) *gen {
+func newGen(kind string, idx int, seed uint64) *gen {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s/%d", kind, idx)
-	g := &gen{rng: rand.New(rand.NewPCG(h.Sum64(), 2024)), kind: kind, n: synthPoints}
+	g := &gen{rng: rand.New(rand.NewPCG(h.Sum64(), 2023+seed)), kind: kind, n: synthPoints}
 	r := g.rng
 	g.peak = uniform(r, 9, 17)
 	g.weekend = 1
@@ -159,8 +160,8 @@ type anomaly struct {
 
 func (a anomaly) active(i int) bool { return i >= a.start && i < a.start+a.length }
 
-func synthSeries(kind string, idx int) *series {
-	g := newGen(kind, idx)
+func synthSeries(kind string, idx int, seed uint64) *series {
+	g := newGen(kind, idx, seed)
 	r := g.rng
 	t0 := time.Date(2024, time.Month(1+r.IntN(12)), 1+r.IntN(28), 0, 0, 0, 0, time.UTC)
 
@@ -435,7 +436,9 @@ func poisson(r *rand.Rand, lambda float64) float64 {
 // dir/labels/combined_windows.json.
 func writeSynth(dir string, corpus []*series) error {
 	labels := map[string][][2]string{}
+	kinds := map[string][]string{}
 	for _, s := range corpus {
+		kinds[s.key] = append([]string{}, s.kinds...)
 		p := filepath.Join(dir, "data", filepath.FromSlash(s.key))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
@@ -457,10 +460,19 @@ func writeSynth(dir string, corpus []*series) error {
 		}
 		labels[s.key] = ws
 	}
+	if err := os.MkdirAll(filepath.Join(dir, "labels"), 0o755); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(labels, "", "  ")
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(dir, "labels", "combined_windows.json")
-	return errors.Join(os.MkdirAll(filepath.Dir(p), 0o755), os.WriteFile(p, b, 0o644))
+	k, err := json.MarshalIndent(kinds, "", "  ")
+	if err != nil {
+		return err
+	}
+	// kinds.json names each window's incident, for looking into what is
+	// detected; NAB's tools read only combined_windows.json.
+	return errors.Join(os.WriteFile(filepath.Join(dir, "labels", "combined_windows.json"), b, 0o644),
+		os.WriteFile(filepath.Join(dir, "labels", "kinds.json"), k, 0o644))
 }
