@@ -87,7 +87,7 @@ type Detector struct {
 	models [numModels]Model
 
 	surprise [numModels]surprise // one per model
-	ratio    ratioView            // the level model's deviations as ratios
+	ratio    ratioView           // the level model's deviations as ratios
 
 	firing     bool    // an incident is open
 	calm       int     // consecutive calm points while firing
