@@ -8,6 +8,11 @@
 //  1. Four online models forecast the next point (model.go): a fast and a
 //     slow exponentially weighted level (level.go), and time-of-day and
 //     hour-of-week profiles (seasonal.go). Each tracks its typical error.
+//     The level models start again after a gap in the timestamps longer
+//     than their memory; the profiles place points by their time.
+//     The slow level's deviation is also read as a ratio (ratio.go): on
+//     positive series that vary with their level, a fall to zero stands
+//     out as a spike does.
 //  2. Each model's deviation, in units of its typical error, is rated
 //     against that model's own history of deviations (surprise.go): a tail
 //     probability for the point, for the average of the last few points and
