@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,52 +116,62 @@ func listCSV(root string) ([]string, error) {
 	return keys, err
 }
 
-func readSeries(path string) (*series, error) {
+// readColumns reads the CSV file at path, calling row with the named
+// columns of every record after the header.
+func readColumns(path string, names []string, row func(line int, cols []string) error) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	r := csv.NewReader(bufio.NewReader(f))
 	header, err := r.Read()
 	if err != nil {
-		return nil, fmt.Errorf("read header: %w", err)
+		return fmt.Errorf("read header: %w", err)
 	}
-	ti, vi := -1, -1
-	for i, h := range header {
-		switch strings.TrimSpace(h) {
-		case "timestamp":
-			ti = i
-		case "value":
-			vi = i
+	idx := make([]int, len(names))
+	for j, name := range names {
+		idx[j] = slices.IndexFunc(header, func(h string) bool { return strings.TrimSpace(h) == name })
+		if idx[j] < 0 {
+			return fmt.Errorf("header has no %s column", name)
 		}
 	}
-	if ti < 0 || vi < 0 {
-		return nil, errors.New("header needs timestamp and value columns")
-	}
-	s := &series{}
+	cols := make([]string, len(names))
 	for line := 2; ; line++ {
 		rec, err := r.Read()
 		if err == io.EOF {
-			return s, nil
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		ts, vs := strings.TrimSpace(rec[ti]), strings.TrimSpace(rec[vi])
-		t, err := parseTime(ts)
+		for j, i := range idx {
+			cols[j] = strings.TrimSpace(rec[i])
+		}
+		if err := row(line, cols); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+	}
+}
+
+func readSeries(path string) (*series, error) {
+	s := &series{}
+	err := readColumns(path, []string{"timestamp", "value"}, func(_ int, c []string) error {
+		t, err := parseTime(c[0])
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			return err
 		}
-		v, err := strconv.ParseFloat(vs, 64)
+		v, err := strconv.ParseFloat(c[1], 64)
 		if err != nil {
 			v = math.NaN() // counted and skipped by the detector
 		}
 		s.times = append(s.times, t)
-		s.raw = append(s.raw, ts)
-		s.rawVals = append(s.rawVals, vs)
+		s.raw = append(s.raw, c[0])
+		s.rawVals = append(s.rawVals, c[1])
 		s.values = append(s.values, v)
-	}
+		return nil
+	})
+	return s, err
 }
 
 func parseTime(s string) (time.Time, error) {

@@ -19,7 +19,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -251,42 +250,17 @@ func resultFile(dir, key string) (string, error) {
 }
 
 func readScores(path string) ([]float64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r := csv.NewReader(bufio.NewReader(f))
-	header, err := r.Read()
-	if err != nil {
-		return nil, err
-	}
-	col := -1
-	for i, h := range header {
-		if strings.TrimSpace(h) == "anomaly_score" {
-			col = i
-		}
-	}
-	if col < 0 {
-		return nil, errors.New("no anomaly_score column")
-	}
 	var out []float64
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rec[col]), 64)
+	err := readColumns(path, []string{"anomaly_score"}, func(_ int, c []string) error {
+		v, err := strconv.ParseFloat(c[0], 64)
 		if err != nil {
 			v = math.NaN() // never a detection, as in NAB
 		}
 		out = append(out, v)
-	}
+		return nil
+	})
+	return out, err
 }
-
 type namedConfig struct {
 	name string
 	cfg  detector.Config
