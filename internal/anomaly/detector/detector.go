@@ -8,8 +8,7 @@
 //  1. Four online models forecast the next point (model.go): a fast and a
 //     slow exponentially weighted level (level.go), and time-of-day and
 //     hour-of-week profiles (seasonal.go). Each tracks its typical error.
-//     The level models start again after a gap in the timestamps longer
-//     than their memory; the profiles place points by their time.
+//     The profiles place points by their time, not by their count.
 //     The slow level's deviation is also read as a ratio (ratio.go): on
 //     positive series that vary with their level, a fall to zero stands
 //     out as a spike does.
