@@ -261,6 +261,7 @@ func readScores(path string) ([]float64, error) {
 	})
 	return out, err
 }
+
 type namedConfig struct {
 	name string
 	cfg  detector.Config
