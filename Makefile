@@ -36,7 +36,7 @@ export BPF2GO_STRIP := $(STRIP)
 # Files the generators own: check-generated refuses them untracked.
 GENERATED_RE := (_bpfe[lb]\.(go|o)$$|/internal/metadata/|/internal/metadatatest/|/generated_[a-z_]+\.go$$|/documentation\.md$$|^distribution/otelcol-ebpfflow/)
 
-.PHONY: deps generate check-generated build vet test unit e2e bench nab run clean help
+.PHONY: deps generate check-generated build vet test unit e2e bench nab nab-synth run clean help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -111,10 +111,15 @@ bench: build
 ## runs it (same code, default config) and print NAB scores with every category and each
 ## half of the files held out from the choice of the threshold, and in-sample.
 ## NAB_DATA (required): the corpus' data/ directory; NAB_LABELS: its windows file
-## (default NAB_DATA/../labels/combined_windows.json); NAB_OUT: also write result CSVs there.
+## (default NAB_DATA/../labels/combined_windows.json); NAB_OUT: also write result CSVs there;
+## NAB_FLAGS: more runner flags (-v per file, -grid, -synth-seed).
+## nab-synth: the same, then the synthetic server metrics scored at the thresholds chosen on NAB.
 nab:
 	@test -n "$(NAB_DATA)" || { echo "make nab: set NAB_DATA to the data/ directory of a NAB-style corpus" >&2; exit 2; }
-	$(GO) run ./internal/anomaly/cmd/nab -data $(NAB_DATA) $(if $(NAB_LABELS),-labels $(NAB_LABELS)) $(if $(NAB_OUT),-out $(NAB_OUT))
+	$(GO) run ./internal/anomaly/cmd/nab -data $(NAB_DATA) $(if $(NAB_LABELS),-labels $(NAB_LABELS)) $(if $(NAB_OUT),-out $(NAB_OUT)) $(NAB_FLAGS)
+
+nab-synth:
+	$(MAKE) nab NAB_FLAGS="-synth -synth-seed 3 $(NAB_FLAGS)"
 
 ## run: deps + build + run the collector on this node with $(CONFIG)
 run: deps build
