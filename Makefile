@@ -3,7 +3,7 @@
 #   make run     install what is missing, build, run on this node (examples/local.yaml)
 #   make test    unit + privileged tests, then the end-to-end test with the built binary
 #   make bench   in-kernel and user-space costs and collector RSS, as ratios to their targets
-#   make nab     anomaly detector over NAB-style data: make nab NAB_DATA=<dir> NAB_OUT=<dir>
+#   make nab     anomaly detector scored on NAB data, held out by category: make nab NAB_DATA=<nab>/data
 #
 # Builds are always CGO_ENABLED=0 (static binary, and the whole graph shares one
 # build cache) and always -trimpath (set through GOFLAGS so `go test`/`go vet`
@@ -36,7 +36,7 @@ export BPF2GO_STRIP := $(STRIP)
 # Files the generators own: check-generated refuses them untracked.
 GENERATED_RE := (_bpfe[lb]\.(go|o)$$|/internal/metadata/|/internal/metadatatest/|/generated_[a-z_]+\.go$$|/documentation\.md$$|^distribution/otelcol-ebpfflow/)
 
-.PHONY: deps generate check-generated build vet test unit e2e bench nab run clean help
+.PHONY: deps generate check-generated build vet test unit e2e bench nab nab-synth run clean help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -105,12 +105,19 @@ bench: build
 	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
 		$(GO) run ./tests/bench -collector $(CURDIR)/$(BIN)
 
-## nab: score every CSV under NAB_DATA with the anomaly detector core, exactly as
-## the processor runs it (same code, default config), writing NAB result CSVs to NAB_OUT
-NAB_DATA ?= ../shared/nab/data
-NAB_OUT  ?= /tmp/ebpfflow-nab
+## nab: run the anomaly detector core over a NAB-style corpus exactly as the processor
+## runs it (same code, default config) and print NAB scores with every category and each
+## half of the files held out from the choice of the threshold, and in-sample.
+## NAB_DATA (required): the corpus' data/ directory; NAB_LABELS: its windows file
+## (default NAB_DATA/../labels/combined_windows.json); NAB_OUT: also write result CSVs there;
+## NAB_FLAGS: more runner flags (-v per file, -grid, -synth-seed).
+## nab-synth: the same, then the synthetic server metrics scored at the thresholds chosen on NAB.
 nab:
-	$(GO) run ./internal/anomaly/cmd/nab -data $(NAB_DATA) -out $(NAB_OUT)
+	@test -n "$(NAB_DATA)" || { echo "make nab: set NAB_DATA to the data/ directory of a NAB-style corpus" >&2; exit 2; }
+	$(GO) run ./internal/anomaly/cmd/nab -data $(NAB_DATA) $(if $(NAB_LABELS),-labels $(NAB_LABELS)) $(if $(NAB_OUT),-out $(NAB_OUT)) $(NAB_FLAGS)
+
+nab-synth:
+	$(MAKE) nab NAB_FLAGS="-synth -synth-seed 3 $(NAB_FLAGS)"
 
 ## run: deps + build + run the collector on this node with $(CONFIG)
 run: deps build

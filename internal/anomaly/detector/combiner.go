@@ -23,7 +23,11 @@ const promoteScore = 0.2
 // models flag a step the profiles have not learned, and each model's own
 // history discounts the errors it always makes (a level model on a cyclic
 // series, a profile on a noisy one).
-func combine(fs []Forecast, ss []surprise, x, resolution float64) (verdict, bool) {
+//
+// alt[i], when larger, replaces model i's deviation: the level model's
+// deviation on the ratio scale (ratio.go). Either way is one deviation, so
+// the view adds no chance of a false alarm where the two agree.
+func combine(fs []Forecast, ss []surprise, x, resolution float64, alt *[numModels]float64) (verdict, bool) {
 	top, best := -1, -1
 	var v verdict
 	for i := range fs {
@@ -31,7 +35,7 @@ func combine(fs []Forecast, ss []surprise, x, resolution float64) (verdict, bool
 			continue
 		}
 		z := deviation(x, fs[i], resolution)
-		short, drift := ss[i].observe(z)
+		short, drift := ss[i].observe(max(z, alt[i]))
 		s := max(short, drift)
 		if top < 0 || s > v.score {
 			top = i

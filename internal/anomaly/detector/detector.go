@@ -8,6 +8,10 @@
 //  1. Four online models forecast the next point (model.go): a fast and a
 //     slow exponentially weighted level (level.go), and time-of-day and
 //     hour-of-week profiles (seasonal.go). Each tracks its typical error.
+//     The profiles place points by their time, not by their count.
+//     The slow level's deviation is also read as a ratio (ratio.go): on
+//     positive series that vary with their level, a fall to zero stands
+//     out as a spike does.
 //  2. Each model's deviation, in units of its typical error, is rated
 //     against that model's own history of deviations (surprise.go): a tail
 //     probability for the point, for the average of the last few points and
@@ -34,12 +38,16 @@ const (
 	sustainLen     = 8     // points averaged for the sustained-deviation view
 	sustainCap     = 10.0  // one point adds at most this to the averages
 	driftLen       = 64    // points behind the slow average of deviations
+	intervalAlpha  = 0.05  // memory of the typical interval between points: ~20 points
 )
 
 // Names of the models, reported as Result.Basis.
 var modelNames = [numModels]string{"recent", "level", "daily", "weekly"}
 
 const numModels = 4
+
+// levelIdx is the level model's index: the baseline of the ratio view.
+const levelIdx = 1
 
 // Result is the verdict on one point.
 type Result struct {
@@ -83,6 +91,7 @@ type Detector struct {
 	models [numModels]Model
 
 	surprise [numModels]surprise // one per model
+	ratio    ratioView           // the level model's deviations as ratios
 
 	firing     bool    // an incident is open
 	calm       int     // consecutive calm points while firing
@@ -124,7 +133,12 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	for i, m := range d.models {
 		fs[i] = m.Step(t, v)
 	}
-	c, ok := combine(fs[:], d.surprise[:], v, d.resolution)
+	d.ratio.learnMagnitude(v, d.cfg.Memory)
+	var alt [numModels]float64
+	if lf := fs[levelIdx]; lf.Ready || lf.Scale > 0 {
+		alt[levelIdx] = d.ratio.deviation(v, lf.Expected, d.resolution, true)
+	}
+	c, ok := combine(fs[:], d.surprise[:], v, d.resolution, &alt)
 	if !ok {
 		return Result{Expected: v}
 	}

@@ -15,6 +15,12 @@ const maxSeasonBins = 288
 // cycles. Binning by timestamp rather than by point count keeps the state
 // bounded whatever the sampling interval, and needs no period search:
 // operational traffic follows the clock.
+//
+// A slot starts as the plain mean of its first points and turns into the
+// weighted average once that weights old cycles less: otherwise its first
+// point, weighted by nearly all the slot's rate spread over the many points
+// a bin may hold in a cycle, would stand for the whole first cycle (one
+// spike in the first week would be "expected" every week after).
 type seasonalModel struct {
 	period   int64   // seconds
 	bins     int32   // used slots of prof
@@ -25,6 +31,7 @@ type seasonalModel struct {
 	n        uint32
 	err      errScale
 	prof     [maxSeasonBins]float32 // NaN: bin not seen yet
+	cnt      [maxSeasonBins]uint8   // points learnt by the slot, saturating
 }
 
 func newSeasonalModel(period time.Duration, bins int, gamma float64) seasonalModel {
@@ -54,7 +61,7 @@ func (m *seasonalModel) Step(t time.Time, x float64) Forecast {
 		if m.interval == 0 {
 			m.interval = dt
 		} else {
-			m.interval += 0.05 * (dt - m.interval)
+			m.interval += intervalAlpha * (dt - m.interval)
 		}
 		m.last = sec
 	}
@@ -65,7 +72,7 @@ func (m *seasonalModel) Step(t time.Time, x float64) Forecast {
 	s := float64(m.prof[b])
 	if math.IsNaN(s) || math.IsInf(s, 0) {
 		// First visit (or a value beyond float32): start the slot here.
-		m.prof[b] = float32(x)
+		m.prof[b], m.cnt[b] = float32(x), 1
 		return Forecast{Expected: x}
 	}
 	f := Forecast{
@@ -82,6 +89,12 @@ func (m *seasonalModel) Step(t time.Time, x float64) Forecast {
 		if perBin := float64(m.period) / float64(m.bins) / m.interval; perBin > 1 {
 			g /= perBin
 		}
+	}
+	if m.cnt[b] < math.MaxUint8 {
+		m.cnt[b]++
+	}
+	if mean := 1 / float64(m.cnt[b]); mean > g {
+		g = mean
 	}
 	m.prof[b] = float32(s + g*(x-s))
 	return f

@@ -1,29 +1,31 @@
-// Command nab runs the anomaly detector over a directory of NAB-style CSV
-// files (timestamp,value) and writes one NAB result CSV per input
-// (timestamp,value,anomaly_score) under the same relative path.
+// Command nab runs the anomaly detector over a corpus laid out like the
+// Numenta Anomaly Benchmark (NAB) and measures how well it generalises.
 //
 // Each file is one series, fed point by point in order through the same
 // detector core and default configuration the anomaly_detection processor
-// uses: no look-ahead, no per-file settings.
+// uses: no look-ahead, no per-file settings. The runner then scores the
+// detections with NAB's scoring rules (nabscore.go) and prints, for NAB's
+// three profiles, the score of every category held out from the choice of
+// the threshold, of each half of the files held out the same way, and the
+// in-sample score NAB itself reports (eval.go).
 //
-//	go run ./internal/anomaly/cmd/nab -data DIR -out DIR [-half 1|2]
+//	go run ./internal/anomaly/cmd/nab -data DIR [-labels FILE] [-out DIR] [-explain]
 //
-// -half selects the first or second half of the files in path order, to
-// check that a change holds on data it was not looked at with.
+// DIR holds <category>/<file>.csv files (timestamp,value); FILE is NAB's
+// combined_windows.json (default: DIR/../labels/combined_windows.json).
+// -out also writes one NAB result CSV per input (timestamp,value,
+// anomaly_score) under the same relative path, for NAB's own scorer.
 package main
 
 import (
 	"bufio"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,167 +34,276 @@ import (
 )
 
 func main() {
-	data := flag.String("data", "", "input directory laid out like NAB's data/ (required)")
-	out := flag.String("out", "", "output directory for result CSVs (required)")
-	half := flag.Int("half", 0, "0: all files; 1 or 2: only that half of the files in path order")
-	flag.BoolVar(&explain, "explain", false, "also write each point's expected value, deviation and basis")
+	var o options
+	flag.StringVar(&o.data, "data", "", "NAB data directory: <category>/<file>.csv (required)")
+	flag.StringVar(&o.labels, "labels", "", "NAB label windows (default: DATA/../labels/combined_windows.json)")
+	flag.StringVar(&o.out, "out", "", "also write one NAB result CSV per input under this directory")
+	flag.BoolVar(&o.explain, "explain", false, "with -out: also write each point's expected value, deviation and basis")
+	flag.StringVar(&o.score, "score", "", "evaluate the anomaly scores of NAB result files under this directory instead of running the detector")
+	flag.BoolVar(&o.synth, "synth", false, "also score a synthetic corpus of server metrics (synth.go) with the thresholds chosen on DATA")
+	flag.Uint64Var(&o.synthSeed, "synth-seed", 1, "seed of the synthetic corpus")
+	flag.StringVar(&o.synthOut, "synth-out", "", "write the synthetic corpus here (data/ and labels/, as NAB lays them out) and exit")
+	flag.StringVar(&o.grid, "grid", "", "also try these configurations, each held-out split choosing among them on its training files: key=v1,v2;key=v1,... (keys: warmup, resolve_after, memory)")
+	flag.BoolVar(&o.perFile, "v", false, "also print each file's detected and missed windows and false positives (standard profile, in-sample threshold)")
+	flag.Float64Var(&o.threshold, "threshold", 0.5, "with -score: the fixed threshold of the scores evaluated")
 	flag.Parse()
-	if *data == "" || *out == "" || *half < 0 || *half > 2 {
+	if o.synthOut != "" {
+		if err := writeSynth(o.synthOut, synthCorpus(synthPerKind, o.synthSeed)); err != nil {
+			fmt.Fprintln(os.Stderr, "nab:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.data == "" || flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "nab: -data is required: the data directory of a NAB-style corpus (make nab NAB_DATA=<dir>)")
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*data, *out, *half); err != nil {
+	if o.labels == "" {
+		o.labels = filepath.Join(o.data, "..", "labels", "combined_windows.json")
+	}
+	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "nab:", err)
 		os.Exit(1)
 	}
 }
 
-// explain adds the detector's reading of each point to the output, for
-// looking into what a detection (or a miss) was based on.
-var explain bool
+type options struct {
+	data, labels, out string
+	explain, perFile  bool
+	synth             bool
+	synthOut          string
+	synthSeed         uint64
+	grid              string
+	score             string  // results to evaluate instead of the detector's
+	threshold         float64 // their fixed threshold
+}
 
-func run(dataDir, outDir string, half int) error {
-	files, err := listCSV(dataDir)
+func run(o options, w io.Writer) error {
+	corpus, err := loadCorpus(o.data, o.labels)
 	if err != nil {
 		return err
 	}
-	if len(files) == 0 {
-		return fmt.Errorf("no .csv files under %s", dataDir)
-	}
-	files = selectHalf(files, half)
-	var stats detector.Stats
-	start := time.Now()
-	for _, rel := range files {
-		s, err := runFile(filepath.Join(dataDir, rel), filepath.Join(outDir, rel))
+	if o.score != "" {
+		c, err := readCandidate(o.score, o.threshold, corpus)
 		if err != nil {
-			return fmt.Errorf("%s: %w", rel, err)
+			return err
 		}
-		stats.Points += s.Points
-		stats.Skipped += s.Skipped
-		stats.Anomalies += s.Anomalies
+		printNAB(w, c, o.perFile)
+		printReport(w, evaluateAll([]candidate{c}), false)
+		return nil
 	}
-	fmt.Fprintf(os.Stderr, "nab: %d files, %d points (%d skipped), %d detections, %v\n",
-		len(files), stats.Points, stats.Skipped, stats.Anomalies, time.Since(start).Round(time.Millisecond))
+	cfg := detector.DefaultConfig()
+	start := time.Now()
+	c, stats, err := runCandidate("default", cfg, corpus, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "nab: %d files, %d points (%d skipped), %d detections at threshold %.2f, %v\n",
+		len(corpus), stats.Points, stats.Skipped, stats.Anomalies, cfg.Threshold, time.Since(start).Round(time.Millisecond))
+	printNAB(w, c, o.perFile)
+	cands := []candidate{c}
+	cfgs, err := gridConfigs(cfg, o.grid)
+	if err != nil {
+		return err
+	}
+	for _, gc := range cfgs {
+		gcand, _, err := runCandidate(gc.name, gc.cfg, corpus, options{})
+		if err != nil {
+			return err
+		}
+		cands = append(cands, gcand)
+	}
+	printReport(w, evaluateAll(cands), len(cands) > 1)
+	if o.synth {
+		sc := synthCorpus(synthPerKind, o.synthSeed)
+		kinds := map[string][]string{}
+		for _, s := range sc {
+			kinds[s.key] = s.kinds
+		}
+		t, _, err := runCandidate("default", cfg, sc, options{})
+		if err != nil {
+			return err
+		}
+		printTransfer(w, "synthetic server metrics", c, t, kinds)
+	}
 	return nil
 }
 
-func listCSV(root string) ([]string, error) {
-	var files []string
-	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+// synthPerKind is the number of synthetic series of each kind of metric.
+const synthPerKind = 25
+
+// printNAB prints what NAB itself reports: the corpus score at the
+// threshold optimised on it, per profile, in full precision.
+func printNAB(w io.Writer, c candidate, perFile bool) {
+	for _, p := range profiles {
+		r := scoreCorpus(c.sweeps, p)
+		fmt.Fprintf(w, "NAB %-20s threshold %.10g raw %.10f score %.10f\n", p.name, r.threshold, r.raw, r.score)
+		r = scoreAt(c.sweeps, p, c.thr)
+		fmt.Fprintf(w, "NAB %-20s threshold %.10g raw %.10f score %.10f (fixed)\n", p.name, r.threshold, r.raw, r.score)
+	}
+	if !perFile {
+		return
+	}
+	thr := scoreCorpus(c.sweeps, profiles[0]).threshold
+	fmt.Fprintf(w, "%-55s %4s %4s %4s %8s\n", "file (standard profile, in-sample threshold)", "hit", "miss", "fp", "raw")
+	for _, s := range c.sweeps {
+		k := s.counts(profiles[0], thr)
+		fmt.Fprintf(w, "%-55s %4d %4d %4d %8.3f\n", s.key, k.hit, k.missed, k.fp, k.raw)
+	}
+}
+
+// runCandidate scores every series of the corpus with a fresh detector of
+// configuration cfg, and writes result files if asked to.
+func runCandidate(name string, cfg detector.Config, corpus []*series, o options) (candidate, detector.Stats, error) {
+	c := candidate{name: name, thr: cfg.Threshold}
+	var total detector.Stats
+	for _, s := range corpus {
+		d := detector.New(cfg)
+		res := make([]detector.Result, len(s.values))
+		scores := make([]float64, len(s.values))
+		for i, v := range s.values {
+			res[i] = d.Observe(s.times[i], v)
+			scores[i] = res[i].Score
+		}
+		st := d.Stats()
+		total.Points += st.Points
+		total.Skipped += st.Skipped
+		total.Anomalies += st.Anomalies
+		if o.out != "" {
+			if err := writeResults(filepath.Join(o.out, filepath.FromSlash(s.key)), s, res, o.explain); err != nil {
+				return c, total, fmt.Errorf("%s: %w", s.key, err)
+			}
+		}
+		sw, err := newSweep(s.key, s.times, s.windows, scores)
 		if err != nil {
-			return err
+			return c, total, err
 		}
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".csv") {
-			return nil
-		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil {
-			return err
-		}
-		files = append(files, rel)
-		return nil
-	})
-	sort.Strings(files)
-	return files, err
+		c.sweeps = append(c.sweeps, sw)
+	}
+	c.pool = newPool(c.sweeps)
+	return c, total, nil
 }
 
-func selectHalf(files []string, half int) []string {
-	mid := (len(files) + 1) / 2
-	switch half {
-	case 1:
-		return files[:mid]
-	case 2:
-		return files[mid:]
-	}
-	return files
-}
-
-// runFile feeds one series through a fresh detector and writes its scores.
-func runFile(in, out string) (detector.Stats, error) {
-	f, err := os.Open(in)
-	if err != nil {
-		return detector.Stats{}, err
-	}
-	defer f.Close()
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return detector.Stats{}, err
-	}
-	o, err := os.Create(out)
-	if err != nil {
-		return detector.Stats{}, err
-	}
-	w := bufio.NewWriter(o)
-	d := detector.New(detector.DefaultConfig())
-	if err := score(csv.NewReader(bufio.NewReader(f)), w, d); err != nil {
-		o.Close()
-		return detector.Stats{}, err
-	}
-	if err := w.Flush(); err != nil {
-		o.Close()
-		return detector.Stats{}, err
-	}
-	return d.Stats(), o.Close()
-}
-
-func score(r *csv.Reader, w io.Writer, d *detector.Detector) error {
-	header, err := r.Read()
-	if err != nil {
-		return fmt.Errorf("read header: %w", err)
-	}
-	ti, vi := -1, -1
-	for i, h := range header {
-		switch strings.TrimSpace(h) {
-		case "timestamp":
-			ti = i
-		case "value":
-			vi = i
-		}
-	}
-	if ti < 0 || vi < 0 {
-		return errors.New("header needs timestamp and value columns")
-	}
-	out := "timestamp,value,anomaly_score\n"
-	if explain {
-		out = "timestamp,value,anomaly_score,expected,deviation,basis\n"
-	}
-	if _, err := io.WriteString(w, out); err != nil {
+// writeResults writes one NAB result file: timestamp,value,anomaly_score
+// (and with explain the detector's reading of each point, for looking into
+// what a detection or a miss was based on).
+func writeResults(path string, s *series, res []detector.Result, explain bool) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	for line := 2; ; line++ {
-		rec, err := r.Read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		ts, vs := strings.TrimSpace(rec[ti]), strings.TrimSpace(rec[vi])
-		t, err := parseTime(ts)
-		if err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
-		v, err := strconv.ParseFloat(vs, 64)
-		if err != nil {
-			v = math.NaN() // counted and skipped by the detector
-		}
-		res := d.Observe(t, v)
-		score := strconv.FormatFloat(res.Score, 'f', 6, 64)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	if explain {
+		io.WriteString(w, "timestamp,value,anomaly_score,expected,deviation,basis\n")
+	} else {
+		io.WriteString(w, "timestamp,value,anomaly_score\n")
+	}
+	for i, r := range res {
+		score := strconv.FormatFloat(r.Score, 'f', 6, 64)
 		if explain {
-			_, err = fmt.Fprintf(w, "%s,%s,%s,%g,%.2f,%s\n", ts, vs, score, res.Expected, res.Deviation, res.Basis)
+			fmt.Fprintf(w, "%s,%s,%s,%g,%.2f,%s\n", s.raw[i], s.rawVals[i], score, r.Expected, r.Deviation, r.Basis)
 		} else {
-			_, err = fmt.Fprintf(w, "%s,%s,%s\n", ts, vs, score)
-		}
-		if err != nil {
-			return err
+			fmt.Fprintf(w, "%s,%s,%s\n", s.raw[i], s.rawVals[i], score)
 		}
 	}
+	return errors.Join(w.Flush(), f.Close())
 }
 
-func parseTime(s string) (time.Time, error) {
-	for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999Z07:00", "2006-01-02 15:04"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
+// readCandidate reads the anomaly scores of a NAB result directory: for
+// data file <category>/<file>.csv, <category>/<file>.csv or NAB's own
+// <category>/<detector>_<file>.csv.
+func readCandidate(dir string, thr float64, corpus []*series) (candidate, error) {
+	c := candidate{name: filepath.Base(dir), thr: thr}
+	for _, s := range corpus {
+		path, err := resultFile(dir, s.key)
+		if err != nil {
+			return c, err
 		}
+		scores, err := readScores(path)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", path, err)
+		}
+		sw, err := newSweep(s.key, s.times, s.windows, scores)
+		if err != nil {
+			return c, err
+		}
+		c.sweeps = append(c.sweeps, sw)
 	}
-	return time.Time{}, fmt.Errorf("cannot parse timestamp %q", s)
+	c.pool = newPool(c.sweeps)
+	return c, nil
+}
+
+func resultFile(dir, key string) (string, error) {
+	p := filepath.Join(dir, filepath.FromSlash(key))
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	m, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "*_"+filepath.Base(p)))
+	if len(m) == 1 {
+		return m[0], nil
+	}
+	return "", fmt.Errorf("%s: %d result files match under %s", key, len(m), dir)
+}
+
+func readScores(path string) ([]float64, error) {
+	var out []float64
+	err := readColumns(path, []string{"anomaly_score"}, func(_ int, c []string) error {
+		v, err := strconv.ParseFloat(c[0], 64)
+		if err != nil {
+			v = math.NaN() // never a detection, as in NAB
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+
+type namedConfig struct {
+	name string
+	cfg  detector.Config
+}
+
+// gridConfigs expands "key=v1,v2;key=v1" into every combination of the
+// values, each applied to base.
+func gridConfigs(base detector.Config, spec string) ([]namedConfig, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	out := []namedConfig{{name: "", cfg: base}}
+	for _, part := range strings.Split(spec, ";") {
+		key, vals, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("grid: %q is not key=values", part)
+		}
+		var next []namedConfig
+		for _, c := range out {
+			for _, v := range strings.Split(vals, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					return nil, fmt.Errorf("grid: %s: %w", key, err)
+				}
+				cfg := c.cfg
+				switch key {
+				case "warmup":
+					cfg.Warmup = n
+				case "resolve_after":
+					cfg.ResolveAfter = n
+				case "memory":
+					cfg.Memory = n
+				default:
+					return nil, fmt.Errorf("grid: unknown key %q", key)
+				}
+				if err := cfg.Validate(); err != nil {
+					return nil, fmt.Errorf("grid: %w", err)
+				}
+				next = append(next, namedConfig{name: strings.TrimSpace(c.name + " " + key + "=" + strings.TrimSpace(v)), cfg: cfg})
+			}
+		}
+		out = next
+	}
+	return out, nil
 }
