@@ -30,6 +30,7 @@ var collectorFree = []string{
 	"receiver/ebpfflowreceiver/internal/engine",
 	"receiver/ebpfflowreceiver/internal/flowtable",
 	"receiver/ebpfflowreceiver/internal/dnsmatch",
+	"receiver/ebpfflowreceiver/internal/httpmatch",
 	"receiver/ebpfflowreceiver/internal/identity",
 	"receiver/ebpfflowreceiver/internal/kallsyms",
 	"receiver/ebpfflowreceiver/internal/preflight",
