@@ -28,6 +28,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 )
 
 type attrs map[string]string
@@ -77,7 +79,7 @@ func run(signal, url, service, name string, value float64, traceHex string, at a
 	ts := pcommon.NewTimestampFromTime(now)
 
 	res := pcommon.NewResource()
-	res.Attributes().PutStr("service.name", service)
+	res.Attributes().PutStr(semconv.AttrServiceName, service)
 	var body []byte
 	var err error
 	var decode func([]byte) (rejected int64, msg string, err error)
