@@ -111,9 +111,9 @@ func (t *Extractor) flow(res, a pcommon.Map, ts int64) {
 	}
 	sentBytes, _ := num(a, sentBytesKey)
 	sentPackets, _ := num(a, sentPacketsKey)
-	if rtt, ok := num(a, semconv.AttrTCPRTTMicros); ok && rtt > 0 && sentBytes > ackOnlyBytes*sentPackets {
+	if rtt, ok := num(a, semconv.AttrTCPRTT); ok && rtt > 0 && sentBytes > ackOnlyBytes*sentPackets {
 		if s := t.series(FlowRTT, ek, ""); s != nil {
-			t.e.AddValue(s, ts, rtt/1000)
+			t.e.AddValue(s, ts, rtt*1000) // seconds → ms
 		}
 	}
 	// A connection between two workloads of this node is reported by both
@@ -192,9 +192,9 @@ func (t *Extractor) dns(a pcommon.Map, ts int64) {
 		t.e.AddRatio(s, ts, b2f(failed), 1)
 	}
 	if !timeout {
-		if d, ok := num(a, semconv.AttrDNSDurationMs); ok && d >= 0 {
+		if d, ok := num(a, semconv.AttrDNSDuration); ok && d >= 0 {
 			if s := t.series(DNSDuration, ek, ""); s != nil {
-				t.e.AddValue(s, ts, d)
+				t.e.AddValue(s, ts, d*1000) // seconds → ms
 			}
 		}
 	}

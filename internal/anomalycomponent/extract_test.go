@@ -134,7 +134,7 @@ func appendDNS(lrs plog.LogRecordSlice, ts time.Time, server, rcode string, ms f
 	a.PutStr(semconv.AttrDNSRCode, rcode)
 	a.PutStr(semconv.AttrServerAddr, server)
 	a.PutInt(semconv.AttrServerPort, 53)
-	a.PutDouble(semconv.AttrDNSDurationMs, ms)
+	a.PutDouble(semconv.AttrDNSDuration, ms/1000)
 }
 
 func TestDNSExtractionAndVolumeGate(t *testing.T) {

@@ -11,14 +11,14 @@
 //   - network.flow, per edge (source → destination:port, transport; a side
 //     is named by its k8s workload or service where the record or, for the
 //     local side, the resource says so, else by its address): p99 of
-//     ebpfflow.tcp.rtt_us (ms); traffic (bytes both ways per second, each
+//     ebpfflow.tcp.rtt (in ms); traffic (bytes both ways per second, each
 //     connection counted once when both ends are on this node); TCP
 //     retransmitted segments over segments sent, gated on volume.
 //   - network.drop, per drop reason and edge: drops per second; a window
 //     without drop records is a zero, and a rise needs min_count drops.
 //   - dns.lookup, per resolver (server.address): the ratio of TIMEOUT
 //     answers and of errors other than NXDOMAIN, gated on volume; p99 of
-//     ebpfflow.dns.duration_ms of answered queries.
+//     ebpfflow.dns.duration (in ms) of answered queries.
 //   - HTTP spans (kind SERVER or CLIENT with HTTP attributes), per service
 //     and, for clients, peer (server.address:server.port): p99 duration
 //     (ms) and the 5xx ratio, gated on volume.

@@ -58,7 +58,7 @@ func appendFlow(lrs plog.LogRecordSlice, ts time.Time, f flowRec) {
 	a.PutStr(semconv.AttrFlowLocalRole, f.role)
 	a.PutStr("network.connection.state", "established")
 	if f.rttMicros > 0 {
-		a.PutInt(semconv.AttrTCPRTTMicros, f.rttMicros)
+		a.PutDouble(semconv.AttrTCPRTT, float64(f.rttMicros)/1e6)
 	}
 	a.PutInt(semconv.AttrTCPRetransmits, f.retrans)
 	a.PutInt("ebpfflow.tcp.resets", 0)

@@ -28,7 +28,10 @@ const (
 	AttrHostName        = "host.name"
 	AttrProcessPID      = "process.pid"
 	AttrProcessExecName = "process.executable.name"
-	AttrCgroupPath      = "ebpfflow.cgroup.path"
+	AttrCgroupPath      = "process.linux.cgroup"
+	// AttrServiceName is the workload's name when known, else the
+	// executable's (see docs/telemetry.md).
+	AttrServiceName = "service.name"
 )
 
 // Sides of an edge: both-side identity attributes are a side's prefix on a
@@ -73,7 +76,7 @@ const (
 	AttrFlowStartTime  = "ebpfflow.flow.start_time"
 	AttrFlowEndTime    = "ebpfflow.flow.end_time"
 	AttrDestScope      = "ebpfflow.destination.scope"
-	AttrTCPRTTMicros   = "ebpfflow.tcp.rtt_us"
+	AttrTCPRTT         = "ebpfflow.tcp.rtt"
 	AttrTCPRetransmits = "ebpfflow.tcp.retransmits"
 	AttrTCPResets      = "ebpfflow.tcp.resets"
 )
@@ -93,7 +96,8 @@ const (
 	AttrDNSID           = "ebpfflow.dns.id"
 	AttrDNSRCode        = "ebpfflow.dns.response_code"
 	AttrDNSAnswers      = "dns.answers"
-	AttrDNSDurationMs   = "ebpfflow.dns.duration_ms"
+	AttrDNSRecords      = "ebpfflow.dns.records"
+	AttrDNSDuration     = "ebpfflow.dns.duration"
 	AttrDNSRespAddr     = "ebpfflow.dns.responder.address"
 	AttrDNSRespPort     = "ebpfflow.dns.responder.port"
 	AttrDNSTruncated    = "ebpfflow.dns.truncated"
@@ -138,7 +142,6 @@ const (
 	AttrPeerService       = "peer.service"
 	AttrNetPeerName       = "net.peer.name"
 	AttrPeerAddr          = "network.peer.address"
-	AttrServiceName       = "service.name"
 	AttrPodName           = "k8s.pod.name"
 	AttrDeploymentName    = "k8s.deployment.name"
 	AttrStatefulSetName   = "k8s.statefulset.name"

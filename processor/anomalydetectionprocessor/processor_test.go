@@ -59,7 +59,7 @@ func flowLogs(ts time.Time, rttMicros int64) plog.Logs {
 	a.PutInt("ebpfflow.flow.destination.bytes", 50000)
 	a.PutInt("ebpfflow.flow.source.packets", 20)
 	a.PutInt("ebpfflow.flow.destination.packets", 40)
-	a.PutInt("ebpfflow.tcp.rtt_us", rttMicros)
+	a.PutDouble("ebpfflow.tcp.rtt", float64(rttMicros)/1e6)
 	a.PutInt("ebpfflow.tcp.retransmits", 0)
 	other := lrs.AppendEmpty()
 	other.Body().SetStr("an application log line")

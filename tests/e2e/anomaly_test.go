@@ -369,7 +369,7 @@ func TestAnomalyAlerts(t *testing.T) {
 	rtts, lookups := 0, 0
 	for _, r := range flows {
 		switch {
-		case r.Event == "network.flow" && r.str("destination.address") == lb.IP4.String() && r.int("ebpfflow.tcp.rtt_us") > 0:
+		case r.Event == "network.flow" && r.str("destination.address") == lb.IP4.String() && r.float("ebpfflow.tcp.rtt") > 0:
 			rtts++
 		case r.Event == "dns.lookup" && r.str("server.address") == dr.IP4.String() && r.str("ebpfflow.dns.response_code") == "NOERROR":
 			lookups++

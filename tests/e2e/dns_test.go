@@ -315,13 +315,23 @@ func TestDNS(t *testing.T) {
 			t.Errorf("error.type set on a NOERROR lookup")
 		}
 		if got := answers(l); !slices.Equal(got, d.answers) {
-			t.Errorf("dns.answers = %q, dig printed %q", got, d.answers)
+			t.Errorf("ebpfflow.dns.records + dns.answers = %q, dig printed %q", got, d.answers)
+		}
+		for _, a := range strs(l, "dns.answers") {
+			if _, err := netip.ParseAddr(a); err != nil {
+				t.Errorf("dns.answers holds %q, not an address", a)
+			}
+		}
+		for _, r := range strs(l, "ebpfflow.dns.records") {
+			if _, err := netip.ParseAddr(r); err == nil {
+				t.Errorf("ebpfflow.dns.records holds the address %q", r)
+			}
 		}
 		// dig's query time is whole milliseconds, and under the parallel
 		// load its send-completion stamp can lag the packet by a few.
-		ms, _ := l.Attrs["ebpfflow.dns.duration_ms"].(float64)
-		if ms <= 0 || ms > float64(d.queryMs)+10 {
-			t.Errorf("ebpfflow.dns.duration_ms = %v, dig's query time %d ms", ms, d.queryMs)
+		sec, _ := l.Attrs["ebpfflow.dns.duration"].(float64)
+		if sec <= 0 || sec*1000 > float64(d.queryMs)+10 {
+			t.Errorf("ebpfflow.dns.duration = %v s, dig's query time %d ms", sec, d.queryMs)
 		}
 		if port := l.int("client.port"); port <= 0 || port > 65535 {
 			t.Errorf("client.port = %d", port)
@@ -389,8 +399,8 @@ func TestDNS(t *testing.T) {
 			} else if got, want := l.int("ebpfflow.dns.retransmits"), int64(queries[key]-1); got != want {
 				t.Errorf("%s: ebpfflow.dns.retransmits %d, the wire carried %d repeats", key, got, want)
 			}
-			if ms, _ := l.Attrs["ebpfflow.dns.duration_ms"].(float64); ms != float64(dnsTimeout.Milliseconds()) {
-				t.Errorf("TIMEOUT duration %v ms, want the configured %v", ms, dnsTimeout)
+			if sec, _ := l.Attrs["ebpfflow.dns.duration"].(float64); sec != dnsTimeout.Seconds() {
+				t.Errorf("TIMEOUT duration %v s, want the configured %v", sec, dnsTimeout)
 			}
 			if l.Time.Before(silentStart.Add(dnsTimeout)) {
 				t.Errorf("TIMEOUT record time %v is before query + timeout", l.Time)
@@ -561,8 +571,15 @@ func TestDNS(t *testing.T) {
 	t.Logf("dns end-to-end total %v", time.Since(began).Round(time.Millisecond))
 }
 
+// answers is the answer section as dig prints it: the records other than
+// addresses (ebpfflow.dns.records: CNAMEs come first in every answer here),
+// then the addresses (dns.answers).
 func answers(l logRecord) []string {
-	raw, _ := l.Attrs["dns.answers"].([]any)
+	return append(strs(l, "ebpfflow.dns.records"), strs(l, "dns.answers")...)
+}
+
+func strs(l logRecord, k string) []string {
+	raw, _ := l.Attrs[k].([]any)
 	out := make([]string, 0, len(raw))
 	for _, a := range raw {
 		s, _ := a.(string)

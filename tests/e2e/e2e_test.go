@@ -414,6 +414,9 @@ func checkCommon(t *testing.T, f *flowAgg, p *pod, v6 bool) {
 		if got := r.res("k8s.node.name"); got != nodeName {
 			bad("resource k8s.node.name = %q, want %q (from K8S_NODE_NAME)", got, nodeName)
 		}
+		if got := r.res("service.name"); got == "" || strings.HasPrefix(got, "unknown_service") {
+			bad("resource service.name = %q, want the pod's executable", got)
+		}
 		if r.Time.IsZero() {
 			bad("no timestamp")
 		}
@@ -439,8 +442,8 @@ func checkTCPTransfer(t *testing.T, flows map[flowKey]*flowAgg, k flowKey, p *po
 		if got := r.str("ebpfflow.flow.close_cause"); got != "fin" {
 			t.Errorf("close_cause = %q, want fin\n  %v", got, r)
 		}
-		if got := r.str("network.connection.state"); got != "close" {
-			t.Errorf("network.connection.state on the final record = %q, want close\n  %v", got, r)
+		if got := r.str("network.connection.state"); got != "closed" {
+			t.Errorf("network.connection.state on the final record = %q, want closed\n  %v", got, r)
 		}
 	}
 

@@ -38,6 +38,16 @@ func (r logRecord) int(k string) int64 {
 	return 0
 }
 
+func (r logRecord) float(k string) float64 {
+	switch v := r.Attrs[k].(type) {
+	case int64:
+		return float64(v)
+	case float64:
+		return v
+	}
+	return 0
+}
+
 func (r logRecord) res(k string) string {
 	v, _ := r.Resource[k].(string)
 	return v

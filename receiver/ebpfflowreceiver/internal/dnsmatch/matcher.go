@@ -231,7 +231,7 @@ func (m *Matcher) answer(p *observed.DNSPacket, h *dnsmessage.Header, q *dnsmess
 	m.stats.Answers++
 	l := &e.lookup
 	rcode := h.RCode
-	l.Answers, rcode = m.records(rcode, truncated)
+	l.Answers, l.Records, rcode = m.records(rcode, truncated)
 	l.RCode = rcodeString(rcode)
 	l.Truncated = h.Truncated
 	if p.Remote != l.Server {
@@ -249,35 +249,40 @@ func (m *Matcher) answer(p *observed.DNSPacket, h *dnsmessage.Header, q *dnsmess
 // A record that does not parse ends the list: with a truncated capture that
 // is where the prefix ends; in a whole message it is counted Malformed, and
 // the lookup is still reported with what parsed (the answer did come).
-func (m *Matcher) records(rcode dnsmessage.RCode, truncated bool) ([]string, dnsmessage.RCode) {
-	answers, err := m.answers()
+func (m *Matcher) records(rcode dnsmessage.RCode, truncated bool) (addrs, other []string, _ dnsmessage.RCode) {
+	addrs, other, err := m.answers()
 	if err == nil && !truncated {
 		rcode, err = m.extendedRCode(rcode)
 	}
 	if err != nil && !truncated {
 		m.stats.Malformed++
 	}
-	return answers, rcode
+	return addrs, other, rcode
 }
 
-func (m *Matcher) answers() ([]string, error) {
+// answers splits the answer section: A and AAAA addresses (semconv's
+// dns.answers) and every other record's RDATA.
+func (m *Matcher) answers() (addrs, other []string, _ error) {
 	if err := m.parser.SkipAllQuestions(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var answers []string
 	for {
 		rh, err := m.parser.AnswerHeader()
 		if errors.Is(err, dnsmessage.ErrSectionDone) {
-			return answers, nil
+			return addrs, other, nil
 		}
 		if err != nil {
-			return answers, err
+			return addrs, other, err
 		}
 		s, err := m.rdata(&rh)
 		if err != nil {
-			return answers, err
+			return addrs, other, err
 		}
-		answers = append(answers, s)
+		if rh.Type == dnsmessage.TypeA || rh.Type == dnsmessage.TypeAAAA {
+			addrs = append(addrs, s)
+		} else {
+			other = append(other, s)
+		}
 	}
 }
 

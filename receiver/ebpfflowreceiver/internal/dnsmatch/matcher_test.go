@@ -273,13 +273,14 @@ func TestRecordFormats(t *testing.T) {
 	got := m.Flush(t0.Add(time.Second))
 	require.Len(t, got, 1)
 	assert.Equal(t, "ANY", got[0].Type)
+	assert.Equal(t, []string{"192.0.2.1", "2001:db8::1"}, got[0].Answers)
 	assert.Equal(t, []string{
-		"192.0.2.1", "2001:db8::1", "target.test.", "host.test.", "ns1.test.", "10 mail.test.",
+		"target.test.", "host.test.", "ns1.test.", "10 mail.test.",
 		"10 5 8080 web.test.", `"hello world" "q\"b\\" "\001\195\169"`,
 		"ns.test. admin.test. 1 2 3 4 5", `\# 2 0AFF`,
 		`\# 30 ` + strings.Repeat("00", 28) + " 0000", `128 issue "ca;\"x\""`,
 		`1 . alpn="h2,h3\\,x\\\\y\"" port=443 ipv6hint=2001:db8::2`, "0 pool.test.", `a\032\(\255.`,
-	}, got[0].Answers)
+	}, got[0].Records)
 }
 
 func TestNames(t *testing.T) {

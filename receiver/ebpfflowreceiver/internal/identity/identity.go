@@ -30,6 +30,9 @@ const (
 
 type cgroupInfo struct {
 	path, containerID, podUID string
+	// service: a container's first executable seen on the network, kept
+	// for the cgroup's life so its resource stays one.
+	service string
 }
 
 type exeEntry struct {
@@ -74,6 +77,11 @@ func (r *Resolver) Workload(cgroupID uint64, pid uint32, comm string, local neti
 	if cgroupID != 0 {
 		if info, ok := r.cgroupLocked(cgroupID); ok {
 			w.CgroupPath, w.ContainerID, w.PodUID = info.path, info.containerID, info.podUID
+			if (info.containerID != "" || info.podUID != "") && info.service == "" && pid != 0 {
+				info.service = r.executableLocked(pid, comm)
+				r.cgroups[cgroupID] = info
+			}
+			w.Service = info.service
 		}
 	}
 	if w.ContainerID == "" && w.PodUID == "" {
@@ -81,6 +89,7 @@ func (r *Resolver) Workload(cgroupID uint64, pid uint32, comm string, local neti
 		// container is, and its pids mean nothing outside it.
 		w.PID = pid
 		w.Executable = r.executableLocked(pid, comm)
+		w.Service = w.Executable
 	}
 	if r.isPodAddrLocked(local) {
 		w.PodIP = local.Unmap()

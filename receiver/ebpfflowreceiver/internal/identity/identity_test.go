@@ -111,10 +111,20 @@ func TestWorkload(t *testing.T) {
 		w.CgroupPath != "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"+uidUnd+".slice/cri-containerd-"+hex64+".scope" {
 		t.Fatalf("pod workload: %+v", w)
 	}
+	if w.Service != "nginx" {
+		t.Fatalf("pod service = %q, want its first process seen (nginx)", w.Service)
+	}
+	// The container keeps the name of its first process: one resource.
+	if w := r.Workload(ino(t, podDir), 78, "sh", podIP); w.Service != "nginx" {
+		t.Fatalf("pod service changed to %q with another process", w.Service)
+	}
 
 	w = r.Workload(ino(t, hostDir), 42, "sshd", netip.MustParseAddr("192.168.1.10"))
 	if w.CgroupPath != "/system.slice/sshd.service" || w.PID != 42 || w.Executable != "sshd" || w.PodIP.IsValid() || w.ContainerID != "" {
 		t.Fatalf("host workload: %+v", w)
+	}
+	if w.Service != "sshd" {
+		t.Fatalf("host service = %q, want the executable", w.Service)
 	}
 	w = r.Workload(ino(t, hostDir), 43, "exited", netip.MustParseAddr("::ffff:127.0.0.1"))
 	if w.Executable != "exited" || w.PodIP.IsValid() {

@@ -19,17 +19,16 @@ const (
 	TransportICMPv6 Transport = 58
 )
 
-// String returns the semconv network.transport value.
+// String returns the semconv network.transport value, or "" for protocols
+// semconv has no value for (ICMP, …): such records leave the attribute out.
 func (t Transport) String() string {
 	switch t {
 	case TransportTCP:
 		return "tcp"
 	case TransportUDP:
 		return "udp"
-	case TransportICMP, TransportICMPv6:
-		return "icmp"
 	}
-	return "other"
+	return ""
 }
 
 // Initiator says which end opened a flow, as far as the kernel saw it.
@@ -128,7 +127,7 @@ func (s TCPState) String() string {
 	case TCPTimeWait:
 		return "time_wait"
 	case TCPClose:
-		return "close"
+		return "closed"
 	case TCPCloseWait:
 		return "close_wait"
 	case TCPLastAck:

@@ -15,6 +15,9 @@ type Workload struct {
 	PodIP       netip.Addr // the local address when it is not one of the host's own
 	PID         uint32     // host processes only (no container)
 	Executable  string     // process.executable.name
+	// Service is service.name: the workload's name when known, else the
+	// executable's (for a container: its first process seen on the network).
+	Service string
 }
 
 // Role is which end of a connection is on this node.
@@ -114,7 +117,8 @@ type DNSLookup struct {
 	Name    string   // question name without the trailing dot ("." for the root)
 	Type    string   // question type ("A", "AAAA", "SRV", … or "TYPE65" when unnamed)
 	RCode   string   // "NOERROR", "NXDOMAIN", "SERVFAIL", … or "TIMEOUT" when unanswered
-	Answers []string // answer section RDATA in presentation form, as `dig +short` prints it
+	Answers []string // A and AAAA answers: the addresses, as `dig +short` prints them
+	Records []string // the other answer records' RDATA in presentation form (CNAME, SRV, TXT, …)
 
 	Truncated   bool // the answer had the TC bit set
 	Retransmits int  // the same query (socket, id, question) sent again before the answer

@@ -15,6 +15,7 @@ package pdatabuild
 import (
 	mrand "math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -88,7 +89,7 @@ func dropAttrCount(d *observed.Drop) int {
 
 func tupleAttrCount(tr observed.Transport, src, dst netip.AddrPort) int {
 	n := 0
-	if tr != 0 {
+	if tr.String() != "" {
 		n++
 	}
 	if src.Addr().IsValid() {
@@ -201,8 +202,10 @@ func newEvent(lr plog.LogRecord, name string, ts pcommon.Timestamp) {
 }
 
 // putResource writes the local workload's identity: what k8sattributes
-// associates on (k8s.pod.uid, k8s.pod.ip, container.id) plus the node.
+// associates on (k8s.pod.uid, k8s.pod.ip, container.id) plus the node, and
+// service.name so that no backend files the records under unknown_service.
 func (t *Builder) putResource(m pcommon.Map, w observed.Workload) {
+	m.PutStr(semconv.AttrServiceName, serviceName(&w))
 	if w.ContainerID != "" {
 		m.PutStr(semconv.AttrContainerID, w.ContainerID)
 	}
@@ -229,6 +232,29 @@ func (t *Builder) putResource(m pcommon.Map, w observed.Workload) {
 	}
 }
 
+// serviceName is the workload's name or executable when known; else, for a
+// host cgroup, the last element of its path (a systemd unit such as
+// "sshd.service"); else semconv's "unknown_service" (a container none of whose
+// processes was seen yet, a packet the kernel dropped before any socket owned
+// it), which k8sattributes and a transform can still replace downstream.
+func serviceName(w *observed.Workload) string {
+	switch {
+	case w.Service != "":
+		return w.Service
+	case w.Executable != "":
+		return w.Executable
+	case w.ContainerID != "" || w.PodUID != "":
+		return unknownService
+	}
+	if i := strings.LastIndexByte(w.CgroupPath, '/'); i >= 0 && i < len(w.CgroupPath)-1 {
+		return w.CgroupPath[i+1:]
+	}
+	return unknownService
+}
+
+// unknownService is semconv's service.name when nothing better is known.
+const unknownService = "unknown_service"
+
 func (t *Builder) putFlow(m pcommon.Map, f *observed.Flow) {
 	t.putTuple(m, f.Transport, f.Source, f.Dest)
 	m.PutInt(semconv.AttrFlowSrcBytes, clampInt(f.SourceBytes))
@@ -244,7 +270,7 @@ func (t *Builder) putFlow(m pcommon.Map, f *observed.Flow) {
 			m.PutStr(semconv.AttrFlowCloseCause, c)
 		}
 		if f.SRTT > 0 {
-			m.PutInt(semconv.AttrTCPRTTMicros, f.SRTT.Microseconds())
+			m.PutDouble(semconv.AttrTCPRTT, f.SRTT.Seconds())
 		}
 		m.PutInt(semconv.AttrTCPRetransmits, int64(f.Retransmits))
 		m.PutInt(semconv.AttrTCPResets, int64(f.Resets))
@@ -322,8 +348,8 @@ func (t *Builder) putDrop(m pcommon.Map, d *observed.Drop) {
 // putTuple writes the 5-tuple. Ports only exist for TCP and UDP; a drop of a
 // packet that could not be parsed has no addresses at all.
 func (t *Builder) putTuple(m pcommon.Map, tr observed.Transport, src, dst netip.AddrPort) {
-	if tr != 0 {
-		m.PutStr(semconv.AttrTransport, tr.String())
+	if s := tr.String(); s != "" {
+		m.PutStr(semconv.AttrTransport, s)
 	}
 	if t := networkType(src.Addr()); t != "" {
 		m.PutStr(semconv.AttrNetworkType, t)

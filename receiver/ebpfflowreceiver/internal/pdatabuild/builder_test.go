@@ -35,6 +35,7 @@ var (
 		ContainerID: "aaaa1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888",
 		PodUID:      "6f1c2d3e-8a9b-4c5d-9e0f-112233445566",
 		PodIP:       netip.MustParseAddr("10.244.1.5"),
+		Service:     "checkout",
 	}
 	podB = observed.Workload{
 		CgroupID:    4102,
@@ -124,7 +125,7 @@ func dnsLookups() []observed.DNSLookup {
 		{ // answered, through a CNAME
 			Local: podA, Transport: observed.TransportUDP, Client: ap("10.244.1.5:38000"), Server: ap("10.96.0.10:53"),
 			ID: 4242, Name: "api.shop.svc.cluster.local", Type: "A", RCode: "NOERROR",
-			Answers: []string{"api-v2.shop.svc.cluster.local.", "10.96.7.7"},
+			Answers: []string{"10.96.7.7"}, Records: []string{"api-v2.shop.svc.cluster.local."},
 			Start:   t0.Add(6 * time.Second), Duration: 1250 * time.Microsecond,
 		},
 		{ // NXDOMAIN from the same pod
@@ -140,7 +141,7 @@ func dnsLookups() []observed.DNSLookup {
 		{ // over TCP after truncation, answered from another address than asked
 			Local: curl, Transport: observed.TransportTCP, Client: ap("[2001:db8::7]:50100"), Server: ap("[2001:db8::53]:53"), Responder: ap("[2001:db8::54]:53"),
 			ID: 31337, Name: "big.example.org", Type: "TXT", RCode: "NOERROR", Truncated: true,
-			Answers: []string{`"v=spf1 -all"`, `"a" "b"`},
+			Records: []string{`"v=spf1 -all"`, `"a" "b"`},
 			Start:   t0.Add(8 * time.Second), Duration: 32 * time.Millisecond,
 		},
 	}
@@ -273,6 +274,7 @@ func TestLogsResourcePerWorkload(t *testing.T) {
 		semconv.AttrNodeName:    "node-1",
 		semconv.AttrHostName:    "node-1.example",
 		semconv.AttrCgroupPath:  podA.CgroupPath,
+		semconv.AttrServiceName: "checkout",
 	}, podRes.AsRaw())
 }
 
@@ -296,19 +298,19 @@ func TestLogsFlowAttributes(t *testing.T) {
 	require.NotNil(t, open)
 	assert.NotContains(t, open, semconv.AttrFlowCloseCause, "close_cause is absent while open")
 	assert.NotContains(t, open, semconv.AttrFlowFinal)
-	assert.Equal(t, int64(120), open[semconv.AttrTCPRTTMicros])
+	assert.Equal(t, 120e-6, open[semconv.AttrTCPRTT])
 	assert.Equal(t, podB.PodUID, open["destination.k8s.pod.uid"])
 	assert.Equal(t, "forwarded", open[semconv.AttrFlowVerdict])
 
 	require.NotNil(t, refused)
 	assert.Equal(t, true, refused[semconv.AttrFlowFinal])
-	assert.Equal(t, "close", refused[semconv.AttrConnState])
-	assert.NotContains(t, refused, semconv.AttrTCPRTTMicros, "no RTT was measured")
+	assert.Equal(t, "closed", refused[semconv.AttrConnState])
+	assert.NotContains(t, refused, semconv.AttrTCPRTT, "no RTT was measured")
 
 	require.NotNil(t, udp)
 	assert.Equal(t, "dropped", udp[semconv.AttrFlowVerdict])
 	assert.Equal(t, "cluster", udp[semconv.AttrDestScope])
-	for _, k := range []string{semconv.AttrConnState, semconv.AttrTCPRTTMicros, semconv.AttrTCPRetransmits, semconv.AttrTCPResets} {
+	for _, k := range []string{semconv.AttrConnState, semconv.AttrTCPRTT, semconv.AttrTCPRetransmits, semconv.AttrTCPResets} {
 		assert.NotContains(t, udp, k, "TCP-only attribute on a UDP flow")
 	}
 }

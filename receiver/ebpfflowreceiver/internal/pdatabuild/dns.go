@@ -32,6 +32,9 @@ func dnsAttrCount(l *observed.DNSLookup) int {
 	if l.Retransmits > 0 {
 		n++
 	}
+	if len(l.Records) > 0 {
+		n++
+	}
 	return n
 }
 
@@ -48,7 +51,14 @@ func (t *Builder) putDNS(m pcommon.Map, l *observed.DNSLookup) {
 	for _, a := range l.Answers {
 		answers.AppendEmpty().SetStr(a)
 	}
-	m.PutDouble(semconv.AttrDNSDurationMs, float64(l.Duration.Nanoseconds())/1e6)
+	if len(l.Records) > 0 {
+		records := m.PutEmptySlice(semconv.AttrDNSRecords)
+		records.EnsureCapacity(len(l.Records))
+		for _, r := range l.Records {
+			records.AppendEmpty().SetStr(r)
+		}
+	}
+	m.PutDouble(semconv.AttrDNSDuration, l.Duration.Seconds())
 	m.PutStr(semconv.AttrTransport, l.Transport.String())
 	if nt := networkType(l.Client.Addr()); nt != "" {
 		m.PutStr(semconv.AttrNetworkType, nt)

@@ -134,7 +134,7 @@ func (t *Builder) Metrics(r observed.Report) pmetric.Metrics {
 	}
 	for i := range r.Drops {
 		d := &r.Drops[i]
-		t.add(metricResource(d.Local), metricDrops, edge{transport: transportName(d.Transport), reason: d.Reason}, d.Count)
+		t.add(metricResource(d.Local), metricDrops, edge{transport: d.Transport.String(), reason: d.Reason}, d.Count)
 	}
 	for i := range r.DNS {
 		t.addDNS(&r.DNS[i])
@@ -200,13 +200,6 @@ func (t *Builder) observe(res observed.Workload, m metricID, e edge, v float64) 
 func metricResource(w observed.Workload) observed.Workload {
 	w.PID = 0
 	return w
-}
-
-func transportName(tr observed.Transport) string {
-	if tr == 0 {
-		return ""
-	}
-	return tr.String()
 }
 
 func (t *Builder) add(res observed.Workload, m metricID, e edge, delta uint64) {
