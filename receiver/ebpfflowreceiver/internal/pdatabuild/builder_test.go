@@ -126,7 +126,7 @@ func dnsLookups() []observed.DNSLookup {
 			Local: podA, Transport: observed.TransportUDP, Client: ap("10.244.1.5:38000"), Server: ap("10.96.0.10:53"),
 			ID: 4242, Name: "api.shop.svc.cluster.local", Type: "A", RCode: "NOERROR",
 			Answers: []string{"10.96.7.7"}, Records: []string{"api-v2.shop.svc.cluster.local."},
-			Start:   t0.Add(6 * time.Second), Duration: 1250 * time.Microsecond,
+			Start: t0.Add(6 * time.Second), Duration: 1250 * time.Microsecond,
 		},
 		{ // NXDOMAIN from the same pod
 			Local: podA, Transport: observed.TransportUDP, Client: ap("10.244.1.5:38001"), Server: ap("10.96.0.10:53"),
