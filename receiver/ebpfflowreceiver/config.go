@@ -12,6 +12,7 @@ import (
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/pdatabuild"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/dropprobe"
 )
 
 const (
@@ -136,9 +137,12 @@ func (cfg *Config) Validate() error {
 	if !cfg.Flows.Enabled && !cfg.Drops.Enabled && !cfg.DNS.Enabled {
 		errs = append(errs, errors.New("flows.enabled, drops.enabled, dns.enabled: all false leaves nothing to observe"))
 	}
-	for i, r := range cfg.Drops.IgnoreReasons {
-		if strings.TrimSpace(r) == "" {
+	for i, r := range cfg.dropIgnoreReasons() {
+		switch {
+		case r == "":
 			errs = append(errs, fmt.Errorf("drops.ignore_reasons[%d]: empty drop reason", i))
+		case !dropprobe.KnownReason(r):
+			errs = append(errs, fmt.Errorf("drops.ignore_reasons[%d]: unknown drop reason %q (the kernel's SKB_DROP_REASON_* names, e.g. NOT_SPECIFIED, NO_SOCKET, NETFILTER_DROP)", i, cfg.Drops.IgnoreReasons[i]))
 		}
 	}
 	if cfg.DNS.Timeout <= 0 {

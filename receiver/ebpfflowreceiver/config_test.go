@@ -49,6 +49,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "flows_idle_timeout_zero", errSubstr: []string{"flows.idle_timeout: must be positive, got 0s"}},
 		{name: "metric_series_idle_timeout_zero", errSubstr: []string{"metric_series_idle_timeout: must be positive, got 0s"}},
 		{name: "empty_ignore_reason", errSubstr: []string{"drops.ignore_reasons[1]: empty drop reason"}},
+		{name: "unknown_ignore_reason", errSubstr: []string{`drops.ignore_reasons[1]: unknown drop reason "NETFILTER"`}},
 		{name: "nothing_enabled", errSubstr: []string{"flows.enabled, drops.enabled, dns.enabled: all false leaves nothing to observe"}},
 		{name: "unknown_key", errSubstr: []string{"flush_intervall"}, unmarshal: true},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cilium/ebpf/rlimit"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -44,6 +45,12 @@ func (e *Node) start() error {
 	if len(pre.Mounted) > 0 {
 		e.log.Info("mounted missing filesystems", zap.Strings("paths", pre.Mounted))
 	}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (a 64 KiB default
+	// on many distributions); later ones to the cgroup, and this is a no-op.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		e.log.Warn("cannot raise RLIMIT_MEMLOCK: on kernels before 5.11 map creation may fail; grant CAP_SYS_RESOURCE or run with `ulimit -l unlimited`",
+			zap.Error(err))
+	}
 	if e.boot, err = bootTime(); err != nil {
 		return err
 	}
@@ -70,6 +77,10 @@ func (e *Node) start() error {
 		e.addSlot(ProbeDrop, dp, err)
 		if err == nil {
 			e.drops = dp
+			if absent := dp.AbsentIgnoreReasons(); len(absent) > 0 {
+				e.log.Warn("drops.ignore_reasons: this kernel has no such drop reason (another kernel line's); nothing to ignore",
+					zap.Strings("reasons", absent))
+			}
 		}
 	}
 
@@ -82,16 +93,17 @@ func (e *Node) start() error {
 	}
 
 	var failed []error
-	live := 0
+	var live, down []string
 	for _, s := range e.slots {
 		if s.err != nil {
 			failed = append(failed, fmt.Errorf("probe %s: %w", s.name, s.err))
+			down = append(down, s.name)
 			e.log.Warn("probe failed; running without it", zap.String("probe", s.name), zap.Error(s.err))
 		} else {
-			live++
+			live = append(live, s.name)
 		}
 	}
-	if live == 0 {
+	if len(live) == 0 {
 		return fmt.Errorf("every enabled probe failed: %w", errors.Join(failed...))
 	}
 
@@ -118,7 +130,7 @@ func (e *Node) start() error {
 	}
 	e.table = flowtable.New(cfg)
 	e.log.Info("ebpfflow engine started", zap.String("cgroup2", pre.CgroupV2Root),
-		zap.Int("probes", live), zap.Duration("flush_interval", e.cfg.FlushInterval))
+		zap.Strings("probes", live), zap.Strings("failed_probes", down), zap.Duration("flush_interval", e.cfg.FlushInterval))
 	return nil
 }
 

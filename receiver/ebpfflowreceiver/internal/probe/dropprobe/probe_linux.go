@@ -35,7 +35,13 @@ type Probe struct {
 	link         link.Link
 	reasons      *Reasons
 	decodeErrors atomic.Uint64
+	// absentIgnored: ignore_reasons names of other kernel lines, not this one's.
+	absentIgnored []string
 }
+
+// AbsentIgnoreReasons are the configured ignore_reasons this kernel does not
+// have (reasons of another kernel line): nothing to ignore, worth a warning.
+func (p *Probe) AbsentIgnoreReasons() []string { return p.absentIgnored }
 
 // Load validates the ignore list against the running kernel's BTF, then
 // loads the program and maps without attaching.
@@ -48,7 +54,7 @@ func Load(cfg Config) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("drop probe: %w", err)
 	}
-	ignore, err := reasons.ignoreValues(cfg.IgnoreReasons)
+	ignore, absent, err := reasons.ignoreValues(cfg.IgnoreReasons)
 	if err != nil {
 		return nil, fmt.Errorf("drop probe ignore_reasons: %w", err)
 	}
@@ -71,7 +77,7 @@ func Load(cfg Config) (*Probe, error) {
 		return nil, fmt.Errorf("drop probe has_rx_sk: %w", err)
 	}
 
-	p := &Probe{reasons: reasons}
+	p := &Probe{reasons: reasons, absentIgnored: absent}
 	if err := spec.LoadAndAssign(&p.objs, &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}}); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {

@@ -96,19 +96,26 @@ func (r *Reasons) slots() uint32 {
 
 // ignoreValues resolves reason names (without the SKB_DROP_REASON_
 // prefix) to reason values.
-func (r *Reasons) ignoreValues(names []string) ([]uint32, error) {
+// ignoreValues maps names to this kernel's values. A reason of another
+// supported kernel line that this one lacks is returned in absent (there is
+// nothing to ignore); a name no supported kernel has is an error.
+func (r *Reasons) ignoreValues(names []string) (values []uint32, absent []string, _ error) {
 	out := make([]uint32, 0, len(names))
 	for _, n := range names {
 		v, ok := r.byName[n]
+		if !ok && KnownReason(n) {
+			absent = append(absent, n)
+			continue
+		}
 		if !ok {
-			return nil, fmt.Errorf("unknown drop reason %q; this kernel knows: %s", n, strings.Join(r.names(), ", "))
+			return nil, nil, fmt.Errorf("unknown drop reason %q; this kernel knows: %s", n, strings.Join(r.names(), ", "))
 		}
 		if v >= r.slots() {
-			return nil, fmt.Errorf("drop reason %q (%d) cannot be ignored: only reasons below %d can", n, v, r.slots())
+			return nil, nil, fmt.Errorf("drop reason %q (%d) cannot be ignored: only reasons below %d can", n, v, r.slots())
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return out, absent, nil
 }
 
 func (r *Reasons) names() []string {

@@ -69,6 +69,7 @@ func TestIgnoreValues(t *testing.T) {
 		name   string
 		in     []string
 		want   []uint32
+		absent []string
 		errSub []string
 	}{
 		// The default list and the normalisation of names (prefix, case,
@@ -76,11 +77,12 @@ func TestIgnoreValues(t *testing.T) {
 		// TestDropIgnoreReasonsNormalised.
 		{name: "empty = none", in: []string{}, want: []uint32{}},
 		{name: "kernel names", in: []string{"NO_SOCKET", "NETFILTER_DROP"}, want: []uint32{3, 12}},
+		{name: "another kernel's reason is skipped", in: []string{"NO_SOCKET", "TCP_AOFAILURE"}, want: []uint32{3}, absent: []string{"TCP_AOFAILURE"}},
 		{name: "unknown", in: []string{"NO_SOCKET", "BOGUS"}, errSub: []string{`"BOGUS"`, "NOT_DROPPED_YET, CONSUMED, NOT_SPECIFIED, NO_SOCKET, NETFILTER_DROP, QUEUE_PURGE"}},
 		{name: "MAX is not a reason", in: []string{"MAX"}, errSub: []string{`"MAX"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := r.ignoreValues(tc.in)
+			got, absent, err := r.ignoreValues(tc.in)
 			if tc.errSub != nil {
 				if err == nil {
 					t.Fatalf("no error, got %v", got)
@@ -92,8 +94,8 @@ func TestIgnoreValues(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !slices.Equal(got, tc.want) {
-				t.Errorf("got %v, %v; want %v", got, err, tc.want)
+			if err != nil || !slices.Equal(got, tc.want) || !slices.Equal(absent, tc.absent) {
+				t.Errorf("got %v, absent %v, %v; want %v, absent %v", got, absent, err, tc.want, tc.absent)
 			}
 		})
 	}
@@ -107,5 +109,32 @@ func TestNewReasonsNeedsEnum(t *testing.T) {
 	}
 	if _, err := NewReasons(spec); err == nil || !strings.Contains(err.Error(), "skb_drop_reason") {
 		t.Errorf("err %v, want one naming skb_drop_reason", err)
+	}
+}
+
+func TestKnownReasonsSorted(t *testing.T) {
+	if !slices.IsSorted(knownReasons) {
+		t.Fatal("knownReasons must stay sorted: KnownReason searches it")
+	}
+	if !KnownReason("NETFILTER_DROP") || KnownReason("NETFILTER") || KnownReason("MAX") {
+		t.Fatal("KnownReason")
+	}
+}
+
+// TestKnownReasonsCoverKernel: every core reason of the running kernel is one
+// config validation accepts; a newer kernel's additions fail here first.
+func TestKnownReasonsCoverKernel(t *testing.T) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatalf("kernel BTF (required by the receiver): %v", err)
+	}
+	r, err := NewReasons(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range r.names() {
+		if !KnownReason(n) {
+			t.Errorf("kernel drop reason %s is missing from knownReasons", n)
+		}
 	}
 }
