@@ -122,7 +122,7 @@ nab-synth:
 ## run: deps + build + run the collector on this node with $(CONFIG)
 run: deps build
 	@echo "running $(BIN) --config=$(CONFIG) (Ctrl-C to stop)"
-	$(SUDO) $(CURDIR)/$(BIN) --config=$(CURDIR)/$(CONFIG)
+	$(SUDO) $(CURDIR)/$(BIN) --feature-gates=+extension.healthcheck.useComponentStatus --config=$(CURDIR)/$(CONFIG)
 
 clean:
 	rm -rf distribution/_build tests/out

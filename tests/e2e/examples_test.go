@@ -48,7 +48,7 @@ func TestConfigsValidate(t *testing.T) {
 	}
 	for _, cfg := range configs {
 		t.Run(filepath.Base(cfg), func(t *testing.T) {
-			cmd := exec.Command(bin, "validate", "--config="+cfg)
+			cmd := exec.Command(bin, "validate", "--feature-gates=+"+healthGate, "--config="+cfg)
 			cmd.Env = env
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Errorf("validate %s: %v\n%s", cfg, err, out)
@@ -56,6 +56,11 @@ func TestConfigsValidate(t *testing.T) {
 		})
 	}
 }
+
+// healthGate makes the health_check extension report component status
+// (a failed probe turns it unhealthy); the examples' health_check uses its
+// http/component_health settings, which need it.
+const healthGate = "extension.healthcheck.useComponentStatus"
 
 func splitYAML(b []byte) [][]byte {
 	var docs [][]byte

@@ -324,8 +324,39 @@ func (e *Node) flush(now time.Time) {
 	if len(res.DeleteDrops) > 0 && e.drops != nil {
 		e.deleteFailed(ProbeDrop, "delete drops", e.drops.Delete(res.DeleteDrops))
 	}
+	ownDNS(lookups, res.Report.Flows)
 	res.Report.DNS = lookups
 	e.sink(res.Report)
+}
+
+// ownDNS gives a lookup whose socket the DNS probe saw without its process
+// (the cgroup hook runs in no process's context for answers) the workload of
+// the same socket's flow record, which the socket-owner program named: the
+// host process asking, so service.name is its executable.
+func ownDNS(lookups []observed.DNSLookup, flows []observed.Flow) {
+	var want map[netip.AddrPort][]int // asking socket → its lookups
+	for i := range lookups {
+		if l := &lookups[i]; l.Local.Service == "" && l.Local.ContainerID == "" && l.Local.PodUID == "" {
+			if want == nil {
+				want = make(map[netip.AddrPort][]int)
+			}
+			want[l.Client] = append(want[l.Client], i)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	for i := range flows {
+		f := &flows[i]
+		if f.LocalRole != observed.RoleClient || f.Local.Service == "" {
+			continue
+		}
+		for _, j := range want[f.Source] {
+			if l := &lookups[j]; l.Server == f.Dest && l.Transport == f.Transport {
+				l.Local = f.Local
+			}
+		}
+	}
 }
 
 // sinkDNSOnly delivers the lookups of a flush whose map reads failed: they
