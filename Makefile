@@ -94,6 +94,7 @@ unit:
 
 ## e2e: build, then run tests/e2e against the built binary (netns "pods", real traffic)
 e2e: build
+	tests/backends/build.sh
 	$(GO) build -o .bin/testreport ./tests/testreport
 	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
 		EBPFFLOW_REQUIRE_PRIVILEGED=$${EBPFFLOW_REQUIRE_PRIVILEGED:-} \

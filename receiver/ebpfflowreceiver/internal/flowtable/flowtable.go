@@ -344,8 +344,9 @@ func (t *Table) fold(l, child *flow, res *Result) {
 		child.start = l.start
 	}
 	// Accepted sockets are born in softirq with no owner: the listener's
-	// process owns them.
-	if child.last.PID == 0 && l.last.PID != 0 && child.wl.PID == 0 && child.wl.ContainerID == "" && child.wl.PodUID == "" {
+	// process owns them (a host process's resource; a container's
+	// service.name when none of its processes was seen yet).
+	if child.last.PID == 0 && l.last.PID != 0 && child.wl.Service == "" {
 		wl := t.identity(child.last.CgroupID, l.last.PID, l.last.Comm, child.key.local.Addr())
 		child.wl = &wl
 	}

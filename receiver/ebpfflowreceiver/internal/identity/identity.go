@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,8 +31,8 @@ const (
 
 type cgroupInfo struct {
 	path, containerID, podUID string
-	// service: a container's first executable seen on the network, kept
-	// for the cgroup's life so its resource stays one.
+	// service: a container's main executable, kept for the cgroup's life
+	// so its resource stays one.
 	service string
 }
 
@@ -77,8 +78,8 @@ func (r *Resolver) Workload(cgroupID uint64, pid uint32, comm string, local neti
 	if cgroupID != 0 {
 		if info, ok := r.cgroupLocked(cgroupID); ok {
 			w.CgroupPath, w.ContainerID, w.PodUID = info.path, info.containerID, info.podUID
-			if (info.containerID != "" || info.podUID != "") && info.service == "" && pid != 0 {
-				info.service = r.executableLocked(pid, comm)
+			if (info.containerID != "" || info.podUID != "") && info.service == "" {
+				info.service = r.containerServiceLocked(info.path, pid, comm)
 				r.cgroups[cgroupID] = info
 			}
 			w.Service = info.service
@@ -156,6 +157,27 @@ func (r *Resolver) walkLocked() {
 		return nil
 	})
 	r.cgroups = seen
+}
+
+// containerServiceLocked names a container by its main process: the lowest
+// pid in its cgroup (the container's init), else the socket owner's pid
+// (a container whose processes all exited), else "" (asked again later).
+func (r *Resolver) containerServiceLocked(path string, pid uint32, comm string) string {
+	if data, err := os.ReadFile(filepath.Join(r.root, path, "cgroup.procs")); err == nil {
+		var lowest uint64
+		for _, f := range strings.Fields(string(data)) {
+			if p, err := strconv.ParseUint(f, 10, 32); err == nil && p != 0 && (lowest == 0 || p < lowest) {
+				lowest = p
+			}
+		}
+		if lowest != 0 {
+			return r.executableLocked(uint32(lowest), "")
+		}
+	}
+	if pid != 0 {
+		return r.executableLocked(pid, comm)
+	}
+	return ""
 }
 
 func (r *Resolver) executableLocked(pid uint32, comm string) string {

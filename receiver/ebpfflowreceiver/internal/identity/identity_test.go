@@ -114,9 +114,22 @@ func TestWorkload(t *testing.T) {
 	if w.Service != "nginx" {
 		t.Fatalf("pod service = %q, want its first process seen (nginx)", w.Service)
 	}
-	// The container keeps the name of its first process: one resource.
+	// The container keeps its name: one resource.
 	if w := r.Workload(ino(t, podDir), 78, "sh", podIP); w.Service != "nginx" {
 		t.Fatalf("pod service changed to %q with another process", w.Service)
+	}
+	// A container whose cgroup lists its processes is named by its main
+	// (lowest) pid's executable, whoever owns the socket.
+	pod2 := filepath.Join(root, "kubepods.slice/kubepods-pod"+uidUnd+".slice/cri-containerd-"+strings.Repeat("b", 64)+".scope")
+	if err := os.MkdirAll(pod2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pod2, "cgroup.procs"), []byte("300\n42\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clock.t = clock.t.Add(walkInterval) // let the resolver re-walk for the new cgroup
+	if w := r.Workload(ino(t, pod2), 0, "", podIP); w.Service != "sshd" {
+		t.Fatalf("pod service %q, want its main process's executable (pid 42: sshd)", w.Service)
 	}
 
 	w = r.Workload(ino(t, hostDir), 42, "sshd", netip.MustParseAddr("192.168.1.10"))

@@ -16,7 +16,8 @@ type Workload struct {
 	PID         uint32     // host processes only (no container)
 	Executable  string     // process.executable.name
 	// Service is service.name: the workload's name when known, else the
-	// executable's (for a container: its first process seen on the network).
+	// executable's (for a container: its main process's, the lowest pid in
+	// its cgroup).
 	Service string
 }
 
