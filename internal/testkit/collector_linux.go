@@ -65,6 +65,13 @@ type Collector struct {
 // that exits on its own or with a non-zero status fails the test.
 func StartCollector(t testing.TB, bin, dir, config string, healthPort, metricsPort int, env ...string) *Collector {
 	t.Helper()
+	return StartCollectorArgs(t, bin, dir, config, healthPort, metricsPort, nil, env...)
+}
+
+// StartCollectorArgs is StartCollector with extra command-line arguments
+// (e.g. --feature-gates=…) before --config.
+func StartCollectorArgs(t testing.TB, bin, dir, config string, healthPort, metricsPort int, args []string, env ...string) *Collector {
+	t.Helper()
 	c := &Collector{
 		Dir:        dir,
 		HealthURL:  fmt.Sprintf("http://127.0.0.1:%d/", healthPort),
@@ -79,7 +86,7 @@ func StartCollector(t testing.TB, bin, dir, config string, healthPort, metricsPo
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Cmd = exec.Command(bin, "--config="+cfg)
+	c.Cmd = exec.Command(bin, append(args, "--config="+cfg)...)
 	c.Cmd.Env = append(os.Environ(), env...)
 	c.Cmd.Stdout, c.Cmd.Stderr = logf, logf
 	start := time.Now()
