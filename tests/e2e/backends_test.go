@@ -345,18 +345,43 @@ func vlDiff(rec logRecord, got vlRecord) []string {
 }
 
 func checkVictoriaLogs(t *testing.T, be *backends, recs []logRecord, a, b *pod) {
-	var rows []vlRecord
+	// Counts of every record of the node, per event: a busy node emits more
+	// than one query should return.
+	want := map[string]int{}
+	for _, r := range recs {
+		want[r.Event]++
+	}
+	var got map[string]int
 	deadline := time.Now().Add(15 * time.Second) // searchable about a second after arrival
 	for {
-		rows = queryVictoriaLogs(t, be, "*")
-		if len(rows) >= len(recs) || time.Now().After(deadline) {
+		got = map[string]int{}
+		for _, row := range queryVictoriaLogs(t, be, "* | stats by (event.name) count() n") {
+			n, _ := strconv.Atoi(row["n"])
+			got[row["event.name"]] = n
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if len(rows) != len(recs) {
-		t.Errorf("victorialogs holds %d records, the receiver emitted %d", len(rows), len(recs))
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("victorialogs holds %v records by event, the receiver emitted %v", got, want)
 	}
+	// Field by field: every record of the two pods.
+	var rows []vlRecord
+	for _, p := range []*pod{a, b} {
+		rows = append(rows, queryVictoriaLogs(t, be, fmt.Sprintf(`k8s.pod.uid:=%q`, p.UID))...)
+	}
+	var podRecs []logRecord
+	for _, r := range recs {
+		if uid := r.Resource["k8s.pod.uid"]; uid == a.UID || uid == b.UID {
+			podRecs = append(podRecs, r)
+		}
+	}
+	if len(rows) != len(podRecs) || len(podRecs) == 0 {
+		t.Errorf("victorialogs holds %d records of the pods, the receiver emitted %d", len(rows), len(podRecs))
+	}
+	recs = podRecs
 	byKey := map[string][]vlRecord{}
 	for _, r := range rows {
 		ts, err := time.Parse(time.RFC3339Nano, r["_time"])

@@ -239,8 +239,8 @@ func (e *Node) readDNS(ctx context.Context) {
 	}
 }
 
-// flushDNS returns the lookups completed or timed out since the last flush,
-// with their workloads resolved.
+// flushDNS returns the lookups completed or timed out since the last flush;
+// ownLookups resolves their workloads.
 func (e *Node) flushDNS(now time.Time) []observed.DNSLookup {
 	if e.matcher == nil {
 		return nil
@@ -249,13 +249,20 @@ func (e *Node) flushDNS(now time.Time) []observed.DNSLookup {
 	lookups := e.matcher.Flush(now)
 	e.dnsStats, e.dnsPending = e.matcher.Stats(), e.matcher.Pending()
 	e.dnsMu.Unlock()
+	return lookups
+}
+
+// ownLookups resolves the lookups' workloads once the flush's flows are
+// known (see ownDNS).
+func (e *Node) ownLookups(lookups []observed.DNSLookup, flows []observed.Flow) {
+	if e.identity == nil {
+		return
+	}
 	for i := range lookups {
 		l := &lookups[i]
-		if e.identity != nil {
-			l.Local = e.identity(l.CgroupID, 0, "", l.Client.Addr())
-		}
+		l.Local = e.identity(l.CgroupID, 0, "", l.Client.Addr())
 	}
-	return lookups
+	ownDNS(lookups, flows)
 }
 
 func (e *Node) loop(ctx context.Context) {
@@ -324,7 +331,7 @@ func (e *Node) flush(now time.Time) {
 	if len(res.DeleteDrops) > 0 && e.drops != nil {
 		e.deleteFailed(ProbeDrop, "delete drops", e.drops.Delete(res.DeleteDrops))
 	}
-	ownDNS(lookups, res.Report.Flows)
+	e.ownLookups(lookups, res.Report.Flows)
 	res.Report.DNS = lookups
 	e.sink(res.Report)
 }
@@ -332,11 +339,11 @@ func (e *Node) flush(now time.Time) {
 // ownDNS gives a lookup whose socket the DNS probe saw without its process
 // (the cgroup hook runs in no process's context for answers) the workload of
 // the same socket's flow record, which the socket-owner program named: the
-// host process asking, so service.name is its executable.
+// host process or container asking, so service.name is its executable.
 func ownDNS(lookups []observed.DNSLookup, flows []observed.Flow) {
 	var want map[netip.AddrPort][]int // asking socket → its lookups
 	for i := range lookups {
-		if l := &lookups[i]; l.Local.Service == "" && l.Local.ContainerID == "" && l.Local.PodUID == "" {
+		if l := &lookups[i]; l.Local.Service == "" {
 			if want == nil {
 				want = make(map[netip.AddrPort][]int)
 			}
@@ -363,6 +370,7 @@ func ownDNS(lookups []observed.DNSLookup, flows []observed.Flow) {
 // are already out of the matcher, and nothing about them depends on the maps.
 func (e *Node) sinkDNSOnly(now time.Time, lookups []observed.DNSLookup) {
 	if len(lookups) > 0 {
+		e.ownLookups(lookups, nil)
 		e.sink(observed.Report{Time: now, DNS: lookups})
 	}
 }

@@ -7,14 +7,14 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
-// A host process's lookups take the workload of their socket's flow record
-// (named by the socket-owner program); a container's lookups and lookups of
+// Lookups of an unnamed workload take the workload of their socket's flow
+// record (named by the socket-owner program); named ones and lookups of
 // another socket keep theirs.
 func TestOwnDNS(t *testing.T) {
 	client := netip.MustParseAddrPort("192.0.2.2:53917")
 	server := netip.MustParseAddrPort("10.255.255.53:53")
 	getent := observed.Workload{CgroupID: 7, PID: 4242, Executable: "getent", Service: "getent"}
-	pod := observed.Workload{CgroupID: 9, ContainerID: "c1", PodUID: "p1"}
+	pod := observed.Workload{CgroupID: 9, ContainerID: "c1", PodUID: "p1", Service: "coredns"}
 	lookups := []observed.DNSLookup{
 		{Client: client, Server: server, Transport: observed.TransportUDP, Type: "A", Local: observed.Workload{CgroupID: 7}},
 		{Client: client, Server: server, Transport: observed.TransportUDP, Type: "AAAA", Local: observed.Workload{CgroupID: 7}},
