@@ -52,6 +52,8 @@ exporters:
   file/anomalies:
     path: %[2]s
     flush_interval: 100ms
+  otlp_http/victorialogs:
+    logs_endpoint: %[7]s/v1/logs
 extensions:
   health_check:
     endpoint: 127.0.0.1:%[3]d
@@ -72,7 +74,7 @@ service:
       exporters: [anomaly_detection, file/flows]
     logs/anomalies:
       receivers: [anomaly_detection]
-      exporters: [file/anomalies]
+      exporters: [file/anomalies, otlp_http/victorialogs]
 `
 
 // anomalyRecord is one exported anomaly record.
@@ -114,13 +116,13 @@ func readAnomalies(path string) ([]anomalyRecord, error) {
 }
 
 // startAnomalyCollector runs the binary with ebpfflow → anomaly_detection
-// (connector) → file, and waits until it is healthy.
-func startAnomalyCollector(t *testing.T, bin, dir string) (*collector, string) {
+// (connector) → file and VictoriaLogs, and waits until it is healthy.
+func startAnomalyCollector(t *testing.T, bin, dir, victoriaLogs string) (*collector, string) {
 	t.Helper()
 	hp, mp := testkit.FreePort(t), testkit.FreePort(t)
 	c := &collector{logsPath: filepath.Join(dir, "flows.json")}
 	anomalies := filepath.Join(dir, "anomalies.json")
-	cfg := fmt.Sprintf(anomalyCollectorConfig, c.logsPath, anomalies, hp, mp, anomalyWindow, anomalyWarmup)
+	cfg := fmt.Sprintf(anomalyCollectorConfig, c.logsPath, anomalies, hp, mp, anomalyWindow, anomalyWarmup, victoriaLogs)
 	c.Collector = testkit.StartCollector(t, bin, dir, cfg, hp, mp, "K8S_NODE_NAME="+nodeName)
 	return c, anomalies
 }
@@ -294,7 +296,8 @@ func TestAnomalyAlerts(t *testing.T) {
 	testkit.Run(t, "ip", "netns", "exec", pb.Netns, "tc", "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate", "4mbit", "ceil", "4mbit")
 	testkit.Run(t, "ip", "netns", "exec", pb.Netns, "tc", "qdisc", "add", "dev", "eth0", "parent", "1:10", "handle", "10:", "pfifo", "limit", "10")
 	res := startResolver(t, dir, dr)
-	col, anomaliesPath := startAnomalyCollector(t, bin, dir)
+	be := startBackends(t, dir, "", "victorialogs")
+	col, anomaliesPath := startAnomalyCollector(t, bin, dir, be.env["VICTORIALOGS_OTLP_HTTP"])
 	for i := range 2 {
 		la.Start(t, filepath.Join(dir, fmt.Sprintf("curl-lat%d.log", i)), "curl", "-sS", "-o", "/dev/null", "--limit-rate", "250k", latURL)
 		pa.Start(t, filepath.Join(dir, fmt.Sprintf("curl-loss%d.log", i)), "curl", "-sS", "-o", "/dev/null", lossURL)
@@ -466,5 +469,9 @@ func TestAnomalyAlerts(t *testing.T) {
 	for _, f := range faults {
 		t.Logf("anomaly end-to-end: %s alert latency %v, resolved after %v", f.name, f.firedAt.Round(100*time.Millisecond), f.resolveAt.Round(100*time.Millisecond))
 	}
+	t.Run("victorialogs", func(t *testing.T) {
+		col.Stop(t) // drains the exporters
+		checkAnomaliesDelivered(t, be, anomaliesPath)
+	})
 	t.Logf("anomaly end-to-end total %v", time.Since(began).Round(time.Second))
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
@@ -335,13 +336,83 @@ func sameValue(want any, got string) bool {
 func vlDiff(rec logRecord, got vlRecord) []string {
 	var out []string
 	for _, m := range []map[string]any{rec.Attrs, rec.Resource} {
-		for key, want := range m {
-			if g, ok := got[key]; !ok || !sameValue(want, g) {
-				out = append(out, fmt.Sprintf("%s = %q in victorialogs, %v (%T) emitted", key, g, want, want))
-			}
+		out = append(out, vlMapDiff("", m, got)...)
+	}
+	return out
+}
+
+// vlMapDiff compares a map of attributes with the row; VictoriaLogs stores
+// a map value's keys as "<key>.<subkey>" fields.
+func vlMapDiff(prefix string, m map[string]any, got vlRecord) []string {
+	var out []string
+	for key, want := range m {
+		if sub, ok := want.(map[string]any); ok {
+			out = append(out, vlMapDiff(prefix+key+".", sub, got)...)
+			continue
+		}
+		if g, ok := got[prefix+key]; !ok || !sameValue(want, g) {
+			out = append(out, fmt.Sprintf("%s = %q in victorialogs, %v (%T) emitted", prefix+key, g, want, want))
 		}
 	}
 	return out
+}
+
+// checkAnomaliesDelivered finds every anomaly alert the collector wrote to
+// its file in VictoriaLogs, body and attributes equal.
+func checkAnomaliesDelivered(t *testing.T, be *backends, path string) {
+	lines, err := completeLines(path)
+	must(t, err)
+	var u plog.JSONUnmarshaler
+	var alerts []logRecord
+	bodies := map[string]string{}
+	for _, line := range lines {
+		ld, err := u.UnmarshalLogs(line)
+		must(t, err)
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			rl := ld.ResourceLogs().At(i)
+			for j := 0; j < rl.ScopeLogs().Len(); j++ {
+				lrs := rl.ScopeLogs().At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					lr := lrs.At(k)
+					r := logRecord{Event: lr.EventName(), Time: lr.Timestamp().AsTime(), Resource: rl.Resource().Attributes().AsRaw(), Attrs: lr.Attributes().AsRaw()}
+					alerts = append(alerts, r)
+					bodies[r.str("ebpfflow.anomaly.id")+r.str("ebpfflow.anomaly.state")] = lr.Body().AsString()
+				}
+			}
+		}
+	}
+	if len(alerts) == 0 {
+		t.Fatal("no alerts in the file")
+	}
+	var rows []vlRecord
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		rows = queryVictoriaLogs(t, be, "ebpfflow.anomaly.id:*")
+		if len(rows) >= len(alerts) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(rows) != len(alerts) {
+		t.Errorf("victorialogs holds %d alerts, the collector emitted %d", len(rows), len(alerts))
+	}
+	byID := map[string]vlRecord{}
+	for _, r := range rows {
+		byID[r["ebpfflow.anomaly.id"]+r["ebpfflow.anomaly.state"]] = r
+	}
+	for _, a := range alerts {
+		id := a.str("ebpfflow.anomaly.id") + a.str("ebpfflow.anomaly.state")
+		got, ok := byID[id]
+		if !ok {
+			t.Errorf("alert %s not in victorialogs: %v", id, a)
+			continue
+		}
+		if got["_msg"] != bodies[id] {
+			t.Errorf("alert %s body %q in victorialogs, %q emitted", id, got["_msg"], bodies[id])
+		}
+		for _, d := range vlDiff(a, got) {
+			t.Errorf("alert %s: %s", id, d)
+		}
+	}
+	t.Logf("victorialogs: %d anomaly alerts compared with the %d emitted", len(rows), len(alerts))
 }
 
 func checkVictoriaLogs(t *testing.T, be *backends, recs []logRecord, a, b *pod) {
