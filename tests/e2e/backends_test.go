@@ -245,8 +245,9 @@ func TestBackends(t *testing.T) {
 	t.Run("prometheus", func(t *testing.T) { checkPrometheus(t, be, col.metricsPath, a, b) })
 }
 
-// promValue sums the samples of a metric (any suffix such as _total) whose
-// labels contain every fragment of labels, in Prometheus text format.
+// promValue sums the samples of a metric (as named, or with the _total or
+// _ratio suffix the exporter adds) whose labels contain labels, in
+// Prometheus text format.
 func promValue(text, name, labels string) float64 {
 	sum := 0.0
 	for _, l := range strings.Split(text, "\n") {
@@ -254,7 +255,7 @@ func promValue(text, name, labels string) float64 {
 			continue
 		}
 		rest := strings.TrimPrefix(l, name)
-		if !strings.HasPrefix(rest, "{") && !strings.HasPrefix(rest, "_total{") {
+		if !strings.HasPrefix(rest, "{") && !strings.HasPrefix(rest, "_total{") && !strings.HasPrefix(rest, "_ratio{") {
 			continue
 		}
 		if !strings.Contains(rest, labels) {
