@@ -633,6 +633,11 @@ var (
 		semconv.AttrCronJobName, semconv.AttrJobName, semconv.AttrPodName, semconv.AttrProcessExecName,
 	}
 	resourceAddrKeys = []string{semconv.AttrPodIP, semconv.AttrHostName}
+	// localSideExclude: the receiver's service.name (the executable when no
+	// workload name is known) is no name the peer's side of the same
+	// connection can carry; naming the local end by it would make the
+	// client's and the server's records of one connection two edges.
+	localSideExclude = map[string]struct{}{semconv.AttrServiceName: {}}
 )
 
 func sideName(a, res pcommon.Map, side string, local bool) string {
@@ -642,7 +647,7 @@ func sideName(a, res pcommon.Map, side string, local bool) string {
 		}
 	}
 	if local {
-		if v := resourceName(res, false, nil); v != "" {
+		if v := resourceName(res, false, localSideExclude); v != "" {
 			return v
 		}
 	}
