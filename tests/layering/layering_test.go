@@ -27,6 +27,8 @@ var collectorFree = []string{
 	"internal/anomaly",
 	"internal/engine", // a module-root engine, should one move here
 	"internal/semconv",
+	"receiver/ebpfflowreceiver/internal/clusterview",
+	"receiver/ebpfflowreceiver/internal/conntrack",
 	"receiver/ebpfflowreceiver/internal/engine",
 	"receiver/ebpfflowreceiver/internal/flowtable",
 	"receiver/ebpfflowreceiver/internal/dnsmatch",
