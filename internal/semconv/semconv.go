@@ -45,6 +45,44 @@ const (
 // record's edge: OnSide(SideSource, AttrPodUID) is "source.k8s.pod.uid".
 func OnSide(side, key string) string { return side + "." + key }
 
+// Kubernetes identity of one side of a record, from the cluster view:
+// OnSide(SideDestination, AttrK8sWorkloadName) is
+// "destination.k8s.workload.name". The side on this node is the resource
+// (k8sattributes names it); records carry the other side, drops both.
+const (
+	AttrK8sNamespaceName = "k8s.namespace.name"
+	AttrK8sWorkloadKind  = "k8s.workload.kind"
+	// The backend that answered a connection to a Service address (the
+	// destination address is the Service's, as the client used it).
+	AttrBackendAddr    = "ebpfflow.destination.backend.address"
+	AttrBackendPort    = "ebpfflow.destination.backend.port"
+	AttrBackendPodName = "ebpfflow.destination.backend.k8s.pod.name"
+)
+
+// Workload-edge metrics: source workload → destination workload:port,
+// servicegraph-style ("client" and "server" name the workloads, so a
+// service map can be drawn from the metrics alone). Each connection is
+// counted once in the cluster: by the node of its client, or by the node of
+// its server when the client is outside the cluster.
+const (
+	SideClient = "client"
+	SideServer = "server"
+
+	AttrEdgeClient = SideClient // the client workload's name
+	AttrEdgeServer = SideServer // the server workload's name (the backend's, for a Service)
+
+	// Names of edge ends that are no workload.
+	EdgeExternal = "external" // outside the cluster CIDRs
+	EdgeUnknown  = "unknown"  // inside them, but nothing the cluster view knows
+
+	MetricEdgeBytes        = "ebpfflow.edge.bytes"
+	MetricEdgeConnections  = "ebpfflow.edge.connections"
+	MetricEdgeConnFailures = "ebpfflow.edge.connection.failures"
+	MetricEdgeRTT          = "ebpfflow.edge.rtt"
+	MetricEdgeDrops        = "ebpfflow.edge.drops"
+	MetricEdgeDNSLookups   = "ebpfflow.edge.dns.lookups"
+)
+
 // Network attributes shared by flows, drops and DNS lookups.
 const (
 	AttrTransport   = "network.transport"
@@ -174,8 +212,10 @@ const (
 // Attribute keys of self-telemetry (collector internal metrics; the metric
 // names themselves are declared in each component's metadata.yaml).
 const (
-	SelfAttrProbe  = "probe"
-	SelfAttrCause  = "cause"
-	SelfAttrReason = "reason"
-	SelfAttrState  = "state"
+	SelfAttrProbe    = "probe"
+	SelfAttrCause    = "cause"
+	SelfAttrReason   = "reason"
+	SelfAttrState    = "state"
+	SelfAttrResource = "resource" // a Kubernetes resource the cluster view watches
+	SelfAttrResult   = "result"   // of a lookup
 )

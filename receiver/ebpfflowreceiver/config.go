@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/clusterview"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/pdatabuild"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/dropprobe"
@@ -58,7 +59,31 @@ type Config struct {
 	// it restarts from zero with a new start time if it comes back.
 	MetricSeriesIdleTimeout time.Duration `mapstructure:"metric_series_idle_timeout"`
 
+	// Kubernetes names the far end of every record from a view of the
+	// cluster kept by watches (source/destination.k8s.*), finds the backend
+	// behind Service addresses, and emits the workload-edge metrics.
+	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
+
 	_ struct{}
+}
+
+// KubernetesConfig controls the cluster view.
+type KubernetesConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// AuthType: serviceAccount (in a pod) or kubeConfig ($KUBECONFIG or
+	// ~/.kube/config, as kubectl reads it), as k8sattributes names them.
+	AuthType string `mapstructure:"auth_type"`
+	// Context picks a kubeconfig context (kubeConfig only; "" = current).
+	Context string `mapstructure:"context"`
+	// ServiceBackends looks up, in the node's connection tracking, the
+	// backend that answered each connection to a Service address (needs
+	// CAP_NET_ADMIN; kube-proxy in iptables or IPVS mode NATs there).
+	ServiceBackends bool `mapstructure:"service_backends"`
+	// AddressRetention is how long an address a pod released still names
+	// it for traffic from before: at least flush_interval plus
+	// flows.idle_timeout, the longest a record can trail its packets.
+	AddressRetention time.Duration `mapstructure:"address_retention"`
+	_                struct{}
 }
 
 // FlowsConfig controls network.flow records and the flow metrics.
@@ -119,6 +144,11 @@ func createDefaultConfig() *Config {
 		// memory for each of the flow and tcp maps.
 		MaxFlows:                65536,
 		MetricSeriesIdleTimeout: 5 * time.Minute,
+		Kubernetes: KubernetesConfig{
+			AuthType:         clusterview.AuthServiceAccount,
+			ServiceBackends:  true,
+			AddressRetention: 5 * time.Minute,
+		},
 	}
 }
 
@@ -160,6 +190,19 @@ func (cfg *Config) Validate() error {
 	if cfg.CgroupRoot != "" && !filepath.IsAbs(cfg.CgroupRoot) {
 		errs = append(errs, fmt.Errorf("cgroup_root: must be an absolute path, got %q", cfg.CgroupRoot))
 	}
+	if k := &cfg.Kubernetes; k.Enabled {
+		switch k.AuthType {
+		case clusterview.AuthServiceAccount, clusterview.AuthKubeConfig:
+		default:
+			errs = append(errs, fmt.Errorf("kubernetes.auth_type: must be %s or %s, got %q", clusterview.AuthServiceAccount, clusterview.AuthKubeConfig, k.AuthType))
+		}
+		if k.Context != "" && k.AuthType != clusterview.AuthKubeConfig {
+			errs = append(errs, fmt.Errorf("kubernetes.context: only with auth_type %s", clusterview.AuthKubeConfig))
+		}
+		if least := cfg.FlushInterval + cfg.Flows.IdleTimeout; k.AddressRetention < least {
+			errs = append(errs, fmt.Errorf("kubernetes.address_retention: must be at least flush_interval + flows.idle_timeout (%v), got %v", least, k.AddressRetention))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -197,6 +240,13 @@ func (cfg *Config) engineConfig() (engine.Config, error) {
 		ClusterCIDRs: prefixes,
 		CgroupRoot:   cfg.CgroupRoot,
 	}, nil
+}
+
+// viewConfig is what the cluster view runs with (without its client).
+// Validate has passed.
+func (cfg *Config) viewConfig() clusterview.Config {
+	prefixes, _ := cfg.clusterPrefixes()
+	return clusterview.Config{ClusterCIDRs: prefixes, Retention: cfg.Kubernetes.AddressRetention}
 }
 
 // builderConfig is what the pdata builder runs with.

@@ -30,6 +30,7 @@ func TestLoadConfig(t *testing.T) {
 	full.ClusterCIDRs = []string{"10.244.0.0/16", "10.96.0.0/12", "fd00:10::/56"}
 	full.MaxFlows = 131072
 	full.CgroupRoot = "/host/sys/fs/cgroup"
+	full.Kubernetes = KubernetesConfig{Enabled: true, AuthType: "kubeConfig", Context: "staging", AddressRetention: 2 * time.Minute}
 
 	tests := []struct {
 		name      string // the receiver's name in testdata/config.yaml
@@ -52,6 +53,9 @@ func TestLoadConfig(t *testing.T) {
 		{name: "unknown_ignore_reason", errSubstr: []string{`drops.ignore_reasons[1]: unknown drop reason "NETFILTER"`}},
 		{name: "nothing_enabled", errSubstr: []string{"flows.enabled, drops.enabled, dns.enabled: all false leaves nothing to observe"}},
 		{name: "unknown_key", errSubstr: []string{"flush_intervall"}, unmarshal: true},
+		{name: "kubernetes_bad_auth", errSubstr: []string{`kubernetes.auth_type: must be serviceAccount or kubeConfig, got "token"`}},
+		{name: "kubernetes_context_in_cluster", errSubstr: []string{"kubernetes.context: only with auth_type kubeConfig"}},
+		{name: "kubernetes_retention_too_short", errSubstr: []string{"kubernetes.address_retention: must be at least flush_interval + flows.idle_timeout (30s), got 25s"}},
 	}
 	for _, tt := range tests {
 		id := component.NewIDWithName(metadata.Type, tt.name)

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/clusterview"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
@@ -52,6 +53,7 @@ type ebpfflowReceiver struct {
 	cancel context.CancelFunc
 	eng    atomic.Pointer[engine.Node]
 	tr     *pdatabuild.Builder
+	view   *clusterview.View // nil without kubernetes.enabled
 
 	mu       sync.Mutex      // serialises reports (pdatabuild keeps cumulative state)
 	degraded map[string]bool // probes whose failure was reported as status
@@ -93,14 +95,31 @@ func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		r.set.Logger.Warn("no host name for host.name", zap.Error(err))
 	}
+	bcfg := r.cfg.builderConfig(r.set.BuildInfo.Version, os.Getenv(nodeNameEnv), hostName)
+	if r.cfg.Kubernetes.Enabled {
+		client, err := clusterview.NewClient(r.cfg.Kubernetes.AuthType, r.cfg.Kubernetes.Context)
+		if err != nil {
+			return fmt.Errorf("start ebpfflow receiver: kubernetes: %w", err)
+		}
+		vcfg := r.cfg.viewConfig()
+		vcfg.Client, vcfg.Logger = client, r.set.Logger
+		r.view = clusterview.New(vcfg)
+		bcfg.Peers = r.view
+		if r.cfg.Kubernetes.ServiceBackends {
+			engCfg.Services = r.view
+		}
+	}
 	r.host = host
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.tr = pdatabuild.New(time.Now(), r.cfg.builderConfig(r.set.BuildInfo.Version, os.Getenv(nodeNameEnv), hostName))
+	r.tr = pdatabuild.New(time.Now(), bcfg)
 
 	eng := engine.New(engCfg, r.set.Logger, r.consume)
 	if err := eng.Start(); err != nil {
 		r.cancel()
 		return errors.Join(fmt.Errorf("start ebpfflow receiver: %w", err), eng.Close())
+	}
+	if r.view != nil {
+		r.view.Start()
 	}
 	r.eng.Store(eng)
 	if err := r.registerTelemetry(eng.Stats); err != nil {
@@ -131,6 +150,9 @@ func (r *ebpfflowReceiver) Shutdown(ctx context.Context) error {
 		err = <-done
 	}
 	r.cancel()
+	if r.view != nil {
+		r.view.Close()
+	}
 	return err
 }
 
@@ -279,6 +301,48 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 			}
 			return nil
 		}),
+		tb.RegisterEbpfflowK8sWatchUpCallback(func(_ context.Context, o metric.Int64Observer) error {
+			if r.view != nil {
+				st := r.view.Stats()
+				for i, res := range clusterview.Resources {
+					o.Observe(b2i(st.Up[i]), metric.WithAttributes(attribute.String(semconv.SelfAttrResource, res)))
+				}
+			}
+			return nil
+		}),
+		tb.RegisterEbpfflowK8sObjectsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			if r.view != nil {
+				st := r.view.Stats()
+				for i, res := range clusterview.Resources {
+					o.Observe(int64(st.Objects[i]), metric.WithAttributes(attribute.String(semconv.SelfAttrResource, res)))
+				}
+			}
+			return nil
+		}),
+		tb.RegisterEbpfflowK8sLookupsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			if r.view != nil {
+				st := r.view.Stats()
+				for _, l := range [...]struct {
+					result string
+					n      uint64
+				}{{clusterview.ResultResolved, st.Resolved}, {clusterview.ResultUnresolved, st.Unresolved}, {clusterview.ResultExternal, st.External}} {
+					o.Observe(clamp(l.n), metric.WithAttributes(attribute.String(semconv.SelfAttrResult, l.result)))
+				}
+			}
+			return nil
+		}),
+		tb.RegisterEbpfflowServiceBackendLookupsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			if r.view != nil && r.cfg.Kubernetes.ServiceBackends {
+				b := stats().Backends
+				for _, l := range [...]struct {
+					result string
+					n      uint64
+				}{{"found", b.Found}, {"not_found", b.NotFound}, {"failed", b.Failed}} {
+					o.Observe(clamp(l.n), metric.WithAttributes(attribute.String(semconv.SelfAttrResult, l.result)))
+				}
+			}
+			return nil
+		}),
 		tb.RegisterEbpfflowMetricSeriesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(r.tr.Series())
 			return nil
@@ -290,6 +354,13 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 			return nil
 		}),
 	)
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func up(err error) int64 {

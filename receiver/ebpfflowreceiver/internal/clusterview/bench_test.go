@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
 )
 
 // fillView adds n pods of n/10 Deployments in 20 namespaces on n/30 nodes,

@@ -178,9 +178,6 @@ func New(cfg Config) *View {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	if cfg.Retention <= 0 {
-		cfg.Retention = 5 * time.Minute
-	}
 	v := &View{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -203,12 +200,11 @@ func New(cfg Config) *View {
 // traffic; zero: now). proto is the IP protocol number (6 TCP, 17 UDP),
 // needed for node ports. It never blocks on the API server.
 func (v *View) Resolve(proto uint8, addr netip.AddrPort, at time.Time) Endpoint {
-	a := addr.Addr().Unmap()
-	e := v.resolve(proto, a, addr.Port(), at)
+	e := v.Lookup(proto, addr, at)
 	switch {
 	case e.Found():
 		v.resolved.Add(1)
-	case v.inCluster(a):
+	case v.InCluster(addr.Addr().Unmap()):
 		v.unresolved.Add(1)
 	default:
 		v.external.Add(1)
@@ -216,7 +212,9 @@ func (v *View) Resolve(proto uint8, addr netip.AddrPort, at time.Time) Endpoint 
 	return e
 }
 
-func (v *View) resolve(proto uint8, a netip.Addr, port uint16, at time.Time) Endpoint {
+// Lookup is Resolve without counting the lookup in Stats.
+func (v *View) Lookup(proto uint8, addr netip.AddrPort, at time.Time) Endpoint {
+	a, port := addr.Addr().Unmap(), addr.Port()
 	if !a.IsValid() {
 		return Endpoint{}
 	}
@@ -269,7 +267,8 @@ func (v *View) IsService(proto uint8, addr netip.AddrPort) bool {
 	return false
 }
 
-func (v *View) inCluster(a netip.Addr) bool {
+// InCluster reports whether a is inside the cluster CIDRs.
+func (v *View) InCluster(a netip.Addr) bool {
 	for _, p := range v.cfg.ClusterCIDRs {
 		if p.Contains(a) {
 			return true

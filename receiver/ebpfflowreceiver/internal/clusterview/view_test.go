@@ -48,12 +48,12 @@ func storeOf(v *View, resource string) *store {
 
 type podSpec struct {
 	name, ns, uid, node, ip string
-	created             time.Time
-	owner               *metav1.OwnerReference
-	labels              map[string]string
-	hostNetwork         bool
-	terminating         bool
-	phase               corev1.PodPhase
+	created                 time.Time
+	owner                   *metav1.OwnerReference
+	labels                  map[string]string
+	hostNetwork             bool
+	terminating             bool
+	phase                   corev1.PodPhase
 }
 
 func makePod(s podSpec) *corev1.Pod {
@@ -139,7 +139,6 @@ func TestWorkloadOf(t *testing.T) {
 		t.Errorf("non-controller owner: %+v", got)
 	}
 }
-
 
 // TestIPReuse: a pod deleted and its address handed to a new pod; the
 // old name is never shown for traffic after the handover, and traffic
@@ -409,4 +408,3 @@ func TestWatchStateLogsOncePerChange(t *testing.T) {
 		t.Errorf("up: %v", up)
 	}
 }
-

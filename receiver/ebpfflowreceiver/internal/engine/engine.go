@@ -42,6 +42,12 @@ type Config struct {
 	DNS           DNSConfig
 	ClusterCIDRs  []netip.Prefix // destinations inside are ScopeCluster
 	CgroupRoot    string         // cgroup v2 mount to attach to; "" = found in /proc/mounts
+	// Services, when set, turns on backend lookups: a client connection or
+	// DNS query to one of its addresses gets the backend that answered
+	// (Flow.Backend, DNSLookup.Backend) from the node's connection
+	// tracking. Wiring rather than a setting: the receiver passes its
+	// cluster view when kubernetes.service_backends is on.
+	Services ServiceAddresses
 }
 
 // FlowsConfig drives the flow and tcp probes and the flow table.
@@ -93,6 +99,7 @@ type Stats struct {
 	Evicted     uint64 // cumulative flows lost to LRU eviction
 	DNS         dnsmatch.Stats
 	DNSPending  int // queries awaiting an answer
+	Backends    BackendStats
 }
 
 // Sources are what the flush loop reads; the Linux probes implement them,
@@ -172,6 +179,10 @@ type Node struct {
 	// flowOwnerErr is why the flow probe runs without its owner program
 	// (set by start, read-only afterwards).
 	flowOwnerErr error
+	// backends looks up Service backends (nil: off); backendsErr is why
+	// they are off although asked for. Set by start.
+	backends    *backends
+	backendsErr error
 
 	active      atomic.Int64
 	evicted     atomic.Uint64
@@ -333,6 +344,9 @@ func (e *Node) flush(now time.Time) {
 	}
 	e.ownLookups(lookups, res.Report.Flows)
 	res.Report.DNS = lookups
+	if e.backends != nil {
+		e.backends.annotate(res.Report.Flows, lookups)
+	}
 	e.sink(res.Report)
 }
 
@@ -428,6 +442,10 @@ func (e *Node) Stats() Stats {
 	if e.flows != nil {
 		st.Parts = map[string]error{ProbeFlowOwner: e.flowOwnerErr}
 	}
+	if e.backends != nil {
+		st.Backends = e.backends.stats()
+	}
+	st.Backends.Err = e.backendsErr
 	for _, s := range slots {
 		ps := ProbeStats{Err: s.err}
 		if s.p != nil {
@@ -489,6 +507,11 @@ func (e *Node) closeProbes() error {
 		}
 	}
 	e.flows, e.tcp, e.drops, e.dns = nil, nil, nil, nil
+	if e.backends != nil {
+		if err := e.backends.ct.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -3,12 +3,14 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/cilium/ebpf/rlimit"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/conntrack"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/dnsmatch"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/identity"
@@ -129,9 +131,29 @@ func (e *Node) start() error {
 		}
 	}
 	e.table = flowtable.New(cfg)
+	if e.cfg.Services != nil {
+		ct, err := conntrack.Open()
+		if err != nil {
+			e.backendsErr = fmt.Errorf("service backends: %w", err)
+			e.log.Warn("connections to Services carry no backend: cannot query connection tracking (needs CAP_NET_ADMIN)", zap.Error(err))
+		} else {
+			e.backends = newBackends(e.cfg.Services, conntrackSource{ct})
+		}
+	}
 	e.log.Info("ebpfflow engine started", zap.String("cgroup2", pre.CgroupV2Root),
 		zap.Strings("probes", live), zap.Strings("failed_probes", down), zap.Duration("flush_interval", e.cfg.FlushInterval))
 	return nil
+}
+
+// conntrackSource is the node's connection tracking as a replySource.
+type conntrackSource struct{ *conntrack.Client }
+
+func (c conntrackSource) ReplySource(proto uint8, src, dst netip.AddrPort) (netip.AddrPort, bool, error) {
+	ap, err := c.Client.ReplySource(proto, src, dst)
+	if errors.Is(err, conntrack.ErrNotFound) {
+		return netip.AddrPort{}, false, nil
+	}
+	return ap, err == nil, err
 }
 
 // addSlot records a probe. On error p is a typed nil and is not kept.

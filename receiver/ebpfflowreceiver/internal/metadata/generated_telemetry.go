@@ -25,16 +25,20 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                       metric.Meter
-	mu                          sync.Mutex
-	registrations               []metric.Registration
-	EbpfflowDNSPending          metric.Int64ObservableGauge
-	EbpfflowEvents              metric.Int64ObservableCounter
-	EbpfflowEventsLost          metric.Int64ObservableCounter
-	EbpfflowFlowsActive         metric.Int64ObservableGauge
-	EbpfflowMetricSeries        metric.Int64ObservableGauge
-	EbpfflowMetricSeriesEvicted metric.Int64ObservableCounter
-	EbpfflowProbeUp             metric.Int64ObservableGauge
+	meter                         metric.Meter
+	mu                            sync.Mutex
+	registrations                 []metric.Registration
+	EbpfflowDNSPending            metric.Int64ObservableGauge
+	EbpfflowEvents                metric.Int64ObservableCounter
+	EbpfflowEventsLost            metric.Int64ObservableCounter
+	EbpfflowFlowsActive           metric.Int64ObservableGauge
+	EbpfflowK8sLookups            metric.Int64ObservableCounter
+	EbpfflowK8sObjects            metric.Int64ObservableGauge
+	EbpfflowK8sWatchUp            metric.Int64ObservableGauge
+	EbpfflowMetricSeries          metric.Int64ObservableGauge
+	EbpfflowMetricSeriesEvicted   metric.Int64ObservableCounter
+	EbpfflowProbeUp               metric.Int64ObservableGauge
+	EbpfflowServiceBackendLookups metric.Int64ObservableCounter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -108,6 +112,51 @@ func (builder *TelemetryBuilder) RegisterEbpfflowFlowsActiveCallback(cb metric.I
 	return nil
 }
 
+// RegisterEbpfflowK8sLookupsCallback sets callback for observable EbpfflowK8sLookups metric.
+func (builder *TelemetryBuilder) RegisterEbpfflowK8sLookupsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.EbpfflowK8sLookups, obs: o})
+		return nil
+	}, builder.EbpfflowK8sLookups)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterEbpfflowK8sObjectsCallback sets callback for observable EbpfflowK8sObjects metric.
+func (builder *TelemetryBuilder) RegisterEbpfflowK8sObjectsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.EbpfflowK8sObjects, obs: o})
+		return nil
+	}, builder.EbpfflowK8sObjects)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterEbpfflowK8sWatchUpCallback sets callback for observable EbpfflowK8sWatchUp metric.
+func (builder *TelemetryBuilder) RegisterEbpfflowK8sWatchUpCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.EbpfflowK8sWatchUp, obs: o})
+		return nil
+	}, builder.EbpfflowK8sWatchUp)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterEbpfflowMetricSeriesCallback sets callback for observable EbpfflowMetricSeries metric.
 func (builder *TelemetryBuilder) RegisterEbpfflowMetricSeriesCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -144,6 +193,21 @@ func (builder *TelemetryBuilder) RegisterEbpfflowProbeUpCallback(cb metric.Int64
 		cb(ctx, &observerInt64{inst: builder.EbpfflowProbeUp, obs: o})
 		return nil
 	}, builder.EbpfflowProbeUp)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterEbpfflowServiceBackendLookupsCallback sets callback for observable EbpfflowServiceBackendLookups metric.
+func (builder *TelemetryBuilder) RegisterEbpfflowServiceBackendLookupsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.EbpfflowServiceBackendLookups, obs: o})
+		return nil
+	}, builder.EbpfflowServiceBackendLookups)
 	if err != nil {
 		return err
 	}
@@ -205,6 +269,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{flow}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.EbpfflowK8sLookups, err = builder.meter.Int64ObservableCounter(
+		"otelcol_ebpfflow_k8s_lookups",
+		metric.WithDescription("Addresses of records looked up in the cluster view, by result (resolved; unresolved = inside cluster_cidrs but unknown to the view; external = outside them). [Alpha]"),
+		metric.WithUnit("{lookup}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfflowK8sObjects, err = builder.meter.Int64ObservableGauge(
+		"otelcol_ebpfflow_k8s_objects",
+		metric.WithDescription("Objects of the resource the cluster view holds (endpointslices only those with headless or non-pod endpoints). [Alpha]"),
+		metric.WithUnit("{object}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfflowK8sWatchUp, err = builder.meter.Int64ObservableGauge(
+		"otelcol_ebpfflow_k8s_watch_up",
+		metric.WithDescription("1 while the cluster view's last list or watch of the resource succeeded, 0 while the API server is unreachable or RBAC denies it (peers are then named from the view as last seen, or not at all before the first list). [Alpha]"),
+		metric.WithUnit("1"),
+	)
+	errs = errors.Join(errs, err)
 	builder.EbpfflowMetricSeries, err = builder.meter.Int64ObservableGauge(
 		"otelcol_ebpfflow_metric_series",
 		metric.WithDescription("Cumulative metric series currently held by the receiver. [Alpha]"),
@@ -221,6 +303,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfflow_probe_up",
 		metric.WithDescription("1 when the probe is attached and running, 0 when it failed and the receiver runs degraded without it. flow_owner is the flow probe's socket-owner program, which a kernel may refuse alone; at 0 flows carry no process.pid or process.executable.name. [Alpha]"),
 		metric.WithUnit("1"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfflowServiceBackendLookups, err = builder.meter.Int64ObservableCounter(
+		"otelcol_ebpfflow_service_backend_lookups",
+		metric.WithDescription("Connections to Service addresses whose backend was looked up in the node's connection tracking, by result (found; not_found = untracked or not translated on this node; failed = the lookup itself failed). [Alpha]"),
+		metric.WithUnit("{lookup}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

@@ -75,6 +75,10 @@ type Flow struct {
 	Resets      uint32 // resets sent or received in this interval
 	Dropped     bool   // packets of this flow were dropped in this interval
 	Scope       Scope
+	// Backend is where a connection to a Service address (Dest) really
+	// went: the address that answered after the node's DNAT. Zero when Dest
+	// is not a Service address or the backend is unknown.
+	Backend netip.AddrPort
 
 	Start  time.Time // first packet of the flow
 	End    time.Time // last packet seen (or close time)
@@ -113,6 +117,7 @@ type DNSLookup struct {
 	Client    netip.AddrPort // the asking socket
 	Server    netip.AddrPort // where the query was sent
 	Responder netip.AddrPort // where the answer came from when not Server (zero otherwise)
+	Backend   netip.AddrPort // the resolver behind Server when Server is a Service address (zero otherwise)
 
 	ID      uint16
 	Name    string   // question name without the trailing dot ("." for the root)

@@ -120,6 +120,10 @@ type Config struct {
 	// MaxSeries bounds the cumulative metric series held; increments of
 	// new series beyond it are lost and counted.
 	MaxSeries int
+	// Peers, when set, names the far end of every record in the cluster
+	// ({side}.k8s.*) and turns on the workload-edge metrics. Wiring rather
+	// than a setting: the receiver passes its cluster view.
+	Peers Peers
 }
 
 // Builder converts reports into pdata. It holds the cumulative metric
@@ -178,17 +182,25 @@ func (t *Builder) Logs(r observed.Report) plog.Logs {
 	}
 	for i := range r.Flows {
 		f := &r.Flows[i]
+		side, p := t.flowPeer(f, true)
 		lr := records(f.Local).AppendEmpty()
-		lr.Attributes().EnsureCapacity(flowAttrCount(f))
+		lr.Attributes().EnsureCapacity(flowAttrCount(f) + p.attrCount(side == semconv.SideDestination))
 		newEvent(lr, semconv.EventFlow, now)
 		t.putFlow(lr.Attributes(), f)
+		putSide(lr.Attributes(), side, &p)
 	}
 	for i := range r.Drops {
 		d := &r.Drops[i]
+		// A dropped packet may belong to no local socket: both ends are
+		// named.
+		src := t.peerOf(d.Transport, d.Source, netip.AddrPort{}, d.Time)
+		dst := t.peerOf(d.Transport, d.Dest, netip.AddrPort{}, d.Time)
 		lr := records(d.Local).AppendEmpty()
-		lr.Attributes().EnsureCapacity(dropAttrCount(d))
+		lr.Attributes().EnsureCapacity(dropAttrCount(d) + src.attrCount(false) + dst.attrCount(true))
 		newEvent(lr, semconv.EventDrop, now)
 		t.putDrop(lr.Attributes(), d)
+		putSide(lr.Attributes(), semconv.SideSource, &src)
+		putSide(lr.Attributes(), semconv.SideDestination, &dst)
 	}
 	t.dnsLogs(&r, now, records)
 	return ld

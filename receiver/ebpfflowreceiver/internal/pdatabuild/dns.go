@@ -123,8 +123,10 @@ func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 		sp.SetSpanID(t.spanID())
 		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(l.Start))
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(l.Start.Add(l.Duration)))
-		sp.Attributes().EnsureCapacity(dnsAttrCount(l) - 1)
+		p := t.dnsPeer(l)
+		sp.Attributes().EnsureCapacity(dnsAttrCount(l) - 1 + p.attrCount(true))
 		t.putDNS(sp.Attributes(), l)
+		putSide(sp.Attributes(), semconv.SideDestination, &p)
 		if l.RCode != semconv.DNSRCodeOK {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 			sp.Status().SetMessage(l.RCode)
@@ -141,8 +143,9 @@ func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 func (t *Builder) dnsLogs(r *observed.Report, now pcommon.Timestamp, records func(observed.Workload) plog.LogRecordSlice) {
 	for i := range r.DNS {
 		l := &r.DNS[i]
+		p := t.dnsPeer(l)
 		lr := records(l.Local).AppendEmpty()
-		lr.Attributes().EnsureCapacity(dnsAttrCount(l))
+		lr.Attributes().EnsureCapacity(dnsAttrCount(l) + p.attrCount(true))
 		newEvent(lr, semconv.EventDNS, pcommon.NewTimestampFromTime(l.Start.Add(l.Duration)))
 		lr.SetObservedTimestamp(now)
 		if l.RCode != semconv.DNSRCodeOK {
@@ -153,7 +156,14 @@ func (t *Builder) dnsLogs(r *observed.Report, now pcommon.Timestamp, records fun
 			lr.SetSeverityText("INFO")
 		}
 		t.putDNS(lr.Attributes(), l)
+		putSide(lr.Attributes(), semconv.SideDestination, &p)
 	}
+}
+
+// dnsPeer resolves a lookup's resolver (the destination of the query; the
+// asking pod is the resource).
+func (t *Builder) dnsPeer(l *observed.DNSLookup) peer {
+	return t.peerOf(l.Transport, l.Server, l.Backend, l.Start)
 }
 
 // traceID and spanID are random, as W3C trace context requires; a fast

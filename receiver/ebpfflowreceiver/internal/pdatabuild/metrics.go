@@ -25,6 +25,12 @@ const (
 	metricConnFailures
 	metricDrops
 	metricDNSDuration
+	metricEdgeBytes
+	metricEdgeConnections
+	metricEdgeConnFailures
+	metricEdgeRTT
+	metricEdgeDrops
+	metricEdgeDNSLookups
 )
 
 // metricDefs is indexed by metricID; emission follows this order.
@@ -39,6 +45,13 @@ var metricDefs = [...]struct {
 	metricConnFailures: {semconv.MetricTCPConnFailures, "{connection}", "TCP connections that ended refused or timed out."},
 	metricDrops:        {semconv.MetricDrops, "{packet}", "Packets the kernel dropped, by drop reason."},
 	metricDNSDuration:  {semconv.MetricDNSDuration, "s", "Time from a DNS query leaving the asking socket to its answer arriving; unanswered queries count with the configured timeout and error.type TIMEOUT."},
+
+	metricEdgeBytes:        {semconv.MetricEdgeBytes, "By", "Bytes between a client workload and a server workload (IP layer), transmit = client to server, receive = server to client; each connection counted once in the cluster."},
+	metricEdgeConnections:  {semconv.MetricEdgeConnections, "{connection}", "Connections opened from a client workload to a server workload."},
+	metricEdgeConnFailures: {semconv.MetricEdgeConnFailures, "{connection}", "Connections from a client workload to a server workload that ended refused or timed out."},
+	metricEdgeRTT:          {semconv.MetricEdgeRTT, "s", "Smoothed TCP round-trip time seen by the client of a workload edge, one sample per connection per flush interval."},
+	metricEdgeDrops:        {semconv.MetricEdgeDrops, "{packet}", "Packets of a workload edge the kernel dropped, by drop reason."},
+	metricEdgeDNSLookups:   {semconv.MetricEdgeDNSLookups, "{lookup}", "DNS lookups from a client workload to a resolver workload; error.type is the response code when not NOERROR (TIMEOUT when unanswered)."},
 }
 
 // rttBounds are the explicit bucket bounds of ebpfflow.tcp.rtt in seconds:
@@ -52,7 +65,7 @@ var dnsBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0
 // histogramBounds returns the bucket bounds of a histogram metric, nil for sums.
 func histogramBounds(id metricID) []float64 {
 	switch id {
-	case metricRTT:
+	case metricRTT, metricEdgeRTT:
 		return rttBounds
 	case metricDNSDuration:
 		return dnsBounds
@@ -76,6 +89,15 @@ type edge struct {
 	server     string // server.address: the resolver of dns.lookup.duration
 	qtype      string
 	qname      string // only when enabled (cardinality)
+
+	// The far end's workload on per-workload metrics, when the cluster
+	// view names it (it replaces peerPodUID then: bounded by workloads).
+	peerSide, peerNS, peerWorkload, peerKind, peerService string
+
+	// Workload-edge metrics (resource: the node).
+	clientWL, clientNS, clientKind            string
+	serverWL, serverNS, serverKind, serverSvc string
+	serverPort                                uint16
 }
 
 type seriesKey struct {
@@ -135,9 +157,15 @@ func (t *Builder) Metrics(r observed.Report) pmetric.Metrics {
 	for i := range r.Drops {
 		d := &r.Drops[i]
 		t.add(metricResource(d.Local), metricDrops, edge{transport: d.Transport.String(), reason: d.Reason}, d.Count)
+		if t.cfg.Peers != nil {
+			t.addEdgeDrop(d)
+		}
 	}
 	for i := range r.DNS {
 		t.addDNS(&r.DNS[i])
+		if t.cfg.Peers != nil {
+			t.addEdgeDNS(&r.DNS[i])
+		}
 	}
 	t.evictIdle()
 	md := t.emit(t.now)
@@ -155,9 +183,17 @@ func (t *Builder) addFlow(f *observed.Flow) {
 	if f.Scope != 0 {
 		e.scope = f.Scope.String()
 	}
-	if f.Remote != nil && f.Remote.PodUID != "" {
+	var p peer
+	if t.cfg.Peers != nil {
+		e.peerSide, p = t.flowPeer(f, false)
+		e.peerNS, e.peerWorkload, e.peerKind, e.peerService = p.workload()
+	}
+	if f.Remote != nil && f.Remote.PodUID != "" && e.peerWorkload == "" {
 		e.peerKey = peerSide(f.LocalRole) + "." + semconv.AttrPodUID
 		e.peerPodUID = f.Remote.PodUID
+	}
+	if t.cfg.Peers != nil {
+		t.addEdgeFlow(f, &p)
 	}
 	// The source is the initiator: the local end when it is the client.
 	txBytes, txPackets, rxBytes, rxPackets := f.SourceBytes, f.SourcePackets, f.DestBytes, f.DestPackets
@@ -330,6 +366,28 @@ func putEdge(m pcommon.Map, e *edge) {
 	if e.peerKey != "" {
 		m.PutStr(e.peerKey, e.peerPodUID)
 	}
+	if e.peerSide != "" {
+		k := &sourceKeys
+		if e.peerSide == semconv.SideDestination {
+			k = &destinationKeys
+		}
+		putNonEmpty(m, k.namespace, e.peerNS)
+		putNonEmpty(m, k.workload, e.peerWorkload)
+		putNonEmpty(m, k.kind, e.peerKind)
+		putNonEmpty(m, k.service, e.peerService)
+	}
+	if e.clientWL != "" {
+		m.PutStr(semconv.AttrEdgeClient, e.clientWL)
+		putNonEmpty(m, clientKeys.namespace, e.clientNS)
+		putNonEmpty(m, clientKeys.kind, e.clientKind)
+		m.PutStr(semconv.AttrEdgeServer, e.serverWL)
+		putNonEmpty(m, serverKeys.namespace, e.serverNS)
+		putNonEmpty(m, serverKeys.kind, e.serverKind)
+		putNonEmpty(m, serverKeys.service, e.serverSvc)
+		if e.serverPort != 0 {
+			m.PutInt(semconv.AttrServerPort, int64(e.serverPort))
+		}
+	}
 	if e.cause != "" {
 		m.PutStr(semconv.AttrFlowCloseCause, e.cause)
 	}
@@ -372,6 +430,19 @@ func compareKeys(a, b seriesKey) int {
 		cmp.Compare(x.server, y.server),
 		cmp.Compare(x.qtype, y.qtype),
 		cmp.Compare(x.qname, y.qname),
+		cmp.Compare(x.peerSide, y.peerSide),
+		cmp.Compare(x.peerNS, y.peerNS),
+		cmp.Compare(x.peerWorkload, y.peerWorkload),
+		cmp.Compare(x.peerKind, y.peerKind),
+		cmp.Compare(x.peerService, y.peerService),
+		cmp.Compare(x.clientWL, y.clientWL),
+		cmp.Compare(x.clientNS, y.clientNS),
+		cmp.Compare(x.clientKind, y.clientKind),
+		cmp.Compare(x.serverWL, y.serverWL),
+		cmp.Compare(x.serverNS, y.serverNS),
+		cmp.Compare(x.serverKind, y.serverKind),
+		cmp.Compare(x.serverSvc, y.serverSvc),
+		cmp.Compare(x.serverPort, y.serverPort),
 	)
 }
 
