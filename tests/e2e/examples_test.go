@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -23,28 +25,51 @@ func TestConfigsValidate(t *testing.T) {
 	if err != nil || len(configs) == 0 {
 		t.Fatalf("no example configs: %v", err)
 	}
-	// The collector config embedded in the DaemonSet's ConfigMap.
-	manifest, err := os.ReadFile("../../distribution/k8s/daemonset.yaml")
+	// The collector config embedded in the DaemonSet's ConfigMap, and the
+	// flags the DaemonSet runs it with.
+	manifest, err := os.ReadFile("../../distribution/k8s/ebpfflow.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	configMaps := 0
+	var daemonSetArgs []string
 	for _, doc := range splitYAML(manifest) {
-		var cm struct {
+		var obj struct {
 			Kind string
 			Data map[string]string
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct{ Args []string }
+					}
+				}
+			}
 		}
-		if yaml.Unmarshal(doc, &cm) == nil && cm.Kind == "ConfigMap" {
+		if yaml.Unmarshal(doc, &obj) != nil {
+			continue
+		}
+		switch obj.Kind {
+		case "ConfigMap":
 			path := filepath.Join(t.TempDir(), "daemonset-configmap.yaml")
-			if err := os.WriteFile(path, []byte(cm.Data["config.yaml"]), 0o644); err != nil {
+			if err := os.WriteFile(path, []byte(obj.Data["config.yaml"]), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			configs = append(configs, path)
 			configMaps++
+		case "DaemonSet":
+			for _, a := range obj.Spec.Template.Spec.Containers[0].Args {
+				if strings.HasPrefix(a, "--feature-gates=") {
+					daemonSetArgs = append(daemonSetArgs, a)
+				}
+			}
 		}
 	}
 	if configMaps != 1 {
-		t.Fatalf("distribution/k8s/daemonset.yaml: %d ConfigMaps with a config.yaml, want 1", configMaps)
+		t.Fatalf("distribution/k8s/ebpfflow.yaml: %d ConfigMaps with a config.yaml, want 1", configMaps)
+	}
+	// The DaemonSet runs the collector with the gate its health check needs.
+	if !slices.Contains(daemonSetArgs, "--feature-gates=+"+healthGate) {
+		t.Errorf("distribution/k8s/ebpfflow.yaml: the DaemonSet's feature gates %v lack %s", daemonSetArgs, healthGate)
 	}
 	for _, cfg := range configs {
 		t.Run(filepath.Base(cfg), func(t *testing.T) {
