@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,16 +66,31 @@ type Collector struct {
 // that exits on its own or with a non-zero status fails the test.
 func StartCollector(t testing.TB, bin, dir, config string, healthPort, metricsPort int, env ...string) *Collector {
 	t.Helper()
-	return StartCollectorArgs(t, bin, dir, config, healthPort, metricsPort, nil, env...)
+	return StartCollectorWith(t, bin, dir, config, healthPort, metricsPort, CollectorOptions{}, env...)
 }
 
 // StartCollectorArgs is StartCollector with extra command-line arguments
 // (e.g. --feature-gates=…) before --config.
 func StartCollectorArgs(t testing.TB, bin, dir, config string, healthPort, metricsPort int, args []string, env ...string) *Collector {
 	t.Helper()
+	return StartCollectorWith(t, bin, dir, config, healthPort, metricsPort, CollectorOptions{Args: args}, env...)
+}
+
+// CollectorOptions are what some configs need beyond StartCollector's.
+type CollectorOptions struct {
+	Args       []string // more command-line arguments (--feature-gates=…), before --config
+	HealthPath string   // health_check's path, "/" by default
+}
+
+// StartCollectorWith is StartCollector with options.
+func StartCollectorWith(t testing.TB, bin, dir, config string, healthPort, metricsPort int, opts CollectorOptions, env ...string) *Collector {
+	t.Helper()
+	if opts.HealthPath == "" {
+		opts.HealthPath = "/"
+	}
 	c := &Collector{
 		Dir:        dir,
-		HealthURL:  fmt.Sprintf("http://127.0.0.1:%d/", healthPort),
+		HealthURL:  fmt.Sprintf("http://127.0.0.1:%d%s", healthPort, opts.HealthPath),
 		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
 		exited:     make(chan struct{}),
 	}
@@ -86,7 +102,7 @@ func StartCollectorArgs(t testing.TB, bin, dir, config string, healthPort, metri
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Cmd = exec.Command(bin, append(args, "--config="+cfg)...)
+	c.Cmd = exec.Command(bin, append(slices.Clone(opts.Args), "--config="+cfg)...)
 	c.Cmd.Env = append(os.Environ(), env...)
 	c.Cmd.Stdout, c.Cmd.Stderr = logf, logf
 	start := time.Now()

@@ -53,23 +53,8 @@ func NewPodPair(t testing.TB, na, nb string, net int) (a, b *Pod) {
 	tag := fmt.Sprintf("%d", os.Getpid()%100000)
 	a = &Pod{Name: na, IP4: netip.MustParseAddr(fmt.Sprintf("10.%d.0.10", net)), IP6: netip.MustParseAddr(fmt.Sprintf("fd00:%d::10", net))}
 	b = &Pod{Name: nb, IP4: netip.MustParseAddr(fmt.Sprintf("10.%d.0.20", net)), IP6: netip.MustParseAddr(fmt.Sprintf("fd00:%d::20", net))}
-	tree := &cgroupTree{}
-	t.Cleanup(func() { tree.remove(t) })
 	for _, p := range []*Pod{a, b} {
-		p.Netns = "ebpfflow-e2e-" + p.Name + "-" + tag
-		p.UID = newUUID()
-		p.ContainerID = RandomHex(32)
-		// kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid_>.slice/cri-containerd-<id>.scope
-		podSlice := "kubepods-besteffort-pod" + strings.ReplaceAll(p.UID, "-", "_") + ".slice"
-		p.Cgroup = filepath.Join(root, "kubepods.slice", "kubepods-besteffort.slice", podSlice,
-			"cri-containerd-"+p.ContainerID+".scope")
-		if err := tree.mkdirAll(root, p.Cgroup); err != nil {
-			t.Fatal(err)
-		}
-		_ = exec.Command("ip", "netns", "del", p.Netns).Run()
-		Run(t, "ip", "netns", "add", p.Netns)
-		ns := p.Netns
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		p.newSandbox(t, root, newUUID(), "ebpfflow-e2e-"+p.Name+"-"+tag)
 	}
 	const macA, macB = "02:00:0a:c9:00:01", "02:00:0a:c9:00:02"
 	va, vb := "eb"+na+tag, "eb"+nb+tag // interface names: at most 15 bytes
@@ -89,6 +74,36 @@ func NewPodPair(t testing.TB, na, nb string, net int) (a, b *Pod) {
 		Run(t, "ip", "-n", n, "neigh", "replace", x.peer.IP6.String(), "lladdr", x.peerMAC, "dev", "eth0", "nud", "permanent")
 	}
 	return a, b
+}
+
+// NewPod makes the sandbox of a pod whose uid the API server gave: a
+// network namespace named netns with lo up (its other links are the
+// caller's) and the kubelet-style cgroup of that uid with a new container
+// id. Both are removed at cleanup, processes left in the cgroup killed.
+func NewPod(t testing.TB, name, uid, netns string) *Pod {
+	t.Helper()
+	p := &Pod{Name: name}
+	p.newSandbox(t, CgroupV2Mount(t), uid, netns)
+	Run(t, "ip", "-n", p.Netns, "link", "set", "lo", "up")
+	return p
+}
+
+func (p *Pod) newSandbox(t testing.TB, root, uid, netns string) {
+	t.Helper()
+	p.Netns, p.UID, p.ContainerID = netns, uid, RandomHex(32)
+	// kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid_>.slice/cri-containerd-<id>.scope
+	podSlice := "kubepods-besteffort-pod" + strings.ReplaceAll(p.UID, "-", "_") + ".slice"
+	p.Cgroup = filepath.Join(root, "kubepods.slice", "kubepods-besteffort.slice", podSlice,
+		"cri-containerd-"+p.ContainerID+".scope")
+	tree := &cgroupTree{}
+	t.Cleanup(func() { tree.remove(t) })
+	if err := tree.mkdirAll(root, p.Cgroup); err != nil {
+		t.Fatal(err)
+	}
+	_ = exec.Command("ip", "netns", "del", p.Netns).Run()
+	Run(t, "ip", "netns", "add", p.Netns)
+	ns := p.Netns
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 }
 
 // cgroupTree lists directories a test made, removed in reverse order.

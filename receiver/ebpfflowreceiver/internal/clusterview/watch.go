@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -23,6 +24,13 @@ import (
 // pruneInterval is how often released addresses past the retention are
 // forgotten.
 const pruneInterval = 30 * time.Second
+
+// retryBackoff paces the retries of a failed list or watch. client-go's
+// default grows to 30 s, so after an outage of the API server a view could
+// stay stale for up to a minute (a retry, then the server still warming its
+// watch cache, then another); a 10 s cap with full jitter bounds that while
+// keeping a fleet of agents from retrying in step.
+var retryBackoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 1, Steps: 10, Cap: 10 * time.Second}
 
 // source is one watched resource: how to list and watch it, and how its
 // objects change the view.
@@ -159,9 +167,11 @@ func (v *View) run(ctx context.Context) {
 				return w, err
 			},
 		}
+		backoff := retryBackoff
 		r := cache.NewReflectorWithOptions(lw, src.example, &store{v: v, src: src}, cache.ReflectorOptions{
-			Name:   "ebpfflow-" + Resources[src.index],
-			Logger: &quiet,
+			Name:    "ebpfflow-" + Resources[src.index],
+			Logger:  &quiet,
+			Backoff: &backoff,
 		})
 		wg.Add(1)
 		go func() {
