@@ -184,6 +184,10 @@ func (t *Extractor) dns(a pcommon.Map, ts int64) {
 	rcode := str(a, semconv.AttrDNSRCode)
 	timeout := rcode == "TIMEOUT"
 	failed := rcode != "" && rcode != "NOERROR" && rcode != "NXDOMAIN" && !timeout
+	// The resolver by its workload or Service when the cluster view named it.
+	if v := firstStr(a, semconv.OnSide(semconv.SideDestination, semconv.AttrK8sWorkloadName), semconv.OnSide(semconv.SideDestination, semconv.AttrK8sServiceName)); v != "" {
+		server = v
+	}
 	ek := anomaly.EdgeKey{Family: anomaly.FamilyDNS, A: server}
 	if s := t.series(DNSTimeouts, ek, ""); s != nil {
 		t.e.AddRatio(s, ts, b2f(timeout), 1)
@@ -620,24 +624,31 @@ func numberValue(dp pmetric.NumberDataPoint) float64 {
 	return dp.DoubleValue()
 }
 
-// Names of the sides of an edge: a k8s name from the record where the
-// receiver (or an enricher) put one; for the side on this node, the
-// resource's workload (k8sattributes puts it there); else the address.
+// Names of the sides of an edge: workload edges wherever the names are
+// known. The far side's workload from the record (the receiver's cluster
+// view puts it there: for a Service address, the workload of the backend
+// that answered, so traffic sent to the wrong pods shows as another edge),
+// else its Service, pod or node; for the side on this node, the resource's
+// workload (k8sattributes puts it there, by the same naming rules as the
+// view), else its pod or executable — not its service.name, which the peer's
+// side of the same connection cannot carry (the client's and the server's
+// records of one connection would be two edges); else the address.
 var (
 	sideNameKeys = map[string][]string{
-		semconv.SideSource:      {semconv.OnSide(semconv.SideSource, semconv.AttrK8sWorkloadName), semconv.OnSide(semconv.SideSource, semconv.AttrPodName)},
-		semconv.SideDestination: {semconv.OnSide(semconv.SideDestination, semconv.AttrK8sServiceName), semconv.OnSide(semconv.SideDestination, semconv.AttrK8sWorkloadName), semconv.OnSide(semconv.SideDestination, semconv.AttrPodName)},
+		semconv.SideSource: {semconv.OnSide(semconv.SideSource, semconv.AttrK8sWorkloadName), semconv.OnSide(semconv.SideSource, semconv.AttrPodName),
+			semconv.OnSide(semconv.SideSource, semconv.AttrNodeName)},
+		semconv.SideDestination: {semconv.OnSide(semconv.SideDestination, semconv.AttrK8sWorkloadName), semconv.OnSide(semconv.SideDestination, semconv.AttrK8sServiceName),
+			semconv.OnSide(semconv.SideDestination, semconv.AttrPodName), semconv.OnSide(semconv.SideDestination, semconv.AttrNodeName)},
+	}
+	localNameKeys = []string{
+		semconv.AttrDeploymentName, semconv.AttrStatefulSetName, semconv.AttrDaemonSetName, semconv.AttrCronJobName, semconv.AttrJobName,
+		semconv.AttrPodName, semconv.AttrProcessExecName,
 	}
 	resourceNameKeys = []string{
 		semconv.AttrServiceName, semconv.AttrDeploymentName, semconv.AttrStatefulSetName, semconv.AttrDaemonSetName,
 		semconv.AttrCronJobName, semconv.AttrJobName, semconv.AttrPodName, semconv.AttrProcessExecName,
 	}
 	resourceAddrKeys = []string{semconv.AttrPodIP, semconv.AttrHostName}
-	// localSideExclude: the receiver's service.name (the executable when no
-	// workload name is known) is no name the peer's side of the same
-	// connection can carry; naming the local end by it would make the
-	// client's and the server's records of one connection two edges.
-	localSideExclude = map[string]struct{}{semconv.AttrServiceName: {}}
 )
 
 func sideName(a, res pcommon.Map, side string, local bool) string {
@@ -647,7 +658,7 @@ func sideName(a, res pcommon.Map, side string, local bool) string {
 		}
 	}
 	if local {
-		if v := resourceName(res, false, localSideExclude); v != "" {
+		if v := firstName(res, localNameKeys); v != "" {
 			return v
 		}
 	}
@@ -672,6 +683,16 @@ func resourceName(res pcommon.Map, withAddr bool, exclude map[string]struct{}) s
 		if _, skip := exclude[k]; skip {
 			continue
 		}
+		if v := str(res, k); v != "" && !strings.HasPrefix(v, "unknown_service") {
+			return v
+		}
+	}
+	return ""
+}
+
+// firstName is the first of keys res has, unknown_service aside.
+func firstName(res pcommon.Map, keys []string) string {
+	for _, k := range keys {
 		if v := str(res, k); v != "" && !strings.HasPrefix(v, "unknown_service") {
 			return v
 		}

@@ -109,6 +109,39 @@ func TestFlowEdgeNames(t *testing.T) {
 	find(t, e, FlowRTT, "checkout → payments:443", "")
 }
 
+// Workload edges: a connection through a Service is the edge to the
+// workload of the backend that answered, named alike from both ends (the
+// client's record names the backend's workload; the server's resource is
+// named by k8sattributes), and moves to another edge when the Service sends
+// it to other pods.
+func TestFlowWorkloadEdges(t *testing.T) {
+	e, tr := newEngine(t)
+	client := func(backend string) func(plog.LogRecordSlice, time.Time) {
+		return func(lrs plog.LogRecordSlice, ts time.Time) {
+			appendFlow(lrs, ts, flowRec{src: "10.0.0.1", dst: "10.96.0.50", dport: 80, role: "client", rttMicros: 100, srcPkts: 1, srcBytes: 1500})
+			a := lrs.At(lrs.Len() - 1).Attributes()
+			a.PutStr("destination.k8s.service.name", "payments")
+			a.PutStr("destination.k8s.workload.name", backend)
+		}
+	}
+	local := map[string]string{"k8s.deployment.name": "checkout", "k8s.pod.name": "checkout-7d9c5b8f4-x2x9k", "service.name": "checkout-svc"}
+	logsBatch(e, tr, t0, local, client("payments-v1"))
+	logsBatch(e, tr, t0, map[string]string{"k8s.deployment.name": "payments-v1", "service.name": "payments"}, func(lrs plog.LogRecordSlice, ts time.Time) {
+		appendFlow(lrs, ts, flowRec{src: "10.0.0.1", dst: "10.0.0.7", dport: 80, role: "server", rttMicros: 100, dstPkts: 1, dstBytes: 1500})
+		lrs.At(lrs.Len()-1).Attributes().PutStr("source.k8s.workload.name", "checkout")
+	})
+	find(t, e, FlowTraffic, "checkout → payments-v1:80", "")
+	find(t, e, FlowRTT, "checkout → payments-v1:80", "") // from the server's record
+	logsBatch(e, tr, t0.Add(10*time.Second), local, client("wrong"))
+	find(t, e, FlowTraffic, "checkout → wrong:80", "")
+	// DNS: the resolver by its workload.
+	logsBatch(e, tr, t0, nil, func(lrs plog.LogRecordSlice, ts time.Time) {
+		appendDNS(lrs, ts, "10.96.0.10", "NOERROR", 1)
+		lrs.At(lrs.Len()-1).Attributes().PutStr("destination.k8s.workload.name", "coredns")
+	})
+	assert.NotNil(t, e.Lookup(&anomaly.Key{Signal: DNSErrors, Edge: anomaly.EdgeKey{Family: anomaly.FamilyDNS, A: "coredns"}}))
+}
+
 // A dropped reply (service port → client's ephemeral port) counts on the
 // edge of its request.
 func TestDropExtraction(t *testing.T) {
