@@ -99,7 +99,7 @@ e2e: build
 	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
 		EBPFFLOW_REQUIRE_PRIVILEGED=$${EBPFFLOW_REQUIRE_PRIVILEGED:-} \
 		EBPFFLOW_COLLECTOR=$(CURDIR)/$(BIN) \
-		$(GO) test -tags e2e -count=1 -timeout 15m -json ./tests/e2e | .bin/testreport -v
+		$(GO) test -tags e2e -count=1 -timeout 20m -json ./tests/e2e | .bin/testreport -v
 
 ## bench: in-kernel ns/packet, user-space events/s/core, collector RSS at 10k flows
 bench: build
