@@ -219,6 +219,8 @@ func TestKubernetes(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	health := httpOK(col.HealthURL)
 	self, selfErr := col.ScrapeSelfMetrics()
+	status := readFile(t, fmt.Sprintf("/proc/%d/status", col.Cmd.Process.Pid))
+	t.Logf("collector memory: %s, %s", strings.Join(strings.Fields(grepLines(status, "VmRSS")), " "), strings.Join(strings.Fields(grepLines(status, "VmHWM")), " "))
 	col.Stop(t)
 	recs, err := readLogs(col.logsPath)
 	must(t, err)
@@ -909,4 +911,106 @@ func checkDryRun(t *testing.T, k *kubeCluster, dir string) {
 	if out, err := k.kubectl(t, "", "get", "daemonsets", "-A"); err != nil || strings.Contains(out, "ebpfflow") {
 		t.Errorf("a dry run stored objects: %v\n%s", err, out)
 	}
+}
+
+// TestChartCapabilities runs the collector with the chart's configuration
+// and exactly the capabilities its DaemonSet adds (the bounding set of a
+// root process, as a container runtime sets it for `drop: [ALL]` plus
+// `add`): every probe runs and the readiness endpoint says healthy. Without
+// one of them (PERFMON) it refuses to start and names the capability.
+func TestChartCapabilities(t *testing.T) {
+	testkit.RequireRoot(t)
+	testkit.RequireTools(t, "setpriv")
+	bin := collectorBinary(t)
+	dir := outDir(t)
+	hp, mp := testkit.FreePort(t), testkit.FreePort(t)
+	logs := filepath.Join(dir, "logs.json")
+	out := renderChart(t, "kubernetes.enabled=false,k8sattributes.enabled=false,persistentQueue.enabled=false",
+		fmt.Sprintf("ports.health=%d,ports.metrics=%d", hp, mp))
+	// Exporters to a file, without --set-json (renderChart takes --set).
+	var cfg string
+	var caps, gates []string
+	for _, doc := range splitYAML(out) {
+		var obj struct {
+			Kind string
+			Data map[string]string
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Args            []string
+							SecurityContext struct {
+								Capabilities struct{ Add, Drop []string }
+							} `json:"securityContext"`
+						}
+					}
+				}
+			}
+		}
+		if yaml.Unmarshal(doc, &obj) != nil {
+			continue
+		}
+		switch obj.Kind {
+		case "ConfigMap":
+			cfg = obj.Data["config.yaml"]
+		case "DaemonSet":
+			c := obj.Spec.Template.Spec.Containers[0]
+			caps = c.SecurityContext.Capabilities.Add
+			if !slices.Equal(c.SecurityContext.Capabilities.Drop, []string{"ALL"}) {
+				t.Fatalf("the DaemonSet drops %v, not ALL", c.SecurityContext.Capabilities.Drop)
+			}
+			for _, a := range c.Args {
+				if strings.HasPrefix(a, "--feature-gates=") {
+					gates = append(gates, a)
+				}
+			}
+		}
+	}
+	var m map[string]any
+	must(t, yaml.Unmarshal([]byte(cfg), &m))
+	m["exporters"] = map[string]any{"file/logs": map[string]any{"path": logs, "flush_interval": "100ms"}}
+	pipes := m["service"].(map[string]any)["pipelines"].(map[string]any)
+	for name := range pipes {
+		pipes[name].(map[string]any)["exporters"] = []string{"file/logs"}
+	}
+	b, err := yaml.Marshal(m)
+	must(t, err)
+	cfg = string(b)
+
+	withCaps := func(name string, caps []string) string {
+		set := "-all"
+		for _, c := range caps {
+			set += ",+" + strings.ToLower(c)
+		}
+		script := filepath.Join(dir, name)
+		must(t, os.WriteFile(script, []byte("#!/bin/sh\nexec setpriv --bounding-set="+set+" --inh-caps=-all -- "+bin+" \"$@\"\n"), 0o755))
+		return script
+	}
+	env := []string{"K8S_NODE_NAME=" + nodeName, "K8S_POD_IP=127.0.0.1"}
+	t.Run("chart_capabilities", func(t *testing.T) {
+		sub := filepath.Join(dir, "chart")
+		must(t, os.MkdirAll(sub, 0o755))
+		c := &collector{logsPath: logs}
+		c.Collector = testkit.StartCollectorWith(t, withCaps("with-chart-caps.sh", caps), sub, cfg, hp, mp,
+			testkit.CollectorOptions{Args: gates, HealthPath: "/status"}, env...)
+		time.Sleep(2 * time.Second)
+		for _, probe := range []string{"flow", "flow_owner", "tcp", "drop", "dns"} {
+			if v := selfMetric(c, "otelcol_ebpfflow_probe_up", `probe="`+probe+`"`); v != 1 {
+				t.Errorf("probe %s up = %v with the chart's capabilities %v", probe, v, caps)
+			}
+		}
+		if !httpOK(c.HealthURL) {
+			t.Errorf("%s not healthy", c.HealthURL)
+		}
+		c.Stop(t)
+	})
+	t.Run("without_perfmon", func(t *testing.T) {
+		less := slices.DeleteFunc(slices.Clone(caps), func(c string) bool { return c == "PERFMON" })
+		cmd := exec.Command(withCaps("without-perfmon.sh", less), append([]string{"--config=" + filepath.Join(dir, "chart", "config.yaml")}, gates...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "lacking CAP_PERFMON") {
+			t.Errorf("without CAP_PERFMON: %v, want a start-up error naming it\n%s", err, grepLines(string(out), "rror"))
+		}
+	})
 }

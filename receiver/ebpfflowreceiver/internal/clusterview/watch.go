@@ -159,12 +159,18 @@ func (v *View) run(ctx context.Context) {
 			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				obj, err := src.list(ctx, o)
 				v.watch.report(ctx, src.index, "list", err)
+				if err == nil {
+					stripList(obj)
+				}
 				return obj, err
 			},
 			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				w, err := src.watch(ctx, o)
 				v.watch.report(ctx, src.index, "watch", err)
-				return w, err
+				if err != nil {
+					return nil, err
+				}
+				return stripWatch(w), nil
 			},
 		}
 		backoff := retryBackoff
