@@ -302,44 +302,24 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 			return nil
 		}),
 		tb.RegisterEbpfflowK8sWatchUpCallback(func(_ context.Context, o metric.Int64Observer) error {
-			if r.view != nil {
-				st := r.view.Stats()
-				for i, res := range clusterview.Resources {
-					o.Observe(b2i(st.Up[i]), metric.WithAttributes(attribute.String(semconv.SelfAttrResource, res)))
-				}
-			}
+			r.observeByResource(o, func(st *clusterview.Stats, i int) int64 { return b2i(st.Up[i]) })
 			return nil
 		}),
 		tb.RegisterEbpfflowK8sObjectsCallback(func(_ context.Context, o metric.Int64Observer) error {
-			if r.view != nil {
-				st := r.view.Stats()
-				for i, res := range clusterview.Resources {
-					o.Observe(int64(st.Objects[i]), metric.WithAttributes(attribute.String(semconv.SelfAttrResource, res)))
-				}
-			}
+			r.observeByResource(o, func(st *clusterview.Stats, i int) int64 { return int64(st.Objects[i]) })
 			return nil
 		}),
 		tb.RegisterEbpfflowK8sLookupsCallback(func(_ context.Context, o metric.Int64Observer) error {
 			if r.view != nil {
 				st := r.view.Stats()
-				for _, l := range [...]struct {
-					result string
-					n      uint64
-				}{{clusterview.ResultResolved, st.Resolved}, {clusterview.ResultUnresolved, st.Unresolved}, {clusterview.ResultExternal, st.External}} {
-					o.Observe(clamp(l.n), metric.WithAttributes(attribute.String(semconv.SelfAttrResult, l.result)))
-				}
+				observeResults(o, []resultCount{{clusterview.ResultResolved, st.Resolved}, {clusterview.ResultUnresolved, st.Unresolved}, {clusterview.ResultExternal, st.External}})
 			}
 			return nil
 		}),
 		tb.RegisterEbpfflowServiceBackendLookupsCallback(func(_ context.Context, o metric.Int64Observer) error {
 			if r.view != nil && r.cfg.Kubernetes.ServiceBackends {
 				b := stats().Backends
-				for _, l := range [...]struct {
-					result string
-					n      uint64
-				}{{"found", b.Found}, {"not_found", b.NotFound}, {"failed", b.Failed}} {
-					o.Observe(clamp(l.n), metric.WithAttributes(attribute.String(semconv.SelfAttrResult, l.result)))
-				}
+				observeResults(o, []resultCount{{"found", b.Found}, {"not_found", b.NotFound}, {"failed", b.Failed}})
 			}
 			return nil
 		}),
@@ -354,6 +334,30 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 			return nil
 		}),
 	)
+}
+
+// observeByResource observes one value per resource the cluster view
+// watches (nothing without a view).
+func (r *ebpfflowReceiver) observeByResource(o metric.Int64Observer, value func(*clusterview.Stats, int) int64) {
+	if r.view == nil {
+		return
+	}
+	st := r.view.Stats()
+	for i, res := range clusterview.Resources {
+		o.Observe(value(&st, i), metric.WithAttributes(attribute.String(semconv.SelfAttrResource, res)))
+	}
+}
+
+// resultCount is a counter by the `result` attribute.
+type resultCount struct {
+	result string
+	n      uint64
+}
+
+func observeResults(o metric.Int64Observer, counts []resultCount) {
+	for _, c := range counts {
+		o.Observe(clamp(c.n), metric.WithAttributes(attribute.String(semconv.SelfAttrResult, c.result)))
+	}
 }
 
 func b2i(b bool) int64 {

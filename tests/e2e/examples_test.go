@@ -7,10 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
-
-	"sigs.k8s.io/yaml"
 )
 
 // TestConfigsValidate runs `otelcol-ebpfflow validate` on every example
@@ -31,45 +28,15 @@ func TestConfigsValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	configMaps := 0
-	var daemonSetArgs []string
-	for _, doc := range splitYAML(manifest) {
-		var obj struct {
-			Kind string
-			Data map[string]string
-			Spec struct {
-				Template struct {
-					Spec struct {
-						Containers []struct{ Args []string }
-					}
-				}
-			}
-		}
-		if yaml.Unmarshal(doc, &obj) != nil {
-			continue
-		}
-		switch obj.Kind {
-		case "ConfigMap":
-			path := filepath.Join(t.TempDir(), "daemonset-configmap.yaml")
-			if err := os.WriteFile(path, []byte(obj.Data["config.yaml"]), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			configs = append(configs, path)
-			configMaps++
-		case "DaemonSet":
-			for _, a := range obj.Spec.Template.Spec.Containers[0].Args {
-				if strings.HasPrefix(a, "--feature-gates=") {
-					daemonSetArgs = append(daemonSetArgs, a)
-				}
-			}
-		}
+	ch := parseChart(t, manifest)
+	path := filepath.Join(t.TempDir(), "daemonset-configmap.yaml")
+	if err := os.WriteFile(path, []byte(ch.config), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if configMaps != 1 {
-		t.Fatalf("distribution/k8s/ebpfflow.yaml: %d ConfigMaps with a config.yaml, want 1", configMaps)
-	}
+	configs = append(configs, path)
 	// The DaemonSet runs the collector with the gate its health check needs.
-	if !slices.Contains(daemonSetArgs, "--feature-gates=+"+healthGate) {
-		t.Errorf("distribution/k8s/ebpfflow.yaml: the DaemonSet's feature gates %v lack %s", daemonSetArgs, healthGate)
+	if !slices.Contains(ch.gates, "--feature-gates=+"+healthGate) {
+		t.Errorf("distribution/k8s/ebpfflow.yaml: the DaemonSet's feature gates %v lack %s", ch.gates, healthGate)
 	}
 	for _, cfg := range configs {
 		t.Run(filepath.Base(cfg), func(t *testing.T) {

@@ -754,32 +754,8 @@ func startChartCollector(t *testing.T, bin, dir, kubeconfig string) *collector {
 	if err != nil {
 		t.Fatalf("helm template: %v", err)
 	}
-	var cfg string
-	var gates []string
-	for _, doc := range splitYAML(out) {
-		var obj struct {
-			Kind string
-			Data map[string]string
-			Spec struct {
-				Template struct {
-					Spec struct{ Containers []struct{ Args []string } }
-				}
-			}
-		}
-		if yaml.Unmarshal(doc, &obj) != nil {
-			continue
-		}
-		switch obj.Kind {
-		case "ConfigMap":
-			cfg = obj.Data["config.yaml"]
-		case "DaemonSet":
-			for _, a := range obj.Spec.Template.Spec.Containers[0].Args {
-				if strings.HasPrefix(a, "--feature-gates=") {
-					gates = append(gates, a)
-				}
-			}
-		}
-	}
+	ch := parseChart(t, out)
+	cfg, gates := ch.config, ch.gates
 	c.Collector = testkit.StartCollectorWith(t, bin, dir, cfg, hp, mp,
 		testkit.CollectorOptions{Args: gates, HealthPath: "/status"},
 		"K8S_NODE_NAME="+nodeName, "K8S_POD_IP=127.0.0.1", "KUBECONFIG="+kubeconfig)
@@ -927,45 +903,12 @@ func TestChartCapabilities(t *testing.T) {
 	logs := filepath.Join(dir, "logs.json")
 	out := renderChart(t, "kubernetes.enabled=false,k8sattributes.enabled=false,persistentQueue.enabled=false",
 		fmt.Sprintf("ports.health=%d,ports.metrics=%d", hp, mp))
-	// Exporters to a file, without --set-json (renderChart takes --set).
-	var cfg string
-	var caps, gates []string
-	for _, doc := range splitYAML(out) {
-		var obj struct {
-			Kind string
-			Data map[string]string
-			Spec struct {
-				Template struct {
-					Spec struct {
-						Containers []struct {
-							Args            []string
-							SecurityContext struct {
-								Capabilities struct{ Add, Drop []string }
-							} `json:"securityContext"`
-						}
-					}
-				}
-			}
-		}
-		if yaml.Unmarshal(doc, &obj) != nil {
-			continue
-		}
-		switch obj.Kind {
-		case "ConfigMap":
-			cfg = obj.Data["config.yaml"]
-		case "DaemonSet":
-			c := obj.Spec.Template.Spec.Containers[0]
-			caps = c.SecurityContext.Capabilities.Add
-			if !slices.Equal(c.SecurityContext.Capabilities.Drop, []string{"ALL"}) {
-				t.Fatalf("the DaemonSet drops %v, not ALL", c.SecurityContext.Capabilities.Drop)
-			}
-			for _, a := range c.Args {
-				if strings.HasPrefix(a, "--feature-gates=") {
-					gates = append(gates, a)
-				}
-			}
-		}
+	ch := parseChart(t, out)
+	cfg, caps, gates := ch.config, ch.capsAdd, ch.gates
+	if !slices.Equal(ch.capsDrop, []string{"ALL"}) {
+		t.Fatalf("the DaemonSet drops %v, not ALL", ch.capsDrop)
 	}
+	// Exporters to a file.
 	var m map[string]any
 	must(t, yaml.Unmarshal([]byte(cfg), &m))
 	m["exporters"] = map[string]any{"file/logs": map[string]any{"path": logs, "flush_interval": "100ms"}}
@@ -1013,4 +956,53 @@ func TestChartCapabilities(t *testing.T) {
 			t.Errorf("without CAP_PERFMON: %v, want a start-up error naming it\n%s", err, grepLines(string(out), "rror"))
 		}
 	})
+}
+
+// chart is what the tests take from a rendering of the chart.
+type chart struct {
+	config            string   // the ConfigMap's collector config
+	gates             []string // the DaemonSet's --feature-gates arguments
+	capsAdd, capsDrop []string // its container's capabilities
+}
+
+func parseChart(t *testing.T, rendered []byte) chart {
+	t.Helper()
+	var c chart
+	for _, doc := range splitYAML(rendered) {
+		var obj struct {
+			Kind string
+			Data map[string]string
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Args            []string
+							SecurityContext struct {
+								Capabilities struct{ Add, Drop []string }
+							} `json:"securityContext"`
+						}
+					}
+				}
+			}
+		}
+		if yaml.Unmarshal(doc, &obj) != nil {
+			continue
+		}
+		switch obj.Kind {
+		case "ConfigMap":
+			c.config = obj.Data["config.yaml"]
+		case "DaemonSet":
+			ctr := obj.Spec.Template.Spec.Containers[0]
+			c.capsAdd, c.capsDrop = ctr.SecurityContext.Capabilities.Add, ctr.SecurityContext.Capabilities.Drop
+			for _, a := range ctr.Args {
+				if strings.HasPrefix(a, "--feature-gates=") {
+					c.gates = append(c.gates, a)
+				}
+			}
+		}
+	}
+	if c.config == "" {
+		t.Fatal("no ConfigMap with a config.yaml in the chart's rendering")
+	}
+	return c
 }
