@@ -173,6 +173,7 @@ func TestKubernetes(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // the old pod's record is flushed while it lives
 	w.deletePod(oldWeb)
+	newWebCreated := time.Now()
 	newWeb := w.barePod("shop", "new-web", kReused)
 	w.serveName(newWeb, kReused, 8080, "new")
 	newWebReady := time.Now()
@@ -321,16 +322,17 @@ func TestKubernetes(t *testing.T) {
 	t.Run("ip_reuse", func(t *testing.T) {
 		wantAttrs(t, mustFlow(t, recs, portOld, "client"), map[string]any{"destination.k8s.pod.name": "old-web"})
 		wantAttrs(t, mustFlow(t, recs, portNew, "client"), map[string]any{"destination.k8s.pod.name": "new-web"})
-		// The time from a pod's creation (its status written, as a kubelet
-		// does once the sandbox has its address) to the first record naming
-		// it: a connection made at once, reported at the next 1 s flush.
+		// The time from a pod's creation (the API call; then its sandbox,
+		// its status as a kubelet writes it, a server in it) to the first
+		// record naming it: a connection made at once, reported at the next
+		// 1 s flush.
 		var first time.Time
 		for _, r := range recs {
 			if r.str("destination.k8s.pod.name") == "new-web" && (first.IsZero() || r.Time.Before(first)) {
 				first = r.Time
 			}
 		}
-		t.Logf("new-web: first record naming it %v after its status was written (flush interval 1s)", first.Sub(newWebReady).Round(time.Millisecond))
+		t.Logf("new-web: first record naming it %v after its creation (flush interval 1s)", first.Sub(newWebCreated).Round(time.Millisecond))
 		for _, r := range recs {
 			end, _ := time.Parse(time.RFC3339Nano, r.str(semconv.AttrFlowEndTime))
 			for _, k := range []string{"destination.k8s.pod.name", "source.k8s.pod.name"} {
