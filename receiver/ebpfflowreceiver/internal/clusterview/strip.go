@@ -127,7 +127,9 @@ func stripList(obj runtime.Object) {
 
 // strippedWatch passes a watch's events on with their objects reduced.
 // Bookmarks pass as they are (the end of a streamed initial list is a
-// bookmark annotation).
+// bookmark annotation). An error event (the server ended the watch: an
+// expired resource version after a restart, say) is reported through
+// failed: the view is not current again until the reflector's next list.
 type strippedWatch struct {
 	in   watch.Interface
 	out  chan watch.Event
@@ -135,7 +137,7 @@ type strippedWatch struct {
 	once sync.Once
 }
 
-func stripWatch(w watch.Interface) watch.Interface {
+func stripWatch(w watch.Interface, failed func()) watch.Interface {
 	s := &strippedWatch{in: w, out: make(chan watch.Event), done: make(chan struct{})}
 	go func() {
 		defer close(s.out)
@@ -143,6 +145,8 @@ func stripWatch(w watch.Interface) watch.Interface {
 			switch ev.Type {
 			case watch.Added, watch.Modified, watch.Deleted:
 				stripObject(ev.Object)
+			case watch.Error:
+				failed()
 			}
 			select {
 			case s.out <- ev:

@@ -172,7 +172,7 @@ func (v *View) run(ctx context.Context) {
 				if err != nil {
 					return nil, err
 				}
-				return stripWatch(w), nil
+				return stripWatch(w, func() { v.watch.stale(src.index) }), nil
 			},
 		}
 		backoff := retryBackoff
@@ -329,6 +329,14 @@ func (w *watchState) report(ctx context.Context, i int, verb string, err error) 
 				zap.String("verb", verb), zap.String("resource", res), zap.Error(err))
 		}
 	}
+}
+
+// stale marks a resource's watch as ended by the server: not working until
+// the next list or watch succeeds (nothing to log: the reflector relists).
+func (w *watchState) stale(i int) {
+	w.mu.Lock()
+	w.ok[i] = false
+	w.mu.Unlock()
 }
 
 // allOKLocked: every resource that is not denied works.
