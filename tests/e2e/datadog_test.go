@@ -79,6 +79,10 @@ func TestDatadogExample(t *testing.T) {
 		"K8S_NODE_NAME="+nodeName, fmt.Sprintf("DD_AGENT_OTLP=127.0.0.1:%d", agentPort), "DD_ENV=e2e",
 		"EBPFFLOW_QUEUE_DIR="+filepath.Join(dir, "queue"))
 
+	// A container's service.name is its main process (its lowest pid), as
+	// a real container's init: give pod a one that outlives curl and dig,
+	// whose own names are then never the pod's.
+	a.Start(t, filepath.Join(dir, "main.log"), "sleep", "600")
 	curl(t, a, portHTTP4, fmt.Sprintf("http://%s:%d/blob4", b.IP4, httpPort), 0)
 	a.Exec(t, 10*time.Second, "dig", "+tries=1", "+time=2", "@"+dns.Addrs[0].String(), "web.datadog.test", "A")
 	time.Sleep(17 * time.Second) // one 10 s flush after the traffic, and the 5 s batch
@@ -110,7 +114,7 @@ func TestDatadogExample(t *testing.T) {
 		if r.Resource["k8s.pod.uid"] != a.UID {
 			continue
 		}
-		if r.Resource["container.id"] != a.ContainerID || r.Resource["service.name"] != "curl" {
+		if r.Resource["container.id"] != a.ContainerID || r.Resource["service.name"] != "sleep" {
 			t.Errorf("pod a record: container.id %v service.name %v", r.Resource["container.id"], r.Resource["service.name"])
 		}
 		switch r.Event {
