@@ -244,13 +244,15 @@ func (t *Builder) putResource(m pcommon.Map, w observed.Workload) {
 	}
 }
 
-// serviceName is the workload's name or executable when known; else, for a
-// host cgroup, the last element of its path (a systemd unit such as
+// serviceName is "ebpfflow" for the node-wide resource (no workload); the
+// workload's name or executable when known; else, for a host cgroup, the last element of its path (a systemd unit such as
 // "sshd.service"); else semconv's "unknown_service" (a container none of whose
 // processes was seen yet, a packet the kernel dropped before any socket owned
 // it), which k8sattributes and a transform can still replace downstream.
 func serviceName(w *observed.Workload) string {
 	switch {
+	case *w == (observed.Workload{}):
+		return nodeService
 	case w.Service != "":
 		return w.Service
 	case w.Executable != "":
@@ -266,6 +268,11 @@ func serviceName(w *observed.Workload) string {
 
 // unknownService is semconv's service.name when nothing better is known.
 const unknownService = "unknown_service"
+
+// nodeService names the node-wide resource (workload-edge metrics, drops
+// no socket owned): what it carries is the observer's view of the node, so
+// a backend files it under the observer (Prometheus: job="ebpfflow").
+const nodeService = "ebpfflow"
 
 func (t *Builder) putFlow(m pcommon.Map, f *observed.Flow) {
 	t.putTuple(m, f.Transport, f.Source, f.Dest)
