@@ -43,12 +43,21 @@ func main() {
 	flag.BoolVar(&o.synth, "synth", false, "also score a synthetic corpus of server metrics (synth.go) with the thresholds chosen on DATA")
 	flag.Uint64Var(&o.synthSeed, "synth-seed", 1, "seed of the synthetic corpus")
 	flag.StringVar(&o.synthOut, "synth-out", "", "write the synthetic corpus here (data/ and labels/, as NAB lays them out) and exit")
+	flag.BoolVar(&o.synthB, "synthb", false, "also score the second synthetic family of server metrics (synthb.go) with the thresholds chosen on DATA")
+	flag.StringVar(&o.synthBOut, "synthb-out", "", "write the second synthetic family here and exit")
 	flag.StringVar(&o.grid, "grid", "", "also try these configurations, each held-out split choosing among them on its training files: key=v1,v2;key=v1,... (keys: warmup, resolve_after, memory)")
 	flag.BoolVar(&o.perFile, "v", false, "also print each file's detected and missed windows and false positives (standard profile, in-sample threshold)")
 	flag.Float64Var(&o.threshold, "threshold", 0.5, "with -score: the fixed threshold of the scores evaluated")
 	flag.Parse()
-	if o.synthOut != "" {
-		if err := writeSynth(o.synthOut, synthCorpus(synthPerKind, o.synthSeed)); err != nil {
+	if o.synthOut != "" || o.synthBOut != "" {
+		var err error
+		if o.synthOut != "" {
+			err = writeSynth(o.synthOut, synthCorpus(synthPerKind, o.synthSeed))
+		}
+		if o.synthBOut != "" && err == nil {
+			err = writeSynth(o.synthBOut, synthBCorpus(synthBPerKind, o.synthSeed))
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "nab:", err)
 			os.Exit(1)
 		}
@@ -71,8 +80,9 @@ func main() {
 type options struct {
 	data, labels, out string
 	explain, perFile  bool
-	synth             bool
+	synth, synthB     bool
 	synthOut          string
+	synthBOut         string
 	synthSeed         uint64
 	grid              string
 	score             string  // results to evaluate instead of the detector's
@@ -115,8 +125,18 @@ func run(o options, w io.Writer) error {
 		cands = append(cands, gcand)
 	}
 	printReport(w, evaluateAll(cands), len(cands) > 1)
-	if o.synth {
-		sc := synthCorpus(synthPerKind, o.synthSeed)
+	for _, f := range []struct {
+		on    bool
+		title string
+		gen   func() []*series
+	}{
+		{o.synth, "synthetic server metrics", func() []*series { return synthCorpus(synthPerKind, o.synthSeed) }},
+		{o.synthB, "synthetic server metrics, second family", func() []*series { return synthBCorpus(synthBPerKind, o.synthSeed) }},
+	} {
+		if !f.on {
+			continue
+		}
+		sc := f.gen()
 		kinds := map[string][]string{}
 		for _, s := range sc {
 			kinds[s.key] = s.kinds
@@ -125,7 +145,7 @@ func run(o options, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		printTransfer(w, "synthetic server metrics", c, t, kinds)
+		printTransfer(w, f.title, c, t, kinds)
 	}
 	return nil
 }

@@ -120,47 +120,55 @@ func TestSplits(t *testing.T) {
 	assert.False(t, h[1].train(3, ""))
 }
 
-// The synthetic corpus is the same for a seed, another for another seed,
+// Each synthetic family is the same for a seed, another for another seed,
 // and every series is a valid NAB file: increasing timestamps, finite
-// values in the metric's range, windows on its timestamps.
+// values in the metric's range, windows on its timestamps, one kind per
+// window.
 func TestSynthCorpus(t *testing.T) {
-	a, b, c := synthCorpus(3, 1), synthCorpus(3, 1), synthCorpus(3, 2)
-	require.Len(t, a, 3*len(synthKinds))
-	same, windows := true, 0
-	for i, s := range a {
-		assert.Equal(t, s.values, b[i].values, s.key)
-		same = same && slices.Equal(s.values, c[i].values)
-		require.Len(t, s.kinds, len(s.windows))
-		windows += len(s.windows)
-		for j := range s.values {
-			require.False(t, math.IsNaN(s.values[j]) || math.IsInf(s.values[j], 0), s.key)
-			require.GreaterOrEqual(t, s.values[j], 0.0, s.key)
-			if strings.HasPrefix(s.key, "cpu/") {
-				require.LessOrEqual(t, s.values[j], 100.0, s.key)
+	for name, f := range map[string]struct {
+		gen   func(perKind int, seed uint64) []*series
+		kinds []string
+	}{"first": {synthCorpus, synthKinds}, "second": {synthBCorpus, synthBKinds}} {
+		t.Run(name, func(t *testing.T) {
+			a, b, c := f.gen(3, 1), f.gen(3, 1), f.gen(3, 2)
+			require.Len(t, a, 3*len(f.kinds))
+			same, windows := true, 0
+			for i, s := range a {
+				assert.Equal(t, s.values, b[i].values, s.key)
+				same = same && slices.Equal(s.values, c[i].values)
+				require.Len(t, s.kinds, len(s.windows))
+				windows += len(s.windows)
+				for j := range s.values {
+					require.False(t, math.IsNaN(s.values[j]) || math.IsInf(s.values[j], 0), s.key)
+					require.GreaterOrEqual(t, s.values[j], 0.0, s.key)
+					if strings.HasPrefix(s.key, "cpu/") {
+						require.LessOrEqual(t, s.values[j], 100.0, s.key)
+					}
+					if j > 0 {
+						require.True(t, s.times[j].After(s.times[j-1]), s.key)
+					}
+				}
+				_, err := newSweep(s.key, s.times, s.windows, make([]float64, len(s.times)))
+				require.NoError(t, err, "windows lie on the series' timestamps")
 			}
-			if j > 0 {
-				require.True(t, s.times[j].After(s.times[j-1]), s.key)
-			}
-		}
-		_, err := newSweep(s.key, s.times, s.windows, make([]float64, len(s.times)))
-		require.NoError(t, err, "windows lie on the series' timestamps")
-	}
-	assert.False(t, same, "another seed, another corpus")
-	assert.Positive(t, windows)
+			assert.False(t, same, "another seed, another corpus")
+			assert.Positive(t, windows)
 
-	// Written as NAB lays a corpus out, it loads back as it was.
-	dir := t.TempDir()
-	require.NoError(t, writeSynth(dir, a))
-	back, err := loadCorpus(filepath.Join(dir, "data"), filepath.Join(dir, "labels", "combined_windows.json"))
-	require.NoError(t, err)
-	require.Len(t, back, len(a))
-	byKey := map[string]*series{}
-	for _, s := range a {
-		byKey[s.key] = s
-	}
-	for _, s := range back {
-		assert.Equal(t, byKey[s.key].values, s.values, s.key)
-		assert.Equal(t, byKey[s.key].windows, s.windows, s.key)
+			// Written as NAB lays a corpus out, it loads back as it was.
+			dir := t.TempDir()
+			require.NoError(t, writeSynth(dir, a))
+			back, err := loadCorpus(filepath.Join(dir, "data"), filepath.Join(dir, "labels", "combined_windows.json"))
+			require.NoError(t, err)
+			require.Len(t, back, len(a))
+			byKey := map[string]*series{}
+			for _, s := range a {
+				byKey[s.key] = s
+			}
+			for _, s := range back {
+				assert.Equal(t, byKey[s.key].values, s.values, s.key)
+				assert.Equal(t, byKey[s.key].windows, s.windows, s.key)
+			}
+		})
 	}
 }
 
