@@ -7,14 +7,15 @@ type verdict struct {
 	forecast Forecast
 	model    int     // index of the model behind forecast
 	z        float64 // deviation from forecast in its typical errors
-	score    float64 // in [0,1]
-	short    float64 // max score of the point and sustained views alone
+	p        float64 // tail probability of the rarest view
+	pShort   float64 // that of the rarest point or sustained view
 }
 
-// promoteScore: below it, nothing is surprising and the verdict reports the
-// most skilled model's forecast as the expected value; above it, the
-// forecast of the model that is surprised.
-const promoteScore = 0.2
+// promoteP: above this tail probability (a score of 0.2), nothing is
+// surprising and the verdict reports the most skilled model's forecast as
+// the expected value; below it, the forecast of the model that is
+// surprised.
+const promoteP = 1e-2
 
 // combine rates x against every model that is ready, each by its own
 // history of deviations, and keeps the highest score. A point is as
@@ -29,19 +30,25 @@ const promoteScore = 0.2
 // the view adds no chance of a false alarm where the two agree.
 func combine(fs []Forecast, ss []surprise, x, resolution float64, alt *[numModels]float64) (verdict, bool) {
 	top, best := -1, -1
-	var v verdict
+	v := verdict{p: 1, pShort: 1}
 	for i := range fs {
 		if !fs[i].Ready {
+			// A model still learning has a history of deviations to
+			// build all the same, so that it is not judged against a
+			// near-empty one when it becomes ready.
+			if fs[i].Scale > 0 {
+				ss[i].observe(max(deviation(x, fs[i], resolution), alt[i]))
+			}
 			continue
 		}
 		z := deviation(x, fs[i], resolution)
 		short, drift := ss[i].observe(max(z, alt[i]))
-		s := max(short, drift)
-		if top < 0 || s > v.score {
+		p := min(short, drift)
+		if top < 0 || p < v.p {
 			top = i
-			v = verdict{forecast: fs[i], model: i, z: z, score: s, short: v.short}
+			v = verdict{forecast: fs[i], model: i, z: z, p: p, pShort: v.pShort}
 		}
-		v.short = max(v.short, short)
+		v.pShort = min(v.pShort, short)
 		if best < 0 || fs[i].Skill < fs[best].Skill {
 			best = i
 		}
@@ -49,7 +56,7 @@ func combine(fs []Forecast, ss []surprise, x, resolution float64, alt *[numModel
 	if top < 0 {
 		return verdict{}, false
 	}
-	if v.score < promoteScore && best != top {
+	if v.p > promoteP && best != top {
 		v.forecast, v.model, v.z = fs[best], best, deviation(x, fs[best], resolution)
 	}
 	return v, true

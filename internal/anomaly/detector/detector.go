@@ -8,15 +8,25 @@
 //  1. Four online models forecast the next point (model.go): a fast and a
 //     slow exponentially weighted level (level.go), and time-of-day and
 //     hour-of-week profiles (seasonal.go). Each tracks its typical error.
-//     The profiles place points by their time, not by their count.
+//     The profiles place points by their time, not by their count, and
+//     read a coarse profile between slot centres. The slow level and the
+//     profiles are robust: a lone outlier moves them only as far as a few
+//     typical errors, so the ordinary spikes of a spiky series do not
+//     leave a wake of "anomalies" behind them. Until a profile has seen a
+//     cycle, it stands in with the model below it (the level for the day,
+//     the day for the week) and learns its error scale from that.
 //     The slow level's deviation is also read as a ratio (ratio.go): on
 //     positive series that vary with their level, a fall to zero stands
 //     out as a spike does.
 //  2. Each model's deviation, in units of its typical error, is rated
-//     against that model's own history of deviations (surprise.go): a tail
-//     probability for the point, for the average of the last few points and
-//     for a slow average over some hours of points. Rarity is judged per series, so scores are comparable across
-//     series with one threshold.
+//     against that model's own history of deviations (surprise.go), kept
+//     from the model's first forecast on: a tail probability for the
+//     point, for the average of the last few points and for a slow average
+//     over some hours of points, as fits the model. For the model of the
+//     last few points the average is judged both ways: a series that stops
+//     moving where it always moves is as rare as one that jumps. Rarity is
+//     judged per series, so scores are comparable across series with one
+//     threshold.
 //  3. The combiner (combiner.go) takes the most surprised model: a point is
 //     as anomalous as the best-informed view finds it.
 //  4. The detector (this file) turns that into a score in [0,1], fires when
@@ -85,10 +95,9 @@ type Detector struct {
 	cfg Config
 
 	recent levelModel    // the last few points: steps and spikes
-	level  levelModel    // a longer baseline: noisy series
+	level  levelModel    // a longer, robust baseline: noisy series
 	daily  seasonalModel // time of day
 	weekly seasonalModel // hour of week
-	models [numModels]Model
 
 	surprise [numModels]surprise // one per model
 	ratio    ratioView           // the level model's deviations as ratios
@@ -97,7 +106,30 @@ type Detector struct {
 	calm       int     // consecutive calm points while firing
 	resolution float64 // absolute floor of the deviation unit (SetResolution)
 	stats      Stats
+
+	// Fixed-size storage the models and views point into.
+	dailyProf  [dailyBins]float32
+	weeklyProf [weeklyBins]float32
+	dailyCnt   [dailyBins]uint8
+	weeklyCnt  [weeklyBins]uint8
+	hists      [numHists]tailHist
 }
+
+// The views of each model's deviations (surprise.go): the point, the
+// sustained mean, the slow drift. The level model only has the sustained
+// view: its single points are the recent model's business, its slow drift
+// the profiles'. The recent model needs no drift view: its deviations are
+// point-to-point changes, whose slow average is the noise level the other
+// models' drift views watch.
+var views = [numModels]struct{ point, sustained, drift, twoSided bool }{
+	{point: true, sustained: true, twoSided: true}, // recent
+	{sustained: true}, // level
+	{point: true, sustained: true, drift: true}, // daily
+	{point: true, sustained: true, drift: true}, // weekly
+}
+
+// numHists is the number of views over all models.
+const numHists = 9
 
 // New returns a detector for one series. It panics on an invalid config:
 // callers validate configuration at start-up.
@@ -107,14 +139,28 @@ func New(cfg Config) *Detector {
 	}
 	d := &Detector{
 		cfg:    cfg,
-		recent: newLevelModel(0.5),
-		level:  newLevelModel(0.05),
-		daily:  newSeasonalModel(24*time.Hour, 288, 0.3),
-		weekly: newSeasonalModel(7*24*time.Hour, 168, 0.3),
+		recent: newLevelModel(0.5, false),
+		level:  newLevelModel(0.05, true),
 	}
-	d.models = [numModels]Model{&d.recent, &d.level, &d.daily, &d.weekly}
-	for i := range d.surprise {
-		d.surprise[i] = newSurprise(cfg.Memory, cfg.Warmup)
+	d.daily = newSeasonalModel(24*time.Hour, 0.3, d.dailyProf[:], d.dailyCnt[:])
+	d.weekly = newSeasonalModel(7*24*time.Hour, 0.3, d.weeklyProf[:], d.weeklyCnt[:])
+	h := 0
+	next := func(on bool) *tailHist {
+		if !on {
+			return nil
+		}
+		d.hists[h] = newTailHist(cfg.Memory)
+		h++
+		return &d.hists[h-1]
+	}
+	for i, v := range views {
+		d.surprise[i] = surprise{
+			point:     next(v.point),
+			sustained: next(v.sustained),
+			drift:     next(v.drift),
+			twoSided:  v.twoSided,
+			warmup:    cfg.Warmup,
+		}
 	}
 	return d
 }
@@ -130,9 +176,10 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	d.stats.Points++
 
 	var fs [numModels]Forecast
-	for i, m := range d.models {
-		fs[i] = m.Step(t, v)
-	}
+	fs[0] = d.recent.step(v)
+	fs[1] = d.level.step(v)
+	fs[2] = d.daily.step(t, v, fs[1])
+	fs[3] = d.weekly.step(t, v, fs[2])
 	d.ratio.learnMagnitude(v, d.cfg.Memory)
 	var alt [numModels]float64
 	if lf := fs[levelIdx]; lf.Ready || lf.Scale > 0 {
@@ -143,7 +190,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		return Result{Expected: v}
 	}
 	r := Result{Expected: c.forecast.Expected, Deviation: c.z, Basis: modelNames[c.model]}
-	score := c.score
+	score := decades(c.p)
 	if d.stats.Points <= uint64(d.cfg.Warmup) {
 		score = 0
 	}
@@ -153,7 +200,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	// lingers long after the series is back, so it does not hold an
 	// incident open.
 	if d.firing {
-		if c.short < d.cfg.Threshold/2 {
+		if decades(c.pShort) < d.cfg.Threshold/2 {
 			d.calm++
 		} else {
 			d.calm = 0

@@ -1,7 +1,5 @@
 package detector
 
-import "time"
-
 // Forecast is a model's one-step-ahead view of a point, made from the points
 // before it.
 type Forecast struct {
@@ -18,23 +16,21 @@ type Forecast struct {
 	Ready bool
 }
 
-// Model is one online predictor. Step returns the forecast for x made from
-// the points before it, then learns x. Implementations keep fixed-size state
-// and do a constant amount of work per call.
-type Model interface {
-	Step(t time.Time, x float64) Forecast
-}
-
 // errScale tracks a model's typical absolute error: an exponentially weighted
-// mean of |error|, with each error clipped at clip times the current mean so
-// that one outlier cannot inflate it.
+// mean of |error|, with each error clipped at outlierErrors times the
+// current mean so that one outlier cannot inflate it.
 type errScale struct {
 	mae   float64 // clipped: the scale deviations are measured in
 	skill float64 // unclipped: used to choose the expected value to report
 	n     uint32
 }
 
-const scaleClip = 4.0
+// outlierErrors: an error beyond this many typical errors is an outlier to
+// the estimates (the error scale, a robust level, a seasonal slot), which
+// take it as if it were only this large. Four mean absolute errors are 3.2
+// standard deviations of Gaussian noise (one point in 700): ordinary noise
+// is hardly ever clipped.
+const outlierErrors = 4.0
 
 func (s *errScale) update(absErr float64) {
 	if s.n == 0 {
@@ -47,8 +43,8 @@ func (s *errScale) update(absErr float64) {
 		a = scaleAlpha
 	}
 	s.skill += a * (absErr - s.skill)
-	if s.mae > 0 && absErr > scaleClip*s.mae {
-		absErr = scaleClip * s.mae
+	if s.mae > 0 && absErr > outlierErrors*s.mae {
+		absErr = outlierErrors * s.mae
 	}
 	s.mae += a * (absErr - s.mae)
 	if s.n < 1<<31 {

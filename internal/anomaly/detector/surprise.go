@@ -39,7 +39,23 @@ func tailBin(z float64) int {
 	if !(z > 0) {
 		return 0
 	}
-	b := int((math.Log2(z) - tailMinLog2) * tailBinsPerOct)
+	if z > math.MaxFloat64 {
+		return tailBins - 1
+	}
+	// log2(z) from the float's exponent and a comparison of its mantissa
+	// with the quarter octaves: no logarithm on the hot path.
+	frac, exp := math.Frexp(z) // z = frac * 2^exp, frac in [0.5, 1)
+	m := 2 * frac
+	q := 0
+	switch {
+	case m >= 1.681792830507429: // 2^0.75
+		q = 3
+	case m >= 1.4142135623730951: // 2^0.5
+		q = 2
+	case m >= 1.189207115002721: // 2^0.25
+		q = 1
+	}
+	b := (exp-1-int(tailMinLog2))*int(tailBinsPerOct) + q
 	if b < 0 {
 		return 0
 	}
@@ -92,53 +108,78 @@ func decades(p float64) float64 {
 	return s
 }
 
+// below returns the probability of a deviation of at most z: the mass of
+// past deviations below z (half of z's own bin), with the reference
+// pseudo-point's min(1, z): a small deviation is only as rare as it is
+// small, whatever the history, until the history says otherwise.
+func (h *tailHist) below(z float64) float64 {
+	tot := float64(h.above[0])
+	if !(tot > 0) {
+		return 1
+	}
+	b := tailBin(z)
+	in := float64(h.above[b])
+	if b+1 < tailBins {
+		in -= float64(h.above[b+1])
+	}
+	under := tot - float64(h.above[b]) + 0.5*in
+	ref := math.Min(1, math.Max(z, 0))
+	return (under/h.w + tailPrior*ref) / (tot/h.w + tailPrior)
+}
+
 // surprise rates one model's deviations against that model's own history
-// on three time scales: the point, the mean of the last sustainLen points
-// (a shift whose single points are unremarkable) and a slow average over
-// about driftLen points (an episode of hours whose every stretch looks
+// on up to three time scales: the point, the mean of the last sustainLen
+// points (a shift whose single points are unremarkable) and a slow average
+// over about driftLen points (an episode of hours whose every stretch looks
 // ordinary: a holiday, a slow leak, a drifting sensor). A model that is
 // routinely far off thus raises no alarm, while a model that is usually
 // right raises one as soon as it is wrong by more than it has ever been.
+//
+// The views a model has (views) depend on what its deviations mean; their
+// histograms live in the detector. For the model of the last few points
+// the sustained view is two-sided: its deviations are the point-to-point
+// changes of the series, and a run of them unusually small for the series
+// is a series that has stopped moving (a frozen exporter, a stuck value, a
+// flat line where there is always noise).
 type surprise struct {
-	point     tailHist
-	sustained tailHist
-	drift     tailHist
-	ring      [sustainLen]float64 // last deviations, capped at sustainCap
-	ringPos   int
-	driftMean float64 // EWMA of the capped deviations
-	warmup    int     // deviations to learn before scoring
-	seen      int
+	point, sustained, drift *tailHist           // nil: no such view
+	twoSided                bool                // the sustained view's lower tail counts too
+	ring                    [sustainLen]float64 // last deviations, capped at sustainCap
+	ringPos                 int
+	driftMean               float64 // EWMA of the capped deviations
+	warmup                  int     // deviations to learn before scoring
+	seen                    int
 }
 
-func newSurprise(memory, warmup int) surprise {
-	return surprise{
-		point:     newTailHist(memory),
-		sustained: newTailHist(memory),
-		drift:     newTailHist(memory),
-		warmup:    warmup,
-	}
-}
-
-// observe returns the scores in [0,1] of deviation z, then learns it: the
-// score of the point and of the sustained view, and that of the drift view.
+// observe returns the tail probabilities of deviation z, then learns it:
+// that of the rarer of the point and sustained views, and that of the drift
+// view. Both are 1 while the views are warming up.
 func (s *surprise) observe(z float64) (short, drift float64) {
-	p := s.point.observe(z)
-
+	p, ps, pd := 1.0, 1.0, 1.0
+	if s.point != nil {
+		p = s.point.observe(z)
+	}
 	s.ring[s.ringPos] = math.Min(z, sustainCap)
 	s.ringPos = (s.ringPos + 1) % sustainLen
-	mean := 0.0
-	for _, v := range s.ring {
-		mean += v
+	if s.sustained != nil {
+		mean := 0.0
+		for _, v := range s.ring {
+			mean += v
+		}
+		mean /= sustainLen
+		pl := 1.0
+		if s.twoSided {
+			pl = s.sustained.below(mean)
+		}
+		ps = min(s.sustained.observe(mean), pl)
 	}
-	mean /= sustainLen
-	ps := s.sustained.observe(mean)
-
-	s.driftMean += (math.Min(z, sustainCap) - s.driftMean) / driftLen
-	pd := s.drift.observe(s.driftMean)
-
+	if s.drift != nil {
+		s.driftMean += (math.Min(z, sustainCap) - s.driftMean) / driftLen
+		pd = s.drift.observe(s.driftMean)
+	}
 	if s.seen < s.warmup {
 		s.seen++
-		return 0, 0
+		return 1, 1
 	}
-	return max(decades(p), decades(ps)), decades(pd)
+	return min(p, ps), pd
 }
