@@ -56,8 +56,12 @@ var modelNames = [numModels]string{"recent", "level", "daily", "weekly"}
 
 const numModels = 4
 
-// levelIdx is the level model's index: the baseline of the ratio view.
-const levelIdx = 1
+// Indices of the models: the recent one (whose expected value is the last
+// point's, near enough), and the level, the baseline of the ratio view.
+const (
+	recentIdx = 0
+	levelIdx  = 1
+)
 
 // Result is the verdict on one point.
 type Result struct {
@@ -113,7 +117,9 @@ type Detector struct {
 	dailyCnt   [dailyBins]uint8
 	weeklyCnt  [weeklyBins]uint8
 	hists      [numHists]tailHist
+	repeats    repeatView
 }
+
 
 // The views of each model's deviations (surprise.go): the point, the
 // sustained mean, the slow drift. The level model only has the sustained
@@ -144,6 +150,7 @@ func New(cfg Config) *Detector {
 	}
 	d.daily = newSeasonalModel(24*time.Hour, 0.3, d.dailyProf[:], d.dailyCnt[:])
 	d.weekly = newSeasonalModel(7*24*time.Hour, 0.3, d.weeklyProf[:], d.weeklyCnt[:])
+	d.repeats = repeatView{hist: newTailHist(cfg.Memory), warmup: cfg.Warmup}
 	h := 0
 	next := func(on bool) *tailHist {
 		if !on {
@@ -186,6 +193,12 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		alt[levelIdx] = d.ratio.deviation(v, lf.Expected, d.resolution, true)
 	}
 	c, ok := combine(fs[:], d.surprise[:], v, d.resolution, &alt)
+	// A value repeated more often in a row than the series repeats
+	// itself: the recent model's view (the value expected is the last one).
+	if pr := d.repeats.observe(v); ok && pr < c.p {
+		c.p, c.model, c.forecast, c.z = pr, recentIdx, fs[recentIdx], 0
+		c.pShort = min(c.pShort, pr)
+	}
 	if !ok {
 		return Result{Expected: v}
 	}

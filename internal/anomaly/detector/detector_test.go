@@ -76,6 +76,15 @@ func TestDetectorSynthetic(t *testing.T) {
 			}
 			return v
 		}, true},
+		{"frozen value", func() series {
+			var last float64
+			return func(i int, r *rand.Rand) float64 {
+				if i < incidentT {
+					last = math.Round((100+gauss(r, 5))*100) / 100
+				}
+				return last // the exporter repeats its last value
+			}
+		}(), true},
 		{"missing daily peak", func(i int, r *rand.Rand) float64 {
 			v := diurnal(i) + gauss(r, 1)
 			if i >= incidentT && i < incidentT+perDay/4 {
