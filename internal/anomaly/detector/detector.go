@@ -120,7 +120,6 @@ type Detector struct {
 	repeats    repeatView
 }
 
-
 // The views of each model's deviations (surprise.go): the point, the
 // sustained mean, the slow drift. The level model only has the sustained
 // view: its single points are the recent model's business, its slow drift

@@ -8,7 +8,10 @@ package detector
 // that is often zero, or a gauge that moves in steps, repeats itself all the
 // time and is judged by the runs it is used to. The run length is rated
 // like a deviation (tailHist), so a run of r repeats where the series has
-// never had one has a probability of about 1/(r² n) after n points.
+// never had one has a probability of about 1/(r² n) after n points. Runs
+// count up to sustainLen repeats: beyond, a run is as long as runs get,
+// and a series that has always been constant (a ratio that is always 0)
+// is not a series in an ever longer, ever rarer run.
 type repeatView struct {
 	hist   tailHist
 	last   float64
@@ -21,7 +24,7 @@ type repeatView struct {
 // x continues or breaks, then learns it; 1 while warming up.
 func (r *repeatView) observe(x float64) float64 {
 	if r.seen > 0 && x == r.last {
-		r.run++
+		r.run = min(r.run+1, sustainLen)
 	} else {
 		r.run = 0
 	}
