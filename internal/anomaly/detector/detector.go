@@ -203,6 +203,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	}
 	r := Result{Expected: c.forecast.Expected, Deviation: c.z, Basis: modelNames[c.model]}
 	score := decades(c.p)
+
 	if d.stats.Points <= uint64(d.cfg.Warmup) {
 		score = 0
 	}

@@ -34,7 +34,7 @@ func (m *levelModel) step(x float64) Forecast {
 		m.level, m.n = x, 1
 		return Forecast{Expected: x}
 	}
-	f := Forecast{Expected: m.level, Scale: m.err.mae, Skill: m.err.skill, Ready: m.n >= minModelPoints}
+	f := Forecast{Expected: m.level, Scale: m.err.scale(), Skill: m.err.skill, Ready: m.n >= minModelPoints}
 	e := x - m.level
 	m.err.update(math.Abs(e))
 	if m.robust {

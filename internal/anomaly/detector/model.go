@@ -43,11 +43,21 @@ func (s *errScale) update(absErr float64) {
 		a = scaleAlpha
 	}
 	s.skill += a * (absErr - s.skill)
-	if s.mae > 0 && absErr > outlierErrors*s.mae {
-		absErr = outlierErrors * s.mae
+	if c := outlierErrors * s.scale(); c > 0 && absErr > c {
+		absErr = c
 	}
 	s.mae += a * (absErr - s.mae)
 	if s.n < 1<<31 {
 		s.n++
 	}
+}
+
+// scale is the typical error deviations are measured in: the clipped mean,
+// but at least 1/outlierErrors of the plain one. When most of a series'
+// error comes from points the clip calls outliers (a flat line with spikes,
+// a count that is mostly zero), those points are its typical errors: the
+// clipped mean alone would shrink towards zero between them, and every
+// ordinary spike would look larger than the last.
+func (s *errScale) scale() float64 {
+	return max(s.mae, s.skill/outlierErrors)
 }

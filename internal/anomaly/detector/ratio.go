@@ -40,7 +40,7 @@ func (r *ratioView) deviation(x, f, resolution float64, learn bool) float64 {
 		return 0 // nothing but zeros so far
 	}
 	e := math.Abs(math.Asinh(x/c) - math.Asinh(f/c))
-	s := r.err.mae
+	s := r.err.scale()
 	// The same floors as the plain deviation: 1% of the value, and the
 	// caller's resolution (asinh's slope at f converts it).
 	if floor := math.Max(relScaleFloor, resolution/math.Hypot(f, c)); s < floor {

@@ -126,7 +126,7 @@ func (m *seasonalModel) step(t time.Time, x float64, fb Forecast) Forecast {
 	var f Forecast
 	switch {
 	case !ready && fb.Scale > 0:
-		f = Forecast{Expected: fb.Expected, Scale: m.err.mae, Skill: m.err.skill}
+		f = Forecast{Expected: fb.Expected, Scale: m.err.scale(), Skill: m.err.skill}
 		if f.Scale == 0 {
 			f.Scale = fb.Scale
 		}
@@ -135,10 +135,15 @@ func (m *seasonalModel) step(t time.Time, x float64, fb Forecast) Forecast {
 		m.prof[b], m.cnt[b] = float32(x), 1
 		return Forecast{Expected: x}
 	default:
-		f = Forecast{Expected: s, Scale: m.err.mae, Skill: m.err.skill, Ready: ready}
+		f = Forecast{Expected: s, Scale: m.err.scale(), Skill: m.err.skill, Ready: ready}
 		m.err.update(math.Abs(x - s))
 	}
 	if fresh {
+		// Start the slot at the point, or, for a lone outlier, only as
+		// far from the fallback forecast as clipLone lets it be: a spike
+		// on the first day must not be expected at the same time the
+		// next day.
+		x = fb.Expected + clipLone(x-fb.Expected, f.Scale, &m.beyond)
 		m.prof[b], m.cnt[b] = float32(x), 1
 		return f
 	}
