@@ -45,7 +45,7 @@ func main() {
 	flag.StringVar(&o.synthOut, "synth-out", "", "write the synthetic corpus here (data/ and labels/, as NAB lays them out) and exit")
 	flag.BoolVar(&o.synthB, "synthb", false, "also score the second synthetic family of server metrics (synthb.go) with the thresholds chosen on DATA")
 	flag.StringVar(&o.synthBOut, "synthb-out", "", "write the second synthetic family here and exit")
-	flag.StringVar(&o.grid, "grid", "", "also try these configurations, each held-out split choosing among them on its training files: key=v1,v2;key=v1,... (keys: warmup, resolve_after, memory)")
+	flag.StringVar(&o.grid, "grid", "", "also try these configurations, each held-out split choosing among them on its training files: key=v1,v2;key=v1,... (keys: threshold, warmup, resolve_after, memory)")
 	flag.BoolVar(&o.perFile, "v", false, "also print each file's detected and missed windows and false positives (standard profile, in-sample threshold)")
 	flag.Float64Var(&o.threshold, "threshold", 0.5, "with -score: the fixed threshold of the scores evaluated")
 	flag.Parse()
@@ -302,12 +302,18 @@ func gridConfigs(base detector.Config, spec string) ([]namedConfig, error) {
 		var next []namedConfig
 		for _, c := range out {
 			for _, v := range strings.Split(vals, ",") {
-				n, err := strconv.Atoi(strings.TrimSpace(v))
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 				if err != nil {
 					return nil, fmt.Errorf("grid: %s: %w", key, err)
 				}
+				n := int(f)
+				if key != "threshold" && float64(n) != f {
+					return nil, fmt.Errorf("grid: %s: %v is not a whole number", key, v)
+				}
 				cfg := c.cfg
 				switch key {
+				case "threshold":
+					cfg.Threshold = f
 				case "warmup":
 					cfg.Warmup = n
 				case "resolve_after":

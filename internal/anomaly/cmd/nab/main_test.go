@@ -183,6 +183,13 @@ func TestGridConfigs(t *testing.T) {
 	assert.Equal(t, base.Threshold, cfgs[2].cfg.Threshold)
 	_, err = gridConfigs(base, "memory=1")
 	assert.ErrorContains(t, err, "memory")
+	_, err = gridConfigs(base, "memory=1000.5")
+	assert.ErrorContains(t, err, "whole number")
+	cfgs, err = gridConfigs(base, "threshold=0.35,0.5")
+	require.NoError(t, err)
+	require.Len(t, cfgs, 2)
+	assert.Equal(t, 0.5, cfgs[1].cfg.Threshold)
+	assert.Equal(t, "threshold=0.5", cfgs[1].name)
 	_, err = gridConfigs(base, "colour=3")
 	assert.ErrorContains(t, err, "unknown key")
 }
