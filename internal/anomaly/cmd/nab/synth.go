@@ -258,7 +258,7 @@ func synthSeries(kind string, idx int, seed uint64) *series {
 		})
 		s.kinds = append(s.kinds, a.kind)
 	}
-	g.gaps(s)
+	dropPoints(g.rng, s, 0.3, 0.005, 0.3) // scattered missing points, a gap of hours
 	for i := range s.times {
 		s.raw = append(s.raw, s.times[i].Format("2006-01-02 15:04:05"))
 		s.rawVals = append(s.rawVals, strconv.FormatFloat(s.values[i], 'f', -1, 64))
@@ -362,22 +362,22 @@ func (g *gen) anomalyAt(s int) anomaly {
 	return a
 }
 
-// gaps removes points: scattered ones for some series and one gap of
-// hours for others, never a window's limits.
-func (g *gen) gaps(s *series) {
-	r := g.rng
+// dropPoints removes points of s: with probability pScattered each point
+// with probability rate, with probability pGap one gap of one to twelve
+// hours; never a window's limits.
+func dropPoints(r *rand.Rand, s *series, pScattered, rate, pGap float64) {
 	keep := make([]bool, len(s.times))
 	for i := range keep {
 		keep[i] = true
 	}
-	if r.Float64() < 0.3 {
+	if r.Float64() < pScattered {
 		for i := range keep {
-			if r.Float64() < 0.005 {
+			if r.Float64() < rate {
 				keep[i] = false
 			}
 		}
 	}
-	if r.Float64() < 0.3 {
+	if r.Float64() < pGap {
 		at, l := r.IntN(len(keep)), 12+r.IntN(132)
 		for i := at; i < min(len(keep), at+l); i++ {
 			keep[i] = false

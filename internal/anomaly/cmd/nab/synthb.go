@@ -255,7 +255,7 @@ func synthBSeries(kind string, idx int, seed uint64) *series {
 		})
 		s.kinds = append(s.kinds, a.kind)
 	}
-	g.thin(s)
+	dropPoints(r, s, 0.2, 0.01, 0.15) // scattered missing points, a gap of hours
 	for i := range s.times {
 		s.raw = append(s.raw, s.times[i].Format("2006-01-02 15:04:05"))
 		s.rawVals = append(s.rawVals, strconv.FormatFloat(s.values[i], 'f', -1, 64))
@@ -472,42 +472,4 @@ func (g *bgen) incidentAt(s int) incident {
 	}
 	a.length = max(1, min(a.length, g.n-a.start))
 	return a
-}
-
-// thin removes points: scattered ones for some series, a gap of hours for
-// others; never a window's limits.
-func (g *bgen) thin(s *series) {
-	r := g.r
-	keep := make([]bool, len(s.times))
-	for i := range keep {
-		keep[i] = true
-	}
-	if r.Float64() < 0.2 {
-		for i := range keep {
-			if r.Float64() < 0.01 {
-				keep[i] = false
-			}
-		}
-	}
-	if r.Float64() < 0.15 {
-		at, l := r.IntN(len(keep)), 12+r.IntN(132)
-		for i := at; i < min(len(keep), at+l); i++ {
-			keep[i] = false
-		}
-	}
-	for _, w := range s.windows {
-		for i, t := range s.times {
-			if t.Equal(w[0]) || t.Equal(w[1]) {
-				keep[i] = true
-			}
-		}
-	}
-	j := 0
-	for i := range s.times {
-		if keep[i] {
-			s.times[j], s.values[j] = s.times[i], s.values[i]
-			j++
-		}
-	}
-	s.times, s.values = s.times[:j], s.values[:j]
 }
