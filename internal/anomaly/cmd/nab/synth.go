@@ -58,10 +58,15 @@ var synthKinds = []string{"cpu", "network", "disk", "requests"}
 // synthCorpus generates perKind series of every kind. Each seed is
 // another corpus of the same kinds.
 func synthCorpus(perKind int, seed uint64) []*series {
+	return corpusOf(synthKinds, perKind, seed, synthSeries)
+}
+
+// corpusOf generates perKind series of every kind with gen.
+func corpusOf(kinds []string, perKind int, seed uint64, gen func(kind string, idx int, seed uint64) *series) []*series {
 	var out []*series
-	for _, kind := range synthKinds {
+	for _, kind := range kinds {
 		for i := 0; i < perKind; i++ {
-			out = append(out, synthSeries(kind, i, seed))
+			out = append(out, gen(kind, i, seed))
 		}
 	}
 	return out

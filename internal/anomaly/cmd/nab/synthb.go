@@ -71,13 +71,7 @@ const synthBPerKind = 17
 
 // synthBCorpus generates perKind series of every kind of the second family.
 func synthBCorpus(perKind int, seed uint64) []*series {
-	var out []*series
-	for _, kind := range synthBKinds {
-		for i := 0; i < perKind; i++ {
-			out = append(out, synthBSeries(kind, i, seed))
-		}
-	}
-	return out
+	return corpusOf(synthBKinds, perKind, seed, synthBSeries)
 }
 
 // bgen is the state of one series of the second family.
