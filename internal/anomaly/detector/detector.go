@@ -121,20 +121,19 @@ type Detector struct {
 }
 
 // The views of each model's deviations (surprise.go): the point, the
-// sustained mean, the slow drift. The level model only has the sustained
-// view: its single points are the recent model's business, its slow drift
-// the profiles'. The recent model needs no drift view: its deviations are
-// point-to-point changes, whose slow average is the noise level the other
-// models' drift views watch.
+// sustained mean, the slow drift. The level models have no drift view:
+// the recent model's deviations are point-to-point changes, whose slow
+// average is the noise level the profiles' drift views watch, and the slow
+// level follows an episode of hours too closely to see it.
 var views = [numModels]struct{ point, sustained, drift, twoSided bool }{
 	{point: true, sustained: true, twoSided: true}, // recent
-	{sustained: true}, // level
-	{point: true, sustained: true, drift: true}, // daily
-	{point: true, sustained: true, drift: true}, // weekly
+	{point: true, sustained: true},                 // level
+	{point: true, sustained: true, drift: true},    // daily
+	{point: true, sustained: true, drift: true},    // weekly
 }
 
 // numHists is the number of views over all models.
-const numHists = 9
+const numHists = 10
 
 // New returns a detector for one series. It panics on an invalid config:
 // callers validate configuration at start-up.
