@@ -8,15 +8,16 @@ package detector
 // that is often zero, or a gauge that moves in steps, repeats itself all the
 // time and is judged by the runs it is used to. The run length is rated
 // like a deviation (tailHist), so a run of r repeats where the series has
-// never had one has a probability of about 1/(r² n) after n points. Runs
-// count up to sustainLen repeats: beyond, a run is as long as runs get,
-// and a series that has always been constant (a ratio that is always 0)
-// is not a series in an ever longer, ever rarer run.
+// never had one has a probability of about 1/(r² n) after n points. A
+// series that has never changed value (a ratio that is always 0) has no
+// runs to be judged against: its one run is learnt but not rated until the
+// series first moves.
 type repeatView struct {
 	hist   tailHist
 	last   float64
 	run    int // repeats of last so far
 	seen   int
+	broken bool // the series has changed value at least once
 	warmup int
 }
 
@@ -24,14 +25,18 @@ type repeatView struct {
 // x continues or breaks, then learns it; 1 while warming up.
 func (r *repeatView) observe(x float64) float64 {
 	if r.seen > 0 && x == r.last {
-		r.run = min(r.run+1, sustainLen)
+		r.run++
 	} else {
+		r.broken = r.broken || r.seen > 0
 		r.run = 0
 	}
 	r.last = x
 	p := r.hist.observe(float64(r.run))
 	if r.seen < r.warmup {
 		r.seen++
+		return 1
+	}
+	if !r.broken {
 		return 1
 	}
 	return p

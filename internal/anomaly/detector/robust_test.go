@@ -216,3 +216,31 @@ func hitWithin(alerts []int, at, k int) bool {
 	}
 	return false
 }
+
+// A sparse count (mostly zero, runs of zeros of a few dozen points at
+// most) that freezes at zero for a day is a source that stopped reporting:
+// alerted once its run is far longer than any it has had. The same count
+// at zero from the start, as an error ratio of a healthy edge is, is never
+// alerted.
+func TestFrozenSparseCount(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	vals := make([]float64, n)
+	for i := range vals {
+		vals[i] = poissonDraw(rng, 0.3)
+		if i >= incidentT && i < incidentT+perDay {
+			vals[i] = 0
+		}
+	}
+	alerts, _ := run(t, DefaultConfig(), vals, nil)
+	t.Logf("alerts %v", alerts)
+	frozen := 0
+	for _, a := range alerts {
+		if a >= incidentT && a < incidentT+perDay {
+			frozen++
+		}
+	}
+	assert.Equal(t, 1, frozen, "frozen count alerted once")
+
+	alerts, _ = run(t, DefaultConfig(), make([]float64, n), nil)
+	assert.Empty(t, alerts, "a count that has always been zero")
+}
