@@ -142,15 +142,22 @@ type candidate struct {
 
 // judge applies the gates to a detection; what passes waits in pending for
 // suppression and grouping at the end of the batch.
-func (e *Engine) judge(s *Series, idx int64, v, vol float64, r detector.Result) {
+//
+// A change is too small when it is below min_change of the expected value,
+// when it is none at all, or when it is less than one event of the window
+// (res, the value of one event of a count; 0 for gauges): an edge that
+// went idle falls from a forecast decaying towards zero to zero, and then
+// stops moving, neither of which is a change in the series' own units.
+func (e *Engine) judge(s *Series, idx int64, v, vol, res float64, r detector.Result) {
 	exp := r.Expected
+	change := math.Abs(v - exp)
 	cause := NumCauses
 	switch {
 	case s.sig.Direction == Up && v < exp:
 		cause = CauseImprovement
 	case s.sig.CountGated && v > exp && vol < float64(e.cfg.MinCount):
 		cause = CauseLowVolume
-	case math.Abs(v-exp) < e.cfg.MinChange*math.Abs(exp):
+	case change < res || change <= e.cfg.MinChange*math.Abs(exp):
 		cause = CauseSmallChange
 	}
 	if cause != NumCauses {

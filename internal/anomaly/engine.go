@@ -512,7 +512,7 @@ func (e *Engine) score(s *Series, idx int64, v, vol, res float64) {
 		}
 		e.confirm(s, idx, v)
 	case r.Anomalous:
-		e.judge(s, idx, v, vol, r)
+		e.judge(s, idx, v, vol, res, r)
 	case r.Resolved && !s.firing:
 		e.resolve(s, idx) // a muted detection's incident ends
 	case s.firing && !s.det.Firing():

@@ -580,3 +580,32 @@ func TestConfirmBursts(t *testing.T) {
 	require.Len(t, h.alerts, 1)
 	assert.Equal(t, 700.0, h.alerts[0].Observed)
 }
+
+// An edge that carried a little traffic and then went idle: its rate
+// decays towards zero and then is zero, over and over. Neither the fall
+// from a forecast far below one event per window to zero nor the zeros
+// that no longer move are a change in the series' own units: no alert,
+// counted as a small change.
+func TestIdleEdgeDoesNotAlert(t *testing.T) {
+	sig := &Signal{Name: "t", Measure: "bytes.rate", Kind: Rate, Unit: "By/s", Direction: Both,
+		LogClock: true, ZeroFill: true, Quantum: 1500}
+	h := newHarness(t, testConfig())
+	k := edgeKey(sig, "a", "b")
+	for i := range 400 {
+		ts := at(i).Add(5 * time.Second)
+		h.e.Begin(ts)
+		h.e.SeeLog(ts.UnixNano())
+		if i < 40 && h.rng.IntN(3) == 0 {
+			s := h.e.Lookup(&k)
+			if s == nil {
+				s = h.e.Create(&k, ident(k))
+			}
+			h.e.AddValue(s, ts.UnixNano(), float64(60+h.rng.IntN(600)))
+		}
+		h.alerts = append(h.alerts, h.e.Done()...)
+	}
+	for _, a := range h.alerts {
+		t.Errorf("alert on an idle edge: %s", a.Body)
+	}
+	assert.Positive(t, h.e.Stats().Suppressed[CauseSmallChange].Load())
+}

@@ -53,3 +53,16 @@ func TestSentences(t *testing.T) {
 	assert.Equal(t, "traffic a → b stopped reporting 10m0s after the anomaly began; it had fallen from 1 MB/s to 0 B/s",
 		resolvedSentence("traffic a → b", 1e6, 0, 0, 0, "By/s", 10*time.Minute, resolvedExpired))
 }
+
+// The two sides of a change never print alike: more digits until they
+// differ, and as many as a value far below the usual precision needs.
+func TestFormatPairDiffers(t *testing.T) {
+	assert.Equal(t, "traffic a → b fell from 0.0000003 B/s to 0 B/s",
+		changeSentence("traffic a → b", 2.9e-7, 0, "By/s"))
+	assert.Equal(t, "traffic a → b rose from 1 kB/s to 1.001 kB/s",
+		changeSentence("traffic a → b", 1000, 1001, "By/s"))
+	assert.Equal(t, "p99 latency a → b rose from 12.3 ms to 12.4 ms",
+		changeSentence("p99 latency a → b", 12.3, 12.4, "ms"))
+	assert.Equal(t, "p99 latency a → b returned to normal after 1m0s: 12.01 ms (expected 12 ms); it had risen from 12 ms to 310 ms",
+		resolvedSentence("p99 latency a → b", 12, 310, 12.01, 12, "ms", time.Minute, resolvedNormal))
+}
