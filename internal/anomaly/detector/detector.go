@@ -124,16 +124,20 @@ type Detector struct {
 // sustained mean, the slow drift. The level models have no drift view:
 // the recent model's deviations are point-to-point changes, whose slow
 // average is the noise level the profiles' drift views watch, and the slow
-// level follows an episode of hours too closely to see it.
+// level follows an episode of hours too closely to see it. The slow level
+// has no sustained view either: a shift from it is what the daily
+// profile's sustained view sees, the profile standing in with the level
+// until it has seen a day and holding the level where there is no cycle;
+// a second histogram of the same means only adds a chance of a false alarm.
 var views = [numModels]struct{ point, sustained, drift, twoSided bool }{
 	{point: true, sustained: true, twoSided: true}, // recent
-	{point: true, sustained: true},                 // level
-	{point: true, sustained: true, drift: true},    // daily
-	{point: true, sustained: true, drift: true},    // weekly
+	{point: true}, // level
+	{point: true, sustained: true, drift: true}, // daily
+	{point: true, sustained: true, drift: true}, // weekly
 }
 
 // numHists is the number of views over all models.
-const numHists = 10
+const numHists = 9
 
 // New returns a detector for one series. It panics on an invalid config:
 // callers validate configuration at start-up.
