@@ -3,6 +3,7 @@
 #   make run     install what is missing, build, run on this node (examples/local.yaml)
 #   make test    unit + privileged tests, then the end-to-end test with the built binary
 #   make bench   in-kernel and user-space costs and collector RSS, as ratios to their targets
+#   make bench-load  the side-by-side load alone: nginx + wrk without/with the collector
 #   make nab     anomaly detector scored on NAB data, held out by category: make nab NAB_DATA=<nab>/data
 #
 # Builds are always CGO_ENABLED=0 (static binary, and the whole graph shares one
@@ -36,7 +37,7 @@ export BPF2GO_STRIP := $(STRIP)
 # Files the generators own: check-generated refuses them untracked.
 GENERATED_RE := (_bpfe[lb]\.(go|o)$$|/internal/metadata/|/internal/metadatatest/|/generated_[a-z_]+\.go$$|/documentation\.md$$|^distribution/otelcol-ebpfflow/)
 
-.PHONY: deps generate check-generated build vet test unit e2e bench nab nab-synth run clean help manifests
+.PHONY: deps generate check-generated build vet test unit e2e bench bench-load nab nab-synth run clean help manifests
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -101,10 +102,19 @@ e2e: build
 		EBPFFLOW_COLLECTOR=$(CURDIR)/$(BIN) \
 		$(GO) test -tags e2e -count=1 -timeout 20m -json ./tests/e2e | .bin/testreport -v
 
-## bench: in-kernel ns/packet, user-space events/s/core, collector RSS at 10k flows
+## bench: in-kernel ns/packet, user-space events/s/core, collector RSS at 10k flows, and the
+## side-by-side load; fails when any benchmark fails. LOAD_ARGS: flags of BenchmarkLoad
+## (e.g. LOAD_ARGS="-load.runs=3 -load.flows=10000")
 bench: build
 	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
-		$(GO) run ./tests/bench -collector $(CURDIR)/$(BIN)
+		$(GO) run ./tests/bench -collector $(CURDIR)/$(BIN) -load-args "$(LOAD_ARGS)"
+
+## bench-load: nginx in one pod, wrk -t1 in another, 7 alternating runs without/with the built
+## collector: throughput ratio, ns per packet of every program, CPU per 1k requests, RSS; at
+## a few hot connections, 10k flows and 100 -> 100k flows
+bench-load: build
+	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
+		$(GO) run ./tests/bench -collector $(CURDIR)/$(BIN) -skip-go-bench -rss=false -load-args "$(LOAD_ARGS)"
 
 ## nab: run the anomaly detector core over a NAB-style corpus exactly as the processor
 ## runs it (same code, default config) and print NAB scores with every category and each

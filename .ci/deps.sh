@@ -25,6 +25,7 @@ declare -A want=(
 	[conntrack]=/usr/sbin/conntrack
 	[tshark]=/usr/bin/tshark
 	[curl]=/usr/bin/curl
+	[wrk]=/usr/bin/wrk
 	[nginx]=/usr/sbin/nginx
 	[socat]=/usr/bin/socat
 	[ncat]=/usr/bin/ncat

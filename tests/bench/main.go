@@ -8,10 +8,17 @@
 //     benchmarks, run with GOMAXPROCS=1;
 //   - collector RSS with 10k active flows: the built collector with UDP flows
 //     held open on loopback (each connection is two local flows: client and
-//     server socket).
+//     server socket);
+//   - the side-by-side load (BenchmarkLoad, alone with `make bench-load`):
+//     nginx and wrk in two pods, alternating runs without and with the
+//     collector, medians: throughput ratio, in-kernel ns per packet of every
+//     program, kernel + user CPU per 1k requests, RSS; at a few hot
+//     connections, at 10k flows and along a slope up to 100k flows.
 //
-// Targets: <= 150 ns/packet for flow accounting, >= 200k events/s/core,
-// RSS <= 64 MB at 10k flows.
+// Targets: <= 150 ns/packet for the packet path, >= 200k events/s/core,
+// RSS <= 80 MB at 10k flows, throughput with the collector >= 0.98 of
+// without, <= 0.6 ms CPU per 1k requests, 10k flows <= 1.5x the per-packet
+// cost of a few hot ones.
 package main
 
 import (
@@ -41,7 +48,7 @@ const (
 	targetDNSQueries   = 50_000.0 // DNS lookups/s/core the pipeline keeps up with
 	targetPoints       = 0.0      // anomaly points/s/core: informational
 	targetSeriesBytes  = 8192.0   // anomaly detector state per series
-	targetRSSMB        = 64.0
+	targetRSSMB        = 80.0
 )
 
 func main() {
@@ -49,6 +56,9 @@ func main() {
 	flows := flag.Int("flows", 10_000, "active flows for the RSS measurement")
 	hold := flag.Duration("hold", 20*time.Second, "how long the flows are held before RSS is read")
 	skipGo := flag.Bool("skip-go-bench", false, "skip the Go benchmarks (kernel and user space)")
+	rss := flag.Bool("rss", true, "measure the collector's RSS with UDP flows held open")
+	load := flag.Bool("load", true, "run the side-by-side load benchmark (BenchmarkLoad)")
+	loadArgs := flag.String("load-args", "", "flags for BenchmarkLoad, e.g. \"-load.runs=3 -load.flows=10000\"")
 	flag.Parse()
 
 	if os.Geteuid() != 0 {
@@ -66,12 +76,22 @@ func main() {
 		}
 		rows = append(rows, r...)
 	}
-	r, err := collectorLoad(*collector, *flows, *hold)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: collector under load: %v\n", err)
-		failed = true
+	if *rss {
+		r, err := collectorLoad(*collector, *flows, *hold)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: collector under load: %v\n", err)
+			failed = true
+		}
+		rows = append(rows, r...)
 	}
-	rows = append(rows, r...)
+	if *load {
+		r, err := loadBenchmark(*collector, strings.Fields(*loadArgs))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: side-by-side load: %v\n", err)
+			failed = true
+		}
+		rows = append(rows, r...)
+	}
 	printRows(rows)
 	if failed {
 		// The figures printed are incomplete: a benchmark that could not
@@ -279,6 +299,81 @@ func pickAll(m []metric, suffixes ...string) []metric {
 		}
 	}
 	return nil
+}
+
+// ---- the side-by-side load --------------------------------------------------
+
+// loadBenchmark runs BenchmarkLoad (load_linux_test.go) against the built
+// collector, streams its tables and turns the medians it reports into rows.
+func loadBenchmark(bin string, args []string) ([]row, error) {
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return nil, err
+	}
+	goArgs := []string{"test", "-run", "^$", "-bench", "^BenchmarkLoad$", "-benchtime", "1x", "-count", "1", "-timeout", "90m", "./tests/bench"}
+	if len(args) > 0 {
+		goArgs = append(append(goArgs, "-args"), args...)
+	}
+	cmd := exec.Command("go", goArgs...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "EBPFFLOW_COLLECTOR="+bin)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	fmt.Println("\n== go test -bench ^BenchmarkLoad$ ./tests/bench", strings.Join(args, " "))
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	var rows []row
+	s := bufio.NewScanner(out)
+	for s.Scan() {
+		line := s.Text()
+		fmt.Println(line)
+		if m := benchLine.FindStringSubmatch(line); m != nil {
+			rows = append(rows, loadRows(m[1], parseMetrics(m[2]))...)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return rows, fmt.Errorf("BenchmarkLoad: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("BenchmarkLoad reported nothing")
+	}
+	return rows, nil
+}
+
+// loadRows turns one BenchmarkLoad/<load> line into rows with the goals.
+func loadRows(name string, m []metric) []row {
+	_, load, _ := strings.Cut(name, "/")
+	_, flows := pick(m, "flows")
+	at10k := flows == 10_000
+	var rows []row
+	for _, x := range m {
+		r := row{group: "load", name: load, value: x.value}
+		switch x.unit {
+		case "throughput-ratio":
+			r.name, r.unit, r.target, r.higherBest, r.note = load+" throughput with/without", "ratio", 0.98, true, "wrk requests/s, medians"
+		case "kernel-ns/packet":
+			r.name, r.unit, r.target, r.note = load+" in-kernel per packet", "ns/packet", targetNsPerPacket, "every program, bpf_stats"
+		case "cpu-ms/1k-requests":
+			r.name, r.unit, r.target, r.note = load+" kernel + user CPU", "ms/1k req", 0.6, "BPF + collector user + sys"
+		case "rss-MB":
+			r.name, r.unit, r.note = load+" collector RSS", "MB", "RssAnon + RssFile at the end of the window"
+			if at10k {
+				r.target = targetRSSMB
+			}
+		case "cost-vs-hot":
+			r.name, r.unit, r.note = load+" ns/packet vs hot", "ratio", "per-packet cost against the hot load"
+			if at10k {
+				r.target = 1.5
+			}
+		default:
+			continue
+		}
+		rows = append(rows, r)
+	}
+	return rows
 }
 
 // ---- the collector under load ---------------------------------------------

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -46,5 +47,36 @@ func TestClassifyManyPrograms(t *testing.T) {
 			rows[0].name != "flowprobe.BenchmarkFlowProbeKernelManyFlows egress" || rows[1].name != "flowprobe.BenchmarkFlowProbeKernelManyFlows ingress" {
 			t.Fatalf("rows %+v", rows)
 		}
+	}
+}
+
+// BenchmarkLoad's lines become rows with the goals; the RSS and cost-vs-hot
+// goals apply at 10k flows only.
+func TestLoadRows(t *testing.T) {
+	line := "BenchmarkLoad/flows10000-2 \t 1\t 24370118921 ns/op\t 1.20 cost-vs-hot\t 0.41 cpu-ms/1k-requests\t 10000 flows\t 141.5 kernel-ns/packet\t 76.5 rss-MB\t 0.985 throughput-ratio"
+	m := benchLine.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatal("no match")
+	}
+	rows := loadRows(m[1], parseMetrics(m[2]))
+	want := map[string]struct{ value, target float64 }{
+		"ratio/1.2":       {1.20, 1.5},
+		"ms/1k req/0.41":  {0.41, 0.6},
+		"ns/packet/141.5": {141.5, targetNsPerPacket},
+		"MB/76.5":         {76.5, targetRSSMB},
+		"ratio/0.985":     {0.985, 0.98},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows: %+v", len(rows), rows)
+	}
+	for _, r := range rows {
+		w, ok := want[fmt.Sprintf("%s/%v", r.unit, r.value)]
+		if !ok || w.target != r.target {
+			t.Errorf("row %+v: want %+v", r, w)
+		}
+	}
+	hot := loadRows("BenchmarkLoad/hot", parseMetrics("1 ns/op\t 8 flows\t 90 rss-MB"))
+	if len(hot) != 1 || hot[0].target != 0 {
+		t.Errorf("hot rows %+v: RSS has no goal below 10k flows", hot)
 	}
 }
