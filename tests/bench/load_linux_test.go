@@ -50,35 +50,6 @@ const (
 	maxWrks  = 4
 )
 
-// loadCollectorConfig is the collector under test: the receiver's defaults
-// (flows, drops, DNS) except a 2 s flush, so that every run of a few seconds
-// covers several flushes (the user-space cost is measured, and the flows are
-// in the table when RSS is read); max_flows only grows for flow counts above
-// its default. The debug exporter prints a line per batch.
-const loadCollectorConfig = `receivers:
-  ebpfflow:
-    flush_interval: 2s
-%[3]s
-exporters:
-  debug:
-    verbosity: basic
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%[1]d
-service:
-  extensions: [health_check]
-  telemetry:
-    logs: {level: warn}
-    metrics:
-      level: detailed
-      readers:
-        - pull: {exporter: {prometheus: {host: 127.0.0.1, port: %[2]d}}}
-  pipelines:
-    logs: {receivers: [ebpfflow], exporters: [debug]}
-    metrics: {receivers: [ebpfflow], exporters: [debug]}
-    traces: {receivers: [ebpfflow], exporters: [debug]}
-`
-
 // loadRig is the fixed part: two pods, nginx in one, the collector binary.
 type loadRig struct {
 	srv, cli *testkit.Pod
@@ -284,7 +255,7 @@ func (r *loadRig) runWith(b *testing.B, conns, i int, maxFlows string) runFigure
 		b.Fatal(err)
 	}
 	hp, mp := testkit.FreePort(b), testkit.FreePort(b)
-	c := testkit.StartCollector(b, r.bin, dir, fmt.Sprintf(loadCollectorConfig, hp, mp, maxFlows), hp, mp)
+	c := testkit.StartCollector(b, r.bin, dir, fmt.Sprintf(loadConfig, hp, mp, maxFlows), hp, mp)
 	defer c.Stop(b)
 	pid := c.Cmd.Process.Pid
 	if err := os.WriteFile(filepath.Join(r.cgroup, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {

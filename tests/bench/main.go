@@ -378,9 +378,14 @@ func loadRows(name string, m []metric) []row {
 
 // ---- the collector under load ---------------------------------------------
 
+// loadConfig is the collector under test in every load benchmark: the
+// receiver's defaults (flows, drops, DNS) except a 2 s flush, so that a run
+// of a few seconds covers several flushes; %[3]s adds receiver settings
+// (max_flows above its default). The debug exporter prints a line per batch.
 const loadConfig = `receivers:
   ebpfflow:
     flush_interval: 2s
+%[3]s
 exporters:
   debug:
     verbosity: basic
@@ -398,6 +403,7 @@ service:
   pipelines:
     logs: {receivers: [ebpfflow], exporters: [debug]}
     metrics: {receivers: [ebpfflow], exporters: [debug]}
+    traces: {receivers: [ebpfflow], exporters: [debug]}
 `
 
 // collectorLoad starts the collector, holds flows/2 UDP connections on
@@ -420,7 +426,7 @@ func collectorLoad(bin string, flows int, hold time.Duration) ([]row, error) {
 	defer os.RemoveAll(dir)
 	hp, mp := freePort(), freePort()
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, loadConfig, hp, mp), 0o644); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, loadConfig, hp, mp, ""), 0o644); err != nil {
 		return nil, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "collector.log"))
