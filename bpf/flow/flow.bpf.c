@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Flow probe: per-socket-flow bytes and packets in both directions from
- * cgroup_skb ingress/egress on the cgroup v2 root, so every local socket in
- * any network namespace is seen. The programs always return 1: ebpfflow
+/* Packet probe: per-socket-flow bytes and packets in both directions, and
+ * DNS capture (bpf/dns/dns.bpf.h), from one cgroup_skb program per direction
+ * on the cgroup v2 root, so every local socket in any network namespace is
+ * seen and each packet pays for one program run and one parse; DNS costs
+ * other packets a port compare. The programs always return 1: ebpfflow
  * observes, it never filters. */
 #include "cgroup_skb.bpf.h"
 #include "flow.h"
+#include "../dns/dns.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define TCP_SYN_ 0x02
 #define TCP_ACK_ 0x10
+
+/* What the programs do, set before load: flow accounting, DNS capture, or
+ * both (the verifier drops the code of what is off). */
+const volatile bool flows_on = true;
+const volatile bool dns_on = false;
 
 /* Sized from Config.MaxFlows before load (default 64Ki entries, ~200 B each
  * with the hash and LRU bookkeeping: 12.5 MiB). One entry per local socket
@@ -120,7 +128,8 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	struct l3 l3;
 	struct l4 l4 = {}; /* no undefined reads the verifier would refuse */
 
-	stat_inc(STAT_EVENTS);
+	if (flows_on)
+		stat_inc(STAT_EVENTS);
 
 	int r = parse_l3(skb, &l3);
 	if (r == PARSE_NOT_IP)
@@ -133,6 +142,10 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		return; /* ICMP & co. are not flows */
 	if (parse_l4(skb, l3len, proto, &l4))
 		goto parse_error;
+	if (dns_on)
+		dns_capture(skb, egress, &l3, &l4);
+	if (!flows_on)
+		return;
 	__u16 sport = l4_sport(&l4), dport = l4_dport(&l4);
 	__u8 flags = l4_tcp_flags(&l4);
 
@@ -217,7 +230,10 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	return;
 
 parse_error:
-	stat_inc(STAT_PARSE_ERROR);
+	if (flows_on)
+		stat_inc(STAT_PARSE_ERROR);
+	else
+		dns_stat_inc(STAT_PARSE_ERROR);
 }
 
 SEC("cgroup_skb/egress")

@@ -57,8 +57,11 @@ func (e *Node) start() error {
 		return err
 	}
 
+	// One program per packet and direction counts flows and captures DNS:
+	// with both enabled, the dns probe reads the flow probe's capture.
+	var fp *flowprobe.Probe
 	if e.cfg.Flows.Enabled {
-		fp, err := loadFlow(e.cfg.Flows.MaxFlows, pre.CgroupV2Root)
+		fp, err = loadFlow(e.cfg.Flows.MaxFlows, e.cfg.DNS.Enabled, pre.CgroupV2Root)
 		e.addSlot(ProbeFlow, fp, err)
 		if err == nil {
 			e.flows = fp
@@ -87,7 +90,12 @@ func (e *Node) start() error {
 	}
 
 	if e.cfg.DNS.Enabled {
-		np, err := loadDNS(pre.CgroupV2Root)
+		var np *dnsprobe.Probe
+		if e.flows != nil {
+			np, err = dnsprobe.Of(fp)
+		} else {
+			np, err = loadDNS(pre.CgroupV2Root) // DNS alone, or the flow probe failed
+		}
 		e.addSlot(ProbeDNS, np, err)
 		if err == nil {
 			e.dns, e.matcher = np, matcher
@@ -165,8 +173,8 @@ func (e *Node) addSlot(name string, p probe.Probe, err error) {
 	e.slots = append(e.slots, s)
 }
 
-func loadFlow(maxFlows uint32, cgroupRoot string) (*flowprobe.Probe, error) {
-	p, err := flowprobe.Load(flowprobe.Config{MaxFlows: maxFlows})
+func loadFlow(maxFlows uint32, dns bool, cgroupRoot string) (*flowprobe.Probe, error) {
+	p, err := flowprobe.Load(flowprobe.Config{MaxFlows: maxFlows, DNS: dns})
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}

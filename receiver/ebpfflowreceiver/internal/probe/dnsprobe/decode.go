@@ -9,10 +9,11 @@ import (
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/flowprobe"
 )
 
 // Layout of struct dns_event (bpf/dns/dns.h); TestLayout checks it against
-// the bpf2go type.
+// the bpf2go type (flowprobe.DNSEvent).
 const (
 	offTS      = 0
 	offCookie  = 8
@@ -29,7 +30,7 @@ const (
 	offEgress  = 72
 	headerSize = 80 // payload follows the header
 
-	captureSize = int(dnsDnsLimitsDNS_CAPTURE)
+	captureSize = flowprobe.DNSCapture
 )
 
 var errShort = errors.New("dns record shorter than its header")

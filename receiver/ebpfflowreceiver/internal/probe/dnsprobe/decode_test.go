@@ -11,11 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/flowprobe"
 )
 
 // TestLayout keeps decode's offsets equal to the C struct's.
 func TestLayout(t *testing.T) {
-	var e dnsDnsEvent
+	var e flowprobe.DNSEvent
 	for name, got := range map[string][2]uintptr{
 		"ts":      {unsafe.Offsetof(e.TsNs), offTS},
 		"cookie":  {unsafe.Offsetof(e.Cookie), offCookie},

@@ -1,7 +1,10 @@
 // Package dnsprobe captures the client side of DNS: every packet a local
 // socket sends to port 53 or receives from it, UDP and TCP, with a bounded
-// prefix of the DNS message, from cgroup_skb programs on the cgroup v2 root,
-// streamed through a ring buffer. Parsing and matching happen in dnsmatch.
+// prefix of the DNS message, streamed through a ring buffer. Parsing and
+// matching happen in dnsmatch.
 //
-// Its kernel side is bpf/dns/; bpf/gen.go generates the bindings.
+// Its kernel side is bpf/dns/dns.bpf.h, run by the flow probe's packet
+// programs (bpf/flow/flow.bpf.c): one program per packet does both, and the
+// DNS part costs other packets a port compare. Load loads those programs
+// for DNS alone; Of reads the capture of a flow probe loaded with DNS.
 package dnsprobe

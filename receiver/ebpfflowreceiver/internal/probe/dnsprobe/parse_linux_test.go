@@ -51,7 +51,7 @@ func TestParse(t *testing.T) {
 			data := make([]byte, 14, 14+len(tc.pkt))
 			binary.BigEndian.PutUint16(data[12:], tc.ethertype)
 			data = append(data, tc.pkt...)
-			ret, err := p.objs.DnsEgress.Run(&ebpf.RunOptions{Data: data})
+			ret, err := p.programs()[0].Run(&ebpf.RunOptions{Data: data})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,88 +9,69 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/flowprobe"
 )
 
-// DefaultRingBytes sizes the ring buffer when Config.RingBytes is 0: some
-// 30,000 records of typical lookups (216 bytes for a query, 216 to 344 for
-// an answer), a few seconds of a busy node's DNS if user space stalls.
-const DefaultRingBytes = 8 << 20
-
-// maxRingBytes is the largest ring buffer the kernel maps (1 GiB).
-const maxRingBytes = 1 << 30
+// DefaultRingBytes sizes the ring buffer when Config.RingBytes is 0.
+const DefaultRingBytes = flowprobe.DefaultDNSRingBytes
 
 // Config sizes the probe.
 type Config struct {
 	RingBytes int // ring buffer size: a power of two, at least one page
 }
 
-// Probe is the loaded dns probe.
+// Probe reads the DNS capture of the packet programs (flowprobe: one
+// program per packet and direction counts flows and captures DNS).
 type Probe struct {
-	objs         dnsObjects
-	links        probe.Links
+	fp           *flowprobe.Probe
+	owned        bool // loaded by Load for DNS alone: Attach and Close are ours
+	stats        *ebpf.Map
 	reader       *ringbuf.Reader
 	decodeErrors atomic.Uint64
 }
 
-// Load loads the programs and the ring buffer without attaching them.
+// Load loads the packet programs for DNS capture alone (no flow accounting),
+// without attaching them.
 func Load(cfg Config) (*Probe, error) {
-	n := cfg.RingBytes
-	if n == 0 {
-		n = DefaultRingBytes
-	}
-	if page := os.Getpagesize(); n < page || n > maxRingBytes || n&(n-1) != 0 {
-		return nil, fmt.Errorf("dns probe: RingBytes %d: must be a power of two from %d (a page) to %d", n, page, maxRingBytes)
-	}
-	spec, err := loadDns()
+	fp, err := flowprobe.Load(flowprobe.Config{DNS: true, DNSRingBytes: cfg.RingBytes})
 	if err != nil {
-		return nil, fmt.Errorf("load dns spec: %w", err)
+		return nil, err
 	}
-	spec.Maps["events"].MaxEntries = uint32(n)
-	if err := spec.Variables["wakeup_bytes"].Set(uint64(n / 4)); err != nil {
-		return nil, fmt.Errorf("dns probe: %w", err)
-	}
-	p := &Probe{}
-	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			err = fmt.Errorf("%+v", ve)
-		}
-		return nil, fmt.Errorf("load dns probe: %w", permissionHint(err, "root, or CAP_BPF and CAP_PERFMON"))
-	}
-	if p.reader, err = ringbuf.NewReader(p.objs.Events); err != nil {
-		return nil, errors.Join(fmt.Errorf("dns probe ring buffer: %w", err), p.objs.Close())
+	p, err := newProbe(fp, true)
+	if err != nil {
+		return nil, errors.Join(err, fp.Close())
 	}
 	return p, nil
 }
 
+// Of reads the DNS capture of a flow probe loaded with DNS on. The flow
+// probe attaches and closes the programs; Close here stops the reader.
+func Of(fp *flowprobe.Probe) (*Probe, error) { return newProbe(fp, false) }
+
+func newProbe(fp *flowprobe.Probe, owned bool) (*Probe, error) {
+	events, stats := fp.DNSMaps()
+	if events == nil {
+		return nil, errors.New("dns probe: the flow probe was loaded without DNS capture")
+	}
+	reader, err := ringbuf.NewReader(events)
+	if err != nil {
+		return nil, fmt.Errorf("dns probe ring buffer: %w", err)
+	}
+	return &Probe{fp: fp, owned: owned, stats: stats, reader: reader}, nil
+}
+
 // Attach attaches the programs to the cgroup v2 root, which covers every
 // socket on the node, as multi-attach links beside other cgroup programs.
+// A probe made with Of is attached by its flow probe.
 func (p *Probe) Attach(cgroupV2Root string) error {
-	for _, pr := range []struct {
-		name   string
-		prog   *ebpf.Program
-		attach ebpf.AttachType
-	}{
-		{"cgroup_skb/egress", p.objs.DnsEgress, ebpf.AttachCGroupInetEgress},
-		{"cgroup_skb/ingress", p.objs.DnsIngress, ebpf.AttachCGroupInetIngress},
-	} {
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroupV2Root, Attach: pr.attach, Program: pr.prog})
-		if err != nil {
-			p.links.Close()
-			if errors.Is(err, unix.EBADF) {
-				err = fmt.Errorf("%w (not a cgroup v2 directory: give the cgroup2 mount point)", err)
-			}
-			return fmt.Errorf("attach dns %s to %s: %w", pr.name, cgroupV2Root, permissionHint(err, "root, or CAP_NET_ADMIN"))
-		}
-		p.links = append(p.links, l)
+	if !p.owned {
+		return errors.New("dns probe: attached with its flow probe")
 	}
-	return nil
+	return p.fp.Attach(cgroupV2Root)
 }
 
 // pollInterval is how often a blocked Run checks for cancellation and for
@@ -131,7 +112,7 @@ func (p *Probe) Run(ctx context.Context, boot time.Time, handle func(*observed.D
 
 // Counters returns the kernel counters plus user-space decode errors.
 func (p *Probe) Counters() (probe.Counters, error) {
-	c, err := probe.ReadStats(p.objs.Stats)
+	c, err := probe.ReadStats(p.stats)
 	if err != nil {
 		return c, fmt.Errorf("dns counters: %w", err)
 	}
@@ -139,22 +120,15 @@ func (p *Probe) Counters() (probe.Counters, error) {
 	return c, nil
 }
 
-// Close detaches and unloads everything; a Run in progress returns.
+// Close stops the reader (a Run in progress returns) and, for a probe made
+// by Load, detaches and unloads the programs.
 func (p *Probe) Close() error {
-	p.links.Close()
 	rerr := p.reader.Close()
-	return errors.Join(rerr, p.objs.Close())
+	if !p.owned {
+		return rerr
+	}
+	return errors.Join(rerr, p.fp.Close())
 }
 
 // programs lists the per-packet programs, for run-time statistics in benchmarks.
-func (p *Probe) programs() []*ebpf.Program {
-	return []*ebpf.Program{p.objs.DnsEgress, p.objs.DnsIngress}
-}
-
-// permissionHint says which privileges are missing when the kernel refused.
-func permissionHint(err error, need string) error {
-	if errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("%w (needs %s)", err, need)
-	}
-	return err
-}
+func (p *Probe) programs() []*ebpf.Program { return p.fp.Programs() }

@@ -47,7 +47,7 @@ func BenchmarkFlowProbeKernel(b *testing.B) {
 		}
 		defer cli.Close()
 		buf := make([]byte, 64)
-		measure(b, p.programs(), floor, func() {
+		measure(b, p.Programs(), floor, func() {
 			cli.Write(buf)
 			srv.ReadFrom(buf)
 		})
@@ -72,7 +72,7 @@ func BenchmarkFlowProbeKernel(b *testing.B) {
 		}
 		defer cli.Close()
 		buf := make([]byte, 64)
-		measure(b, p.programs(), floor, func() {
+		measure(b, p.Programs(), floor, func() {
 			cli.Write(buf)
 			io.ReadFull(cli, buf)
 		})
@@ -183,7 +183,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 	}
 	round() // create the flows: the measured rounds hit existing entries
 	var base [2]ebpf.ProgramStats
-	for i, prog := range p.programs() {
+	for i, prog := range p.Programs() {
 		st, _ := prog.Stats()
 		base[i] = *st
 	}
@@ -192,7 +192,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 		round()
 	}
 	b.StopTimer()
-	for i, prog := range p.programs() {
+	for i, prog := range p.Programs() {
 		st, err := prog.Stats()
 		if err != nil {
 			b.Fatal(err)

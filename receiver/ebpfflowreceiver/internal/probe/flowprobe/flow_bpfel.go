@@ -13,6 +13,30 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type flowDnsEvent struct {
+	_          structs.HostLayout
+	TsNs       uint64
+	Cookie     uint64
+	CgroupId   uint64
+	LocalAddr  [16]uint8
+	RemoteAddr [16]uint8
+	LocalPort  uint16
+	RemotePort uint16
+	Seq        uint32
+	Len        uint32
+	CapLen     uint16
+	Family     uint8
+	Proto      uint8
+	Egress     uint8
+	Pad        [7]uint8
+}
+
+type flowDnsLimits uint32
+
+const (
+	flowDnsLimitsDNS_CAPTURE flowDnsLimits = 1232
+)
+
 type flowFlowInitiator uint32
 
 const (
@@ -61,6 +85,8 @@ type flowSockOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	flowMapDnsEvents           = "dns_events"
+	flowMapDnsStats            = "dns_stats"
 	flowMapFlows               = "flows"
 	flowMapOwners              = "owners"
 	flowMapStats               = "stats"
@@ -68,7 +94,12 @@ const (
 	flowProgFlowIngress        = "flow_ingress"
 	flowProgFlowSockCreate     = "flow_sock_create"
 	flowVarClockOffset         = "clock_offset"
+	flowVarDnsOn               = "dns_on"
+	flowVarDnsWakeupBytes      = "dns_wakeup_bytes"
+	flowVarFlowsOn             = "flows_on"
 	flowVarTickNs              = "tick_ns"
+	flowVarUnusedDnsEvent      = "unused_dns_event"
+	flowVarUnusedDnsLimits     = "unused_dns_limits"
 	flowVarUnusedFlowInitiator = "unused_flow_initiator"
 )
 
@@ -123,9 +154,11 @@ type flowProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowMapSpecs struct {
-	Flows  *ebpf.MapSpec `ebpf:"flows"`
-	Owners *ebpf.MapSpec `ebpf:"owners"`
-	Stats  *ebpf.MapSpec `ebpf:"stats"`
+	DnsEvents *ebpf.MapSpec `ebpf:"dns_events"`
+	DnsStats  *ebpf.MapSpec `ebpf:"dns_stats"`
+	Flows     *ebpf.MapSpec `ebpf:"flows"`
+	Owners    *ebpf.MapSpec `ebpf:"owners"`
+	Stats     *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // flowVariableSpecs contains global variables before they are loaded into the kernel.
@@ -133,7 +166,12 @@ type flowMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowVariableSpecs struct {
 	ClockOffset         *ebpf.VariableSpec `ebpf:"clock_offset"`
+	DnsOn               *ebpf.VariableSpec `ebpf:"dns_on"`
+	DnsWakeupBytes      *ebpf.VariableSpec `ebpf:"dns_wakeup_bytes"`
+	FlowsOn             *ebpf.VariableSpec `ebpf:"flows_on"`
 	TickNs              *ebpf.VariableSpec `ebpf:"tick_ns"`
+	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedDnsLimits     *ebpf.VariableSpec `ebpf:"unused_dns_limits"`
 	UnusedFlowInitiator *ebpf.VariableSpec `ebpf:"unused_flow_initiator"`
 }
 
@@ -157,13 +195,17 @@ func (o *flowObjects) Close() error {
 //
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowMaps struct {
-	Flows  *ebpf.Map `ebpf:"flows"`
-	Owners *ebpf.Map `ebpf:"owners"`
-	Stats  *ebpf.Map `ebpf:"stats"`
+	DnsEvents *ebpf.Map `ebpf:"dns_events"`
+	DnsStats  *ebpf.Map `ebpf:"dns_stats"`
+	Flows     *ebpf.Map `ebpf:"flows"`
+	Owners    *ebpf.Map `ebpf:"owners"`
+	Stats     *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *flowMaps) Close() error {
 	return _FlowClose(
+		m.DnsEvents,
+		m.DnsStats,
 		m.Flows,
 		m.Owners,
 		m.Stats,
@@ -175,7 +217,12 @@ func (m *flowMaps) Close() error {
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowVariables struct {
 	ClockOffset         *ebpf.Variable `ebpf:"clock_offset"`
+	DnsOn               *ebpf.Variable `ebpf:"dns_on"`
+	DnsWakeupBytes      *ebpf.Variable `ebpf:"dns_wakeup_bytes"`
+	FlowsOn             *ebpf.Variable `ebpf:"flows_on"`
 	TickNs              *ebpf.Variable `ebpf:"tick_ns"`
+	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedDnsLimits     *ebpf.Variable `ebpf:"unused_dns_limits"`
 	UnusedFlowInitiator *ebpf.Variable `ebpf:"unused_flow_initiator"`
 }
 

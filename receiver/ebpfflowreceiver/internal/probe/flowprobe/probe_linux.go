@@ -3,6 +3,7 @@ package flowprobe
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -14,15 +15,31 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
 
-// Config sizes the kernel maps.
+// DefaultDNSRingBytes sizes the DNS ring buffer when Config.DNSRingBytes is
+// 0: some 30,000 records of typical lookups (216 bytes for a query, 216 to
+// 344 for an answer), a few seconds of a busy node's DNS if user space stalls.
+const DefaultDNSRingBytes = 8 << 20
+
+// maxDNSRingBytes is the largest ring buffer the kernel maps (1 GiB).
+const maxDNSRingBytes = 1 << 30
+
+// Config sizes the kernel maps and says what the packet programs do.
 type Config struct {
 	// MaxFlows bounds the `flows` LRU map (~200 B of kernel memory per
-	// entry; see bpf/flow/flow.bpf.c). The receiver's max_flows.
+	// entry; see bpf/flow/flow.bpf.c). The receiver's max_flows. 0 turns
+	// flow accounting off: the programs only capture DNS.
 	MaxFlows uint32
+	// DNS makes the same programs capture DNS packets into a ring buffer,
+	// which dnsprobe reads.
+	DNS bool
+	// DNSRingBytes sizes that ring buffer: a power of two, at least one
+	// page; 0 is DefaultDNSRingBytes.
+	DNSRingBytes int
 }
 
 // Probe is the loaded flow probe.
 type Probe struct {
+	cfg          Config
 	objs         flowObjects
 	links        probe.Links
 	decodeErrors atomic.Uint64
@@ -39,6 +56,16 @@ func Load(cfg Config) (*Probe, error) { return load(cfg, nil) }
 
 // load is Load with a hook to alter the spec first (tests).
 func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
+	if cfg.MaxFlows == 0 && !cfg.DNS {
+		return nil, errors.New("flow probe: neither flows (MaxFlows) nor DNS")
+	}
+	ring := cfg.DNSRingBytes
+	if ring == 0 {
+		ring = DefaultDNSRingBytes
+	}
+	if page := os.Getpagesize(); cfg.DNS && (ring < page || ring > maxDNSRingBytes || ring&(ring-1) != 0) {
+		return nil, fmt.Errorf("dns capture: RingBytes %d: must be a power of two from %d (a page) to %d", ring, page, maxDNSRingBytes)
+	}
 	spec, err := loadFlow()
 	if err != nil {
 		return nil, fmt.Errorf("load flow spec: %w", err)
@@ -46,18 +73,30 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 	if edit != nil {
 		edit(spec)
 	}
-	spec.Maps["flows"].MaxEntries = cfg.MaxFlows
+	maxFlows := max(cfg.MaxFlows, 1) // maps cannot be empty; unused without flows
+	spec.Maps["flows"].MaxEntries = maxFlows
+	if !cfg.DNS {
+		ring = os.Getpagesize()
+	}
+	spec.Maps["dns_events"].MaxEntries = uint32(ring)
 	// The kernel stamps packets in jiffies times the tick length, which is
 	// the resolution of CLOCK_MONOTONIC_COARSE (1e9/CONFIG_HZ).
 	var res unix.Timespec
 	if err := unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res); err != nil || res.Nano() <= 0 {
 		return nil, fmt.Errorf("flow probe tick length: clock_getres(CLOCK_MONOTONIC_COARSE) = %d: %v", res.Nano(), err)
 	}
-	if err := spec.Variables["tick_ns"].Set(uint64(res.Nano())); err != nil {
-		return nil, fmt.Errorf("flow probe tick length: %w", err)
+	for name, v := range map[string]any{
+		"tick_ns":          uint64(res.Nano()),
+		"flows_on":         cfg.MaxFlows > 0,
+		"dns_on":           cfg.DNS,
+		"dns_wakeup_bytes": uint64(ring / 4),
+	} {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("flow probe: set %s: %w", name, err)
+		}
 	}
 
-	p := &Probe{}
+	p := &Probe{cfg: cfg}
 	var bt, mono unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt) == nil && unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
 		p.suspended = time.Duration(bt.Nano() - mono.Nano()).Round(time.Millisecond)
@@ -65,25 +104,28 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 	// The packet programs and every map: without them there is no probe.
 	var core struct {
 		flowMaps
+		flowVariables
 		FlowEgress  *ebpf.Program `ebpf:"flow_egress"`
 		FlowIngress *ebpf.Program `ebpf:"flow_ingress"`
 	}
 	if err := spec.LoadAndAssign(&core, nil); err != nil {
-		return nil, fmt.Errorf("load flow probe: %w", verbose(err))
+		return nil, fmt.Errorf("load flow probe: %w", permissionHint(verbose(err), "root, or CAP_BPF and CAP_PERFMON"))
 	}
-	p.objs.flowMaps = core.flowMaps
+	p.objs.flowMaps, p.objs.flowVariables = core.flowMaps, core.flowVariables
 	p.objs.FlowEgress, p.objs.FlowIngress = core.FlowEgress, core.FlowIngress
-	// The owner program on the same maps. A kernel that refuses it (no
-	// bpf_get_current_* or sk_storage in cgroup/sock_create) costs the pid
-	// and comm of flows, not the flows.
-	var owner struct {
-		Prog *ebpf.Program `ebpf:"flow_sock_create"`
-	}
-	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"owners": core.Owners, "stats": core.Stats}}
-	if err := spec.LoadAndAssign(&owner, opts); err != nil {
-		p.ownerErr = fmt.Errorf("flow probe without socket owners (pid and comm are 0): load cgroup/sock_create: %w", verbose(err))
-	} else {
-		p.objs.FlowSockCreate = owner.Prog
+	if cfg.MaxFlows > 0 {
+		// The owner program on the same maps. A kernel that refuses it
+		// (no bpf_get_current_* or sk_storage in cgroup/sock_create) costs
+		// the pid and comm of flows, not the flows.
+		var owner struct {
+			Prog *ebpf.Program `ebpf:"flow_sock_create"`
+		}
+		opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"owners": core.Owners, "stats": core.Stats}}
+		if err := spec.LoadAndAssign(&owner, opts); err != nil {
+			p.ownerErr = fmt.Errorf("flow probe without socket owners (pid and comm are 0): load cgroup/sock_create: %w", verbose(err))
+		} else {
+			p.objs.FlowSockCreate = owner.Prog
+		}
 	}
 	return p, nil
 }
@@ -93,6 +135,14 @@ func verbose(err error) error {
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
 		return fmt.Errorf("%+v", ve)
+	}
+	return err
+}
+
+// permissionHint says which privileges are missing when the kernel refused.
+func permissionHint(err error, need string) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w (needs %s)", err, need)
 	}
 	return err
 }
@@ -116,12 +166,15 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 	}
 	for _, pr := range progs {
 		if pr.prog == nil {
-			continue // see OwnerError
+			continue // see OwnerError; DNS alone needs no owners
 		}
 		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroupV2Root, Attach: pr.attach, Program: pr.prog})
 		if err != nil {
 			p.links.Close()
-			return fmt.Errorf("attach flow %s to %s: %w", pr.name, cgroupV2Root, err)
+			if errors.Is(err, unix.EBADF) {
+				err = fmt.Errorf("%w (not a cgroup v2 directory: give the cgroup2 mount point)", err)
+			}
+			return fmt.Errorf("attach flow %s to %s: %w", pr.name, cgroupV2Root, permissionHint(err, "root, or CAP_NET_ADMIN"))
 		}
 		p.links = append(p.links, l)
 	}
@@ -132,6 +185,9 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 // in Counters().DecodeErrors and skipped. boot is the wall-clock time of boot
 // (CLOCK_BOOTTIME zero).
 func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
+	if p.cfg.MaxFlows == 0 {
+		return nil, nil
+	}
 	base := boot.Add(p.suspended)
 	return probe.Snapshot(p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (observed.FlowSample, error) {
 		return decode(k, v, base)
@@ -142,7 +198,7 @@ func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
 // finished). Flows the LRU already evicted are not an error.
 func (p *Probe) Delete(flows []observed.FlowSample) error {
 	// The owner entry is keyed by cookie alone: other flows of the same (UDP)
-	// socket would lose their pid, so owners age out by LRU.
+	// socket would lose their pid, so owners go with their socket.
 	keys := make([]flowSockFlowKey, len(flows))
 	for i, f := range flows {
 		keys[i] = encodeKey(f)
@@ -160,13 +216,23 @@ func (p *Probe) Counters() (probe.Counters, error) {
 	return c, nil
 }
 
+// DNSMaps returns the ring buffer and loss counters of the DNS capture (nil
+// unless loaded with Config.DNS), for dnsprobe.
+func (p *Probe) DNSMaps() (events, stats *ebpf.Map) {
+	if !p.cfg.DNS {
+		return nil, nil
+	}
+	return p.objs.DnsEvents, p.objs.DnsStats
+}
+
 // Close detaches and unloads everything.
 func (p *Probe) Close() error {
 	p.links.Close()
 	return p.objs.Close()
 }
 
-// programs lists the per-packet programs, for run-time statistics in benchmarks.
-func (p *Probe) programs() []*ebpf.Program {
+// Programs lists the per-packet programs (egress, ingress), for run-time
+// statistics in benchmarks and BPF_PROG_TEST_RUN in tests.
+func (p *Probe) Programs() []*ebpf.Program {
 	return []*ebpf.Program{p.objs.FlowEgress, p.objs.FlowIngress}
 }
