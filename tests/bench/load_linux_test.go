@@ -430,42 +430,6 @@ type progCounters struct {
 	runs, ns  uint64
 }
 
-// programsOf lists the ids of the BPF programs pid holds, directly or
-// through links (/proc/<pid>/fdinfo).
-func programsOf(pid int) ([]uint32, error) {
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return nil, err
-	}
-	seen := map[uint32]bool{}
-	for _, fd := range fds {
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err != nil || (link != "anon_inode:bpf-prog" && link != "anon_inode:bpf_link") {
-			continue
-		}
-		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(info), "\n") {
-			if f := strings.Fields(l); len(f) == 2 && f[0] == "prog_id:" {
-				if id, err := strconv.ParseUint(f[1], 10, 32); err == nil && id > 0 {
-					seen[uint32(id)] = true
-				}
-			}
-		}
-	}
-	if len(seen) == 0 {
-		return nil, fmt.Errorf("no BPF programs held by pid %d", pid)
-	}
-	ids := make([]uint32, 0, len(seen))
-	for id := range seen {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids, nil
-}
-
 func readProgStats(b *testing.B, ids []uint32) map[uint32]progCounters {
 	b.Helper()
 	m := make(map[uint32]progCounters, len(ids))

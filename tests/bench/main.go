@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -721,15 +722,14 @@ type progStat struct {
 	runs, ns uint64
 }
 
-// progStats reads the run stats of the BPF programs pid holds, directly or
-// through links: program ids from /proc/<pid>/fdinfo, then name, type,
-// run_time_ns and run_cnt from bpftool. Keyed by "name#id".
-func progStats(pid int) (map[string]progStat, error) {
+// programsOf lists the ids of the BPF programs pid holds, directly or
+// through links (/proc/<pid>/fdinfo).
+func programsOf(pid int) ([]uint32, error) {
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		return nil, err
 	}
-	ids := map[int]bool{}
+	seen := map[uint32]bool{}
 	for _, fd := range fds {
 		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
 		if err != nil || (link != "anon_inode:bpf-prog" && link != "anon_inode:bpf_link") {
@@ -741,15 +741,33 @@ func progStats(pid int) (map[string]progStat, error) {
 		}
 		for _, l := range strings.Split(string(info), "\n") {
 			if f := strings.Fields(l); len(f) == 2 && f[0] == "prog_id:" {
-				if id, err := strconv.Atoi(f[1]); err == nil && id > 0 {
-					ids[id] = true
+				if id, err := strconv.ParseUint(f[1], 10, 32); err == nil && id > 0 {
+					seen[uint32(id)] = true
 				}
 			}
 		}
 	}
+	if len(seen) == 0 {
+		return nil, fmt.Errorf("no BPF programs held by pid %d", pid)
+	}
+	ids := make([]uint32, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// progStats reads the run stats of the BPF programs pid holds (programsOf):
+// name, type, run_time_ns and run_cnt from bpftool. Keyed by "name#id".
+func progStats(pid int) (map[string]progStat, error) {
+	ids, err := programsOf(pid)
+	if err != nil {
+		return nil, err
+	}
 	m := map[string]progStat{}
-	for id := range ids {
-		out, err := exec.Command("bpftool", "prog", "show", "id", strconv.Itoa(id), "--json").Output()
+	for _, id := range ids {
+		out, err := exec.Command("bpftool", "prog", "show", "id", strconv.Itoa(int(id)), "--json").Output()
 		if err != nil {
 			continue
 		}
