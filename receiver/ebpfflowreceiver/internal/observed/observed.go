@@ -189,3 +189,15 @@ type DNSPacket struct {
 	Len       uint32 // L4 payload length on the wire
 	Payload   []byte // first min(Len, capture limit) bytes of the L4 payload
 }
+
+// HTTPConn is a TCP connection whose bytes the http probe captures, as its
+// socket had it at the first call seen on it.
+type HTTPConn struct {
+	Time     time.Time // the first call
+	Cookie   uint64    // socket cookie of the local socket
+	PID      uint32    // process of the first call
+	Comm     string    // its command name
+	CgroupID uint64    // cgroup v2 id of the socket
+	Local    netip.AddrPort
+	Remote   netip.AddrPort
+}
