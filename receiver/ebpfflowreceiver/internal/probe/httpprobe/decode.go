@@ -66,9 +66,9 @@ var errShort = errors.New("http record shorter than its header")
 type record struct {
 	kind   uint8
 	cookie uint64
-	chunk httpmatch.Chunk    // kindSent, kindReceived
-	conn  observed.HTTPConn  // kindOpen
-	close time.Time          // kindClose
+	chunk  httpmatch.Chunk   // kindSent, kindReceived
+	conn   observed.HTTPConn // kindOpen
+	close  time.Time         // kindClose
 }
 
 // decode fills r from one ring buffer record. r.chunk.Data aliases raw.

@@ -538,3 +538,83 @@ func notTCP(t *testing.T, ns testkit.Netns, m []byte) {
 		}
 	}
 }
+
+// TestIgnore: a connection user space ignores is no longer copied, and
+// its close is still reported.
+func TestIgnore(t *testing.T) {
+	c := startCapture(t, Config{CaptureBytes: 64, MaxConns: 4096})
+	ns := testkit.NewNetns(t, "ebpfflow-httpign")
+	cli, srv := socketPair(t, ns, 18081)
+	cliCookie, srvCookie := c.watchFD(t, cli), c.watchFD(t, srv)
+	exchange(t, cli, srv)
+	c.waitFor(t, "the first chunks", func() bool { return len(c.chunks[cliCookie]) == 1 && len(c.chunks[srvCookie]) == 1 })
+	if err := c.p.Ignore(cliCookie); err != nil {
+		t.Fatal(err)
+	}
+	if c.p.Ignored() != 1 {
+		t.Errorf("Ignored() = %d, want 1", c.p.Ignored())
+	}
+	exchange(t, cli, srv)
+	exchange(t, cli, srv)
+	unix.Close(cli)
+	unix.Close(srv)
+	c.waitFor(t, "both closes", func() bool { return len(c.closes) == 2 })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.chunks[cliCookie]); n != 1 {
+		t.Errorf("client: %d chunks, want 1 (none after Ignore)", n)
+	}
+	if n := len(c.chunks[srvCookie]); n != 3 {
+		t.Errorf("server: %d chunks, want 3", n)
+	}
+	if err := c.p.Ignore(cliCookie); err != nil {
+		t.Errorf("Ignore of a closed connection: %v", err)
+	}
+}
+
+// TestMapFull: with the connection map full, a connection is not
+// captured and each of its calls is counted (map_full).
+func TestMapFull(t *testing.T) {
+	const maxConns = 64
+	c := startCapture(t, Config{CaptureBytes: 64, MaxConns: maxConns})
+	// Fill the map with connections that do not exist (the machine's
+	// other sockets may take slots too: either way it is full).
+	for i := range uint64(maxConns) {
+		cookie, flags := 1<<62+i, uint32(0)
+		_ = c.p.objs.Conns.Update(&cookie, &flags, 0)
+	}
+	ns := testkit.NewNetns(t, "ebpfflow-httpfull")
+	cli, srv := socketPair(t, ns, 18082)
+	cliCookie, srvCookie := c.watchFD(t, cli), c.watchFD(t, srv)
+	before, err := c.p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		exchange(t, cli, srv)
+	}
+	after, err := c.p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.MapFull - before.MapFull; n < 10 {
+		t.Errorf("map_full rose by %d, want at least the 10 calls made", n)
+	}
+	time.Sleep(300 * time.Millisecond) // a poll: anything captured has arrived
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.chunks[cliCookie]) + len(c.chunks[srvCookie]); n != 0 {
+		t.Errorf("%d chunks captured with the connection map full", n)
+	}
+}
+
+func exchange(t *testing.T, cli, srv int) {
+	t.Helper()
+	buf := make([]byte, 100)
+	if _, err := unix.Write(cli, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Read(srv, buf); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,189 @@
+package httpprobe
+
+import (
+	"context"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpfflow/ebpfflow/internal/testkit"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/httpmatch"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
+)
+
+type drain struct{}
+
+func (drain) Open(*observed.HTTPConn) {}
+func (drain) Chunk(*httpmatch.Chunk)  {}
+func (drain) Close(uint64, time.Time) {}
+func (drain) Tick(time.Time)          {}
+
+// BenchmarkHTTPProbeKernel reports the in-kernel cost from BPF run-time
+// statistics (the enter and exit programs of each call, summed):
+//
+//   - socket: a request/response round on a loopback TCP connection (the
+//     client writes 120 bytes, the server reads them and writes 600, the
+//     client reads them): socket-ns/call per captured call;
+//   - file: 64-byte writes to /dev/null and reads from /dev/zero: file-ns/call per call, the
+//     probe's programs finding no socket behind the fd; file-wall-ns/call is
+//     the whole call as the process sees it, probe attached (compare with
+//     the same figure of BenchmarkFileCallsBare).
+//
+// The statistics are the programs' over the whole machine: run it quiet.
+func BenchmarkHTTPProbeKernel(b *testing.B) {
+	testkit.RequireRoot(b)
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF run-time stats: %v", err)
+	}
+	defer stats.Close()
+	p, err := Load(Config{CaptureBytes: 4096, MaxConns: 16384})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx, time.Now(), drain{})
+
+	b.Run("socket", func(b *testing.B) {
+		round := tcpRound(b)
+		b.ResetTimer()
+		s := sample(b, p, b.N, round)
+		b.StopTimer()
+		if s.captured < uint64(4*b.N) {
+			b.Fatalf("%d calls captured for %d rounds of 4", s.captured, b.N)
+		}
+		b.ReportMetric(float64(s.ns)/float64(s.captured), "socket-ns/call")
+	})
+	b.Run("file", func(b *testing.B) {
+		round := fileRound(b)
+		b.ResetTimer()
+		start := time.Now()
+		s := sample(b, p, b.N, round)
+		elapsed := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(float64(s.ns)/float64(s.runs/2), "file-ns/call")
+		b.ReportMetric(float64(elapsed.Nanoseconds())/float64(2*b.N), "file-wall-ns/call")
+	})
+}
+
+// BenchmarkFileCallsBare is the file round of BenchmarkHTTPProbeKernel
+// without the probe: the wall time of a call to compare with.
+func BenchmarkFileCallsBare(b *testing.B) {
+	round := fileRound(b)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		round()
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(2*b.N), "file-wall-ns/call")
+}
+
+// tcpRound is one request/response on a loopback connection, raw calls.
+func tcpRound(b *testing.B) func() {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close(); s.Close() })
+	cfd, sfd := rawFD(b, c.(*net.TCPConn)), rawFD(b, s.(*net.TCPConn))
+	req, resp, buf := make([]byte, 120), make([]byte, 600), make([]byte, 1024)
+	return func() {
+		unix.Write(cfd, req)
+		for n := 0; n < len(req); {
+			k, err := unix.Read(sfd, buf)
+			if err != nil && err != unix.EAGAIN {
+				b.Fatal(err)
+			}
+			n += max(k, 0)
+		}
+		unix.Write(sfd, resp)
+		for n := 0; n < len(resp); {
+			k, err := unix.Read(cfd, buf)
+			if err != nil && err != unix.EAGAIN {
+				b.Fatal(err)
+			}
+			n += max(k, 0)
+		}
+	}
+}
+
+func rawFD(b *testing.B, c *net.TCPConn) int {
+	f, err := c.File() // a blocking duplicate
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	fd := int(f.Fd())
+	if err := unix.SetNonblock(fd, false); err != nil {
+		b.Fatal(err)
+	}
+	return fd
+}
+
+// fileRound writes 64 bytes to /dev/null and reads 64 from /dev/zero:
+// hooked calls on fds that are not sockets.
+func fileRound(b *testing.B) func() {
+	null, err := os.OpenFile("/dev/null", os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zero, err := os.Open("/dev/zero")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { null.Close(); zero.Close() })
+	wfd, rfd := int(null.Fd()), int(zero.Fd())
+	buf := make([]byte, 64)
+	return func() {
+		unix.Write(wfd, buf)
+		unix.Read(rfd, buf)
+	}
+}
+
+type runStats struct{ ns, runs, captured uint64 }
+
+// sample runs round n times and returns the increase of the programs'
+// run-time statistics and of the captured calls.
+func sample(b *testing.B, p *Probe, n int, round func()) runStats {
+	round()
+	snap := func() (s runStats) {
+		for _, prog := range p.programs() {
+			st, err := prog.Stats()
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.ns += uint64(st.Runtime)
+			s.runs += st.RunCount
+		}
+		c, err := p.Counters()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.captured = c.Events
+		return s
+	}
+	s0 := snap()
+	for range n {
+		round()
+	}
+	s1 := snap()
+	return runStats{s1.ns - s0.ns, s1.runs - s0.runs, s1.captured - s0.captured}
+}
