@@ -142,6 +142,24 @@ const (
 	AttrDNSRetransmits  = "ebpfflow.dns.retransmits"
 )
 
+// HTTP span attributes (with AttrHTTPMethod, AttrHTTPStatus,
+// AttrServerAddr/Port, AttrClientAddr, AttrPeerAddr, AttrNetworkPeerPort,
+// AttrErrorType below and above).
+const (
+	AttrHTTPMethodOriginal = "http.request.method_original"
+	AttrURLPath            = "url.path"
+	AttrURLScheme          = "url.scheme"
+	AttrUserAgent          = "user_agent.original"
+	AttrProtocolName       = "network.protocol.name"
+	AttrProtocolVersion    = "network.protocol.version"
+	AttrHTTPReqBodySize    = "http.request.body.size"
+	AttrHTTPRespBodySize   = "http.response.body.size"
+	AttrRPCSystem          = "rpc.system"
+	AttrRPCService         = "rpc.service"
+	AttrRPCMethod          = "rpc.method"
+	AttrRPCGRPCStatus      = "rpc.grpc.status_code"
+)
+
 // Attribute values the contract fixes (enums with values of their own are
 // named by their Go types' String methods).
 const (
@@ -152,6 +170,9 @@ const (
 	DNSRCodeOK       = "NOERROR"
 	DNSRCodeNXDomain = "NXDOMAIN"
 	DNSRCodeTimeout  = "TIMEOUT"
+	ProtocolHTTP     = "http" // network.protocol.name
+	RPCSystemGRPC    = "grpc" // rpc.system
+	HTTPMethodOther  = "_OTHER"
 )
 
 // anomaly record attributes.
@@ -207,6 +228,8 @@ const (
 	MetricTCPConnFailures = "ebpfflow.tcp.connection.failures"
 	MetricDrops           = "ebpfflow.network.drops"
 	MetricDNSDuration     = "dns.lookup.duration"
+	MetricHTTPServerDur   = "http.server.request.duration"
+	MetricHTTPClientDur   = "http.client.request.duration"
 )
 
 // Attribute keys of self-telemetry (collector internal metrics; the metric
@@ -218,4 +241,5 @@ const (
 	SelfAttrState    = "state"
 	SelfAttrResource = "resource" // a Kubernetes resource the cluster view watches
 	SelfAttrResult   = "result"   // of a lookup
+	SelfAttrOutcome  = "outcome"  // of an HTTP exchange
 )

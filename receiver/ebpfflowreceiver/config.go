@@ -14,6 +14,7 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/pdatabuild"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/dropprobe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/httpprobe"
 )
 
 const (
@@ -23,6 +24,11 @@ const (
 	// maxMetricSeries bounds the cumulative metric series held: a few tens
 	// of MB of state at worst.
 	maxMetricSeries = 100000
+	minHTTPCapture  = 64 // an HTTP/1 request line and a few fields
+	maxHTTPConns    = 1 << 20
+	// maxHTTPBuffered bounds the HTTP exchanges held between two reports
+	// (one a second): some 30 MB at ~500 B each.
+	maxHTTPBuffered = 1 << 16
 )
 
 // Config is the ebpfflow receiver's configuration. Every signal is on by
@@ -120,10 +126,25 @@ type DNSConfig struct {
 	_                   struct{}
 }
 
-// HTTPConfig is accepted now; HTTP capture is not implemented yet.
+// HTTPConfig controls HTTP spans and http.{server,client}.request.duration:
+// plaintext HTTP/1.x, HTTP/2 and gRPC that local processes serve and send.
 type HTTPConfig struct {
 	Enabled bool `mapstructure:"enabled"`
-	_       struct{}
+	// CaptureBytes is how many bytes of each socket read or write are copied
+	// from the kernel: what is parsed must be in them (a request's or
+	// response's head, HTTP/2 frame headers and header blocks); bodies are
+	// followed by count. An HTTP/2 connection whose frame header falls past
+	// it (one write carrying a large DATA frame and more frames after it)
+	// can no longer be decoded: raise it for gRPC with large messages.
+	CaptureBytes int `mapstructure:"capture_bytes"`
+	// MaxConnections bounds the connections tracked at once (in the kernel
+	// and in the collector); a connection beyond it is not captured and
+	// counted (ebpfflow_events_lost{probe="http",cause="map_full"}).
+	MaxConnections int `mapstructure:"max_connections"`
+	// RequestTimeout: a request whose response has not moved for this long
+	// is reported as a span with error.type "timeout".
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	_              struct{}
 }
 
 var _ confmap.Validator = (*Config)(nil)
@@ -134,7 +155,7 @@ func createDefaultConfig() *Config {
 		Flows:         FlowsConfig{Enabled: true, IdleTimeout: 20 * time.Second},
 		Drops:         DropsConfig{Enabled: true, IgnoreReasons: []string{"NOT_SPECIFIED", "QUEUE_PURGE"}},
 		DNS:           DNSConfig{Enabled: true, Timeout: 5 * time.Second, MaxPending: 65536},
-		HTTP:          HTTPConfig{Enabled: true},
+		HTTP:          HTTPConfig{Enabled: true, CaptureBytes: 4096, MaxConnections: 16384, RequestTimeout: 2 * time.Minute},
 		ClusterCIDRs: []string{
 			"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", // RFC 1918
 			"100.64.0.0/10", // RFC 6598 shared address space (used by several CNIs)
@@ -164,8 +185,8 @@ func (cfg *Config) Validate() error {
 	if cfg.MetricSeriesIdleTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("metric_series_idle_timeout: must be positive, got %v", cfg.MetricSeriesIdleTimeout))
 	}
-	if !cfg.Flows.Enabled && !cfg.Drops.Enabled && !cfg.DNS.Enabled {
-		errs = append(errs, errors.New("flows.enabled, drops.enabled, dns.enabled: all false leaves nothing to observe"))
+	if !cfg.Flows.Enabled && !cfg.Drops.Enabled && !cfg.DNS.Enabled && !cfg.HTTP.Enabled {
+		errs = append(errs, errors.New("flows.enabled, drops.enabled, dns.enabled, http.enabled: all false leaves nothing to observe"))
 	}
 	for i, r := range cfg.dropIgnoreReasons() {
 		switch {
@@ -180,6 +201,15 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.DNS.MaxPending < 1 || cfg.DNS.MaxPending > maxDNSPending {
 		errs = append(errs, fmt.Errorf("dns.max_pending: must be between 1 and %d, got %d", maxDNSPending, cfg.DNS.MaxPending))
+	}
+	if cfg.HTTP.CaptureBytes < minHTTPCapture || cfg.HTTP.CaptureBytes > httpprobe.CaptureMax {
+		errs = append(errs, fmt.Errorf("http.capture_bytes: must be between %d and %d, got %d", minHTTPCapture, httpprobe.CaptureMax, cfg.HTTP.CaptureBytes))
+	}
+	if cfg.HTTP.MaxConnections < 1 || cfg.HTTP.MaxConnections > maxHTTPConns {
+		errs = append(errs, fmt.Errorf("http.max_connections: must be between 1 and %d, got %d", maxHTTPConns, cfg.HTTP.MaxConnections))
+	}
+	if cfg.HTTP.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("http.request_timeout: must be positive, got %v", cfg.HTTP.RequestTimeout))
 	}
 	if _, err := cfg.clusterPrefixes(); err != nil {
 		errs = append(errs, err)
@@ -235,8 +265,15 @@ func (cfg *Config) engineConfig() (engine.Config, error) {
 			MaxFlows:    uint32(cfg.MaxFlows), // Validate bounds it to 1..1<<22
 			IdleTimeout: cfg.Flows.IdleTimeout,
 		},
-		Drops:        engine.DropsConfig{Enabled: cfg.Drops.Enabled, IgnoreReasons: cfg.dropIgnoreReasons()},
-		DNS:          engine.DNSConfig{Enabled: cfg.DNS.Enabled, Timeout: cfg.DNS.Timeout, MaxPending: cfg.DNS.MaxPending},
+		Drops: engine.DropsConfig{Enabled: cfg.Drops.Enabled, IgnoreReasons: cfg.dropIgnoreReasons()},
+		DNS:   engine.DNSConfig{Enabled: cfg.DNS.Enabled, Timeout: cfg.DNS.Timeout, MaxPending: cfg.DNS.MaxPending},
+		HTTP: engine.HTTPConfig{
+			Enabled:        cfg.HTTP.Enabled,
+			CaptureBytes:   cfg.HTTP.CaptureBytes,
+			MaxConns:       cfg.HTTP.MaxConnections,
+			RequestTimeout: cfg.HTTP.RequestTimeout,
+			MaxBuffered:    maxHTTPBuffered,
+		},
 		ClusterCIDRs: prefixes,
 		CgroupRoot:   cfg.CgroupRoot,
 	}, nil

@@ -26,7 +26,7 @@ func TestLoadConfig(t *testing.T) {
 	full.MetricSeriesIdleTimeout = 10 * time.Minute
 	full.Drops = DropsConfig{Enabled: false, IgnoreReasons: []string{"NOT_SPECIFIED", "SKB_DROP_REASON_SOCKET_FILTER"}}
 	full.DNS = DNSConfig{Enabled: false, Timeout: 2 * time.Second, MaxPending: 1000, MetricsQuestionName: true}
-	full.HTTP = HTTPConfig{Enabled: false}
+	full.HTTP = HTTPConfig{Enabled: false, CaptureBytes: 16384, MaxConnections: 1000, RequestTimeout: 30 * time.Second}
 	full.ClusterCIDRs = []string{"10.244.0.0/16", "10.96.0.0/12", "fd00:10::/56"}
 	full.MaxFlows = 131072
 	full.CgroupRoot = "/host/sys/fs/cgroup"
@@ -51,7 +51,11 @@ func TestLoadConfig(t *testing.T) {
 		{name: "metric_series_idle_timeout_zero", errSubstr: []string{"metric_series_idle_timeout: must be positive, got 0s"}},
 		{name: "empty_ignore_reason", errSubstr: []string{"drops.ignore_reasons[1]: empty drop reason"}},
 		{name: "unknown_ignore_reason", errSubstr: []string{`drops.ignore_reasons[1]: unknown drop reason "NETFILTER"`}},
-		{name: "nothing_enabled", errSubstr: []string{"flows.enabled, drops.enabled, dns.enabled: all false leaves nothing to observe"}},
+		{name: "nothing_enabled", errSubstr: []string{"flows.enabled, drops.enabled, dns.enabled, http.enabled: all false leaves nothing to observe"}},
+		{name: "http_capture_too_small", errSubstr: []string{"http.capture_bytes: must be between 64 and 16384, got 10"}},
+		{name: "http_capture_too_large", errSubstr: []string{"http.capture_bytes: must be between 64 and 16384, got 16385"}},
+		{name: "http_max_connections_zero", errSubstr: []string{"http.max_connections: must be between 1 and 1048576, got 0"}},
+		{name: "http_request_timeout_zero", errSubstr: []string{"http.request_timeout: must be positive, got 0s"}},
 		{name: "unknown_key", errSubstr: []string{"flush_intervall"}, unmarshal: true},
 		{name: "kubernetes_bad_auth", errSubstr: []string{`kubernetes.auth_type: must be serviceAccount or kubeConfig, got "token"`}},
 		{name: "kubernetes_context_in_cluster", errSubstr: []string{"kubernetes.context: only with auth_type kubeConfig"}},
@@ -130,6 +134,7 @@ func TestEngineConfigCarriesTheSettings(t *testing.T) {
 		Flows:         engine.FlowsConfig{Enabled: true, MaxFlows: 65536, IdleTimeout: 20 * time.Second},
 		Drops:         engine.DropsConfig{Enabled: true, IgnoreReasons: []string{"NO_SOCKET", "QUEUE_PURGE"}},
 		DNS:           engine.DNSConfig{Enabled: true, Timeout: 5 * time.Second, MaxPending: 65536},
+		HTTP:          engine.HTTPConfig{Enabled: true, CaptureBytes: 4096, MaxConns: 16384, RequestTimeout: 2 * time.Minute, MaxBuffered: maxHTTPBuffered},
 		ClusterCIDRs:  []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 	}, got)
 	b := cfg.builderConfig("1.2.3", "node", "host")

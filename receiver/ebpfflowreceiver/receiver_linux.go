@@ -24,6 +24,7 @@ import (
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/clusterview"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/engine"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/httpmatch"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/pdatabuild"
@@ -87,9 +88,6 @@ func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
 	engCfg, err := r.cfg.engineConfig()
 	if err != nil {
 		return err // Validate has run, so this is a programming error
-	}
-	if r.cfg.HTTP.Enabled {
-		r.set.Logger.Info("http capture is not implemented in this version; its settings are accepted and have no effect yet")
 	}
 	hostName, err := os.Hostname()
 	if err != nil {
@@ -176,7 +174,7 @@ func (r *ebpfflowReceiver) consume(rep observed.Report) {
 			r.obs.EndMetricsOp(ctx, transport, n, err)
 		}
 	}
-	if r.traces != nil && len(rep.DNS) > 0 {
+	if r.traces != nil && len(rep.DNS)+len(rep.HTTP) > 0 {
 		td := r.tr.Traces(rep)
 		ctx := r.obs.StartTracesOp(r.ctx)
 		err := r.traces.ConsumeTraces(ctx, td)
@@ -235,6 +233,7 @@ const (
 	causeDecodeError = "decode_error"
 	causeEvicted     = "evicted"          // dns: pending queries / TCP streams forgotten at the limit
 	causeUnmatched   = "unmatched_answer" // dns: an answer to no pending query (late, or asked before start)
+	causeBufferFull  = "buffer_full"      // http: exchanges dropped, the consumer too slow to take them
 )
 
 // registerTelemetry exposes the engine's and translator's counters through
@@ -264,23 +263,39 @@ func (r *ebpfflowReceiver) registerTelemetry(stats func() engine.Stats) error {
 					evicted = st.DNS.Evicted + st.DNS.StreamsEvicted
 					unmatched = st.DNS.UnmatchedAnswers
 				}
-				for _, l := range [...]struct {
-					cause string
-					n     uint64
-				}{
-					{causeRingbufFull, c.RingbufFull},
-					{causeMapFull, mapFull},
-					{causeParseError, c.ParseErrors},
-					{causeDecodeError, decodeErrors},
-					{causeEvicted, evicted},
-					{causeUnmatched, unmatched},
-				} {
-					if l.n == 0 && (l.cause == causeEvicted || l.cause == causeUnmatched) && name != engine.ProbeDNS {
-						continue // only the dns matcher has these
+				observe := func(cause string, n uint64) {
+					o.Observe(clamp(n), metric.WithAttributes(attribute.String(semconv.SelfAttrProbe, name), attribute.String(semconv.SelfAttrCause, cause)))
+				}
+				observe(causeRingbufFull, c.RingbufFull)
+				observe(causeMapFull, mapFull)
+				observe(causeParseError, c.ParseErrors)
+				observe(causeDecodeError, decodeErrors)
+				switch name {
+				case engine.ProbeDNS:
+					observe(causeEvicted, evicted)
+					observe(causeUnmatched, unmatched)
+				case engine.ProbeHTTP: // what the HTTP matcher could not follow, by its causes
+					for cause := httpmatch.CauseNone + 1; int(cause) < httpmatch.NumCauses; cause++ {
+						observe(cause.String(), st.HTTP.Lost[cause])
 					}
-					o.Observe(clamp(l.n), metric.WithAttributes(attribute.String(semconv.SelfAttrProbe, name), attribute.String(semconv.SelfAttrCause, l.cause)))
+					observe(causeBufferFull, st.HTTP.Dropped)
 				}
 			}
+			return nil
+		}),
+		tb.RegisterEbpfflowHTTPExchangesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			st := stats()
+			for oc := range httpmatch.NumOutcomes {
+				o.Observe(clamp(st.HTTP.Outcomes[oc]), metric.WithAttributes(attribute.String(semconv.SelfAttrOutcome, httpmatch.Outcome(oc).String())))
+			}
+			return nil
+		}),
+		tb.RegisterEbpfflowHTTPInFlightCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(stats().HTTP.InFlight))
+			return nil
+		}),
+		tb.RegisterEbpfflowHTTPConnectionsIgnoredCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(clamp(stats().HTTP.Ignored))
 			return nil
 		}),
 		tb.RegisterEbpfflowDNSPendingCallback(func(_ context.Context, o metric.Int64Observer) error {

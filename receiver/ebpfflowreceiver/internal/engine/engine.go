@@ -27,6 +27,7 @@ const (
 	ProbeTCP  = "tcp"
 	ProbeDrop = "drop"
 	ProbeDNS  = "dns"
+	ProbeHTTP = "http"
 	// ProbeFlowOwner is the flow probe's cgroup/sock_create program, which
 	// the kernel may refuse alone: flows then carry no pid or command.
 	ProbeFlowOwner = "flow_owner"
@@ -40,6 +41,7 @@ type Config struct {
 	Flows         FlowsConfig
 	Drops         DropsConfig
 	DNS           DNSConfig
+	HTTP          HTTPConfig
 	ClusterCIDRs  []netip.Prefix // destinations inside are ScopeCluster
 	CgroupRoot    string         // cgroup v2 mount to attach to; "" = found in /proc/mounts
 	// Services, when set, turns on backend lookups: a client connection or
@@ -100,6 +102,7 @@ type Stats struct {
 	DNS         dnsmatch.Stats
 	DNSPending  int // queries awaiting an answer
 	Backends    BackendStats
+	HTTP        HTTPStats
 }
 
 // Sources are what the flush loop reads; the Linux probes implement them,
@@ -176,6 +179,10 @@ type Node struct {
 	dnsPending int
 	dnsDone    chan struct{}
 
+	// The HTTP reader goroutine feeds http, the loop takes its exchanges.
+	http     *httpPath
+	httpDone chan struct{}
+
 	// flowOwnerErr is why the flow probe runs without its owner program
 	// (set by start, read-only afterwards).
 	flowOwnerErr error
@@ -231,6 +238,53 @@ func (e *Node) run() {
 		e.dnsDone = make(chan struct{})
 		go e.readDNS(ctx)
 	}
+	if e.http != nil {
+		e.httpDone = make(chan struct{})
+		go e.readHTTP(ctx)
+	}
+}
+
+// readHTTP feeds the span path from the http probe until the engine
+// closes. A reader that fails marks the probe down; the others keep running.
+func (e *Node) readHTTP(ctx context.Context) {
+	defer close(e.httpDone)
+	err := e.http.src.Run(ctx, e.boot, e.http)
+	if err != nil && ctx.Err() == nil {
+		e.log.Warn("http probe reader stopped; running without HTTP", zap.Error(err))
+		if s := e.slot(ProbeHTTP); s != nil {
+			s.setReadErr(err)
+		}
+	}
+}
+
+// takeHTTP returns the exchanges completed since the last take, with their
+// workloads resolved.
+func (e *Node) takeHTTP() []observed.HTTPExchange {
+	if e.http == nil {
+		return nil
+	}
+	xs := e.http.take()
+	if e.identity != nil {
+		for i := range xs {
+			x := &xs[i]
+			x.Local = e.identity(x.CgroupID, x.PID, x.Comm, x.LocalAddr.Addr())
+		}
+	}
+	return xs
+}
+
+// spanInterval is how often HTTP exchanges are reported between flushes:
+// a busy node completes too many requests to hold them for a whole flush
+// interval.
+func (c *Config) spanInterval() time.Duration {
+	return min(time.Second, c.FlushInterval)
+}
+
+// flushSpans reports the HTTP exchanges completed since the last report.
+func (e *Node) flushSpans(now time.Time) {
+	if xs := e.takeHTTP(); len(xs) > 0 {
+		e.sink(observed.Report{Time: now, HTTP: xs, Partial: true})
+	}
 }
 
 // readDNS feeds the matcher from the dns probe until the engine closes. A
@@ -280,12 +334,20 @@ func (e *Node) loop(ctx context.Context) {
 	defer close(e.done)
 	tick := time.NewTicker(e.cfg.FlushInterval)
 	defer tick.Stop()
+	var spans <-chan time.Time // nil without HTTP: never fires
+	if e.http != nil && e.cfg.spanInterval() < e.cfg.FlushInterval {
+		st := time.NewTicker(e.cfg.spanInterval())
+		defer st.Stop()
+		spans = st.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			e.flush(now)
+		case now := <-spans:
+			e.flushSpans(now)
 		}
 	}
 }
@@ -301,26 +363,27 @@ func (e *Node) flush(now time.Time) {
 		err   error
 	)
 	lookups := e.flushDNS(now)
+	exchanges := e.takeHTTP()
 	// TCP before flows: every packet of a socket seen closed is then already
 	// in the flow sample its final record is built from.
 	if e.tcp != nil {
 		tcp, err = e.tcp.Snapshot(e.boot)
 		if e.readFailed(ProbeTCP, "read tcp sockets", err) {
-			e.sinkDNSOnly(now, lookups)
+			e.sinkEvents(now, lookups, exchanges)
 			return
 		}
 	}
 	if e.flows != nil {
 		flows, err = e.flows.Snapshot(e.boot)
 		if e.readFailed(ProbeFlow, "read flows", err) {
-			e.sinkDNSOnly(now, lookups)
+			e.sinkEvents(now, lookups, exchanges)
 			return
 		}
 	}
 	if e.drops != nil {
 		drops, err = e.drops.Snapshot(e.boot)
 		if e.readFailed(ProbeDrop, "read drops", err) {
-			e.sinkDNSOnly(now, lookups)
+			e.sinkEvents(now, lookups, exchanges)
 			return
 		}
 	}
@@ -343,10 +406,14 @@ func (e *Node) flush(now time.Time) {
 		e.deleteFailed(ProbeDrop, "delete drops", e.drops.Delete(res.DeleteDrops))
 	}
 	e.ownLookups(lookups, res.Report.Flows)
+	if e.http != nil {
+		e.http.tagFlows(res.Report.Flows)
+	}
 	res.Report.DNS = lookups
 	if e.backends != nil {
 		e.backends.annotate(res.Report.Flows, lookups)
 	}
+	res.Report.HTTP = exchanges
 	e.sink(res.Report)
 }
 
@@ -380,12 +447,13 @@ func ownDNS(lookups []observed.DNSLookup, flows []observed.Flow) {
 	}
 }
 
-// sinkDNSOnly delivers the lookups of a flush whose map reads failed: they
-// are already out of the matcher, and nothing about them depends on the maps.
-func (e *Node) sinkDNSOnly(now time.Time, lookups []observed.DNSLookup) {
-	if len(lookups) > 0 {
+// sinkEvents delivers the lookups and exchanges of a flush whose map reads
+// failed: they are already out of the matchers, and nothing about them
+// depends on the maps.
+func (e *Node) sinkEvents(now time.Time, lookups []observed.DNSLookup, exchanges []observed.HTTPExchange) {
+	if len(lookups)+len(exchanges) > 0 {
 		e.ownLookups(lookups, nil)
-		e.sink(observed.Report{Time: now, DNS: lookups})
+		e.sink(observed.Report{Time: now, DNS: lookups, HTTP: exchanges})
 	}
 }
 
@@ -439,6 +507,9 @@ func (e *Node) Stats() Stats {
 	e.dnsMu.Lock()
 	st.DNS, st.DNSPending = e.dnsStats, e.dnsPending
 	e.dnsMu.Unlock()
+	if e.http != nil {
+		st.HTTP = e.http.stats()
+	}
 	if e.flows != nil {
 		st.Parts = map[string]error{ProbeFlowOwner: e.flowOwnerErr}
 	}
@@ -483,6 +554,9 @@ func (e *Node) Close() error {
 		<-done
 		if e.dnsDone != nil {
 			<-e.dnsDone
+		}
+		if e.httpDone != nil {
+			<-e.httpDone
 		}
 	}
 	e.mu.Lock()

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/cilium/ebpf/rlimit"
@@ -20,14 +22,15 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/dnsprobe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/dropprobe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/flowprobe"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/httpprobe"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe/tcpprobe"
 )
 
 // start runs preflight, loads and attaches the enabled probes and builds the
 // flow table. Callers hold e.mu; on error they close what was loaded.
 func (e *Node) start() error {
-	if !e.cfg.Flows.Enabled && !e.cfg.Drops.Enabled && !e.cfg.DNS.Enabled {
-		return errors.New("no probe enabled: enable flows, drops or dns")
+	if !e.cfg.Flows.Enabled && !e.cfg.Drops.Enabled && !e.cfg.DNS.Enabled && !e.cfg.HTTP.Enabled {
+		return errors.New("no probe enabled: enable flows, drops, dns or http")
 	}
 	var matcher *dnsmatch.Matcher
 	if e.cfg.DNS.Enabled {
@@ -36,6 +39,14 @@ func (e *Node) start() error {
 			return fmt.Errorf("dns: %w", err)
 		}
 		matcher = m
+	}
+	var httpPath *httpPath
+	if e.cfg.HTTP.Enabled {
+		h, err := newHTTPPath(nil, e.cfg.HTTP, e.log)
+		if err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+		httpPath = h
 	}
 	pre, err := preflight.Check(preflight.Options{MountMissing: true, CgroupV2Root: e.cfg.CgroupRoot})
 	if err != nil {
@@ -99,6 +110,14 @@ func (e *Node) start() error {
 		e.addSlot(ProbeDNS, np, err)
 		if err == nil {
 			e.dns, e.matcher = np, matcher
+		}
+	}
+
+	if httpPath != nil {
+		hp, err := loadHTTP(e.cfg.HTTP)
+		e.addSlot(ProbeHTTP, hp, err)
+		if err == nil {
+			httpPath.src, e.http = httpProbe{hp}, httpPath
 		}
 	}
 
@@ -191,6 +210,30 @@ func loadDNS(cgroupRoot string) (*dnsprobe.Probe, error) {
 	}
 	if err := p.Attach(cgroupRoot); err != nil {
 		return nil, errors.Join(fmt.Errorf("attach to cgroup %s: %w", cgroupRoot, err), p.Close())
+	}
+	return p, nil
+}
+
+// httpProbe adapts the http probe's reader to the engine's handler type.
+type httpProbe struct{ *httpprobe.Probe }
+
+func (p httpProbe) Run(ctx context.Context, boot time.Time, h httpHandler) error {
+	return p.Probe.Run(ctx, boot, h)
+}
+
+func loadHTTP(cfg HTTPConfig) (*httpprobe.Probe, error) {
+	p, err := httpprobe.Load(httpprobe.Config{
+		CaptureBytes: cfg.CaptureBytes,
+		MaxConns:     uint32(cfg.MaxConns),
+		// The collector's own exports are not captured: each would be a
+		// span of the export that carries it.
+		SelfPID: uint32(os.Getpid()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	if err := p.Attach(); err != nil {
+		return nil, errors.Join(fmt.Errorf("attach: %w", err), p.Close())
 	}
 	return p, nil
 }

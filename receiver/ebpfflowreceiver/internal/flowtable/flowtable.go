@@ -641,6 +641,7 @@ func (t *Table) flowRecord(f *flow, k *sock, final bool) observed.Flow {
 		End:       f.last.LastSeen,
 		Closed:    final,
 		SRTT:      f.last.SRTT,
+		Cookie:    f.key.cookie,
 	}
 	if localIsSource(init, local, remote) {
 		rec.Source, rec.Dest, rec.LocalRole = local, remote, observed.RoleClient
@@ -703,6 +704,7 @@ func (t *Table) sockRecord(k *sock) observed.Flow {
 		Start:       k.s.OpenedAt,
 		End:         k.s.ClosedAt,
 		Closed:      true,
+		Cookie:      k.s.Cookie,
 	}
 	if rec.CloseCause == observed.CloseNone {
 		rec.CloseCause = observed.CloseFIN

@@ -25,20 +25,23 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                         metric.Meter
-	mu                            sync.Mutex
-	registrations                 []metric.Registration
-	EbpfflowDNSPending            metric.Int64ObservableGauge
-	EbpfflowEvents                metric.Int64ObservableCounter
-	EbpfflowEventsLost            metric.Int64ObservableCounter
-	EbpfflowFlowsActive           metric.Int64ObservableGauge
-	EbpfflowK8sLookups            metric.Int64ObservableCounter
-	EbpfflowK8sObjects            metric.Int64ObservableGauge
-	EbpfflowK8sWatchUp            metric.Int64ObservableGauge
-	EbpfflowMetricSeries          metric.Int64ObservableGauge
-	EbpfflowMetricSeriesEvicted   metric.Int64ObservableCounter
-	EbpfflowProbeUp               metric.Int64ObservableGauge
-	EbpfflowServiceBackendLookups metric.Int64ObservableCounter
+	meter                          metric.Meter
+	mu                             sync.Mutex
+	registrations                  []metric.Registration
+	EbpfflowDNSPending             metric.Int64ObservableGauge
+	EbpfflowEvents                 metric.Int64ObservableCounter
+	EbpfflowEventsLost             metric.Int64ObservableCounter
+	EbpfflowFlowsActive            metric.Int64ObservableGauge
+	EbpfflowHTTPConnectionsIgnored metric.Int64ObservableCounter
+	EbpfflowHTTPExchanges          metric.Int64ObservableCounter
+	EbpfflowHTTPInFlight           metric.Int64ObservableGauge
+	EbpfflowK8sLookups             metric.Int64ObservableCounter
+	EbpfflowK8sObjects             metric.Int64ObservableGauge
+	EbpfflowK8sWatchUp             metric.Int64ObservableGauge
+	EbpfflowMetricSeries           metric.Int64ObservableGauge
+	EbpfflowMetricSeriesEvicted    metric.Int64ObservableCounter
+	EbpfflowProbeUp                metric.Int64ObservableGauge
+	EbpfflowServiceBackendLookups  metric.Int64ObservableCounter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -103,6 +106,51 @@ func (builder *TelemetryBuilder) RegisterEbpfflowFlowsActiveCallback(cb metric.I
 		cb(ctx, &observerInt64{inst: builder.EbpfflowFlowsActive, obs: o})
 		return nil
 	}, builder.EbpfflowFlowsActive)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterEbpfflowHTTPConnectionsIgnoredCallback sets callback for observable EbpfflowHTTPConnectionsIgnored metric.
+func (builder *TelemetryBuilder) RegisterEbpfflowHTTPConnectionsIgnoredCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.EbpfflowHTTPConnectionsIgnored, obs: o})
+		return nil
+	}, builder.EbpfflowHTTPConnectionsIgnored)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterEbpfflowHTTPExchangesCallback sets callback for observable EbpfflowHTTPExchanges metric.
+func (builder *TelemetryBuilder) RegisterEbpfflowHTTPExchangesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.EbpfflowHTTPExchanges, obs: o})
+		return nil
+	}, builder.EbpfflowHTTPExchanges)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterEbpfflowHTTPInFlightCallback sets callback for observable EbpfflowHTTPInFlight metric.
+func (builder *TelemetryBuilder) RegisterEbpfflowHTTPInFlightCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.EbpfflowHTTPInFlight, obs: o})
+		return nil
+	}, builder.EbpfflowHTTPInFlight)
 	if err != nil {
 		return err
 	}
@@ -267,6 +315,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfflow_flows_active",
 		metric.WithDescription("Flows currently tracked by the flow table. [Alpha]"),
 		metric.WithUnit("{flow}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfflowHTTPConnectionsIgnored, err = builder.meter.Int64ObservableCounter(
+		"otelcol_ebpfflow_http_connections_ignored",
+		metric.WithDescription("TCP connections found not to carry HTTP (TLS, other protocols, upgraded or undecodable); the kernel stops copying their bytes. [Alpha]"),
+		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfflowHTTPExchanges, err = builder.meter.Int64ObservableCounter(
+		"otelcol_ebpfflow_http_exchanges",
+		metric.WithDescription("HTTP exchanges (request and response) the http probe's matcher completed, by outcome. Every request seen ends as exactly one; lost ones are not spans and are counted in ebpfflow_events_lost (probe http) by cause. [Alpha]"),
+		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfflowHTTPInFlight, err = builder.meter.Int64ObservableGauge(
+		"otelcol_ebpfflow_http_in_flight",
+		metric.WithDescription("HTTP requests seen whose response has not ended yet. [Alpha]"),
+		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfflowK8sLookups, err = builder.meter.Int64ObservableCounter(

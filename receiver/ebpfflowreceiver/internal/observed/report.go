@@ -3,6 +3,8 @@ package observed
 import (
 	"net/netip"
 	"time"
+
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/httpmatch"
 )
 
 // Workload is the local endpoint that owns a socket: the resource a record is
@@ -83,6 +85,11 @@ type Flow struct {
 	Start  time.Time // first packet of the flow
 	End    time.Time // last packet seen (or close time)
 	Closed bool
+
+	Cookie uint64 // socket cookie of the local socket
+	// Protocol is network.protocol.name of the connection's payload when
+	// known ("http"), "" otherwise.
+	Protocol string
 }
 
 // Drop is one (reason, location, 5-tuple, interface) aggregate for one interval.
@@ -99,12 +106,29 @@ type Drop struct {
 	Time      time.Time
 }
 
-// Report is what the engine emits at each flush.
+// Report is what the engine emits at each flush, and between flushes for
+// HTTP exchanges (Partial).
 type Report struct {
 	Time  time.Time
 	Flows []Flow
 	Drops []Drop
 	DNS   []DNSLookup
+	HTTP  []HTTPExchange
+	// Partial: a report of HTTP exchanges between two flushes, which come
+	// too many to be held for a whole flush interval. Its exchanges count
+	// in the metrics the next full report emits.
+	Partial bool
+}
+
+// HTTPExchange is one HTTP request a local process sent (RoleClient) or
+// served (RoleServer) and its response, or what became of it.
+type HTTPExchange struct {
+	Local      Workload       // the process's workload (filled by the engine)
+	CgroupID   uint64         // cgroup v2 id of the socket
+	Comm       string         // command name of the process
+	LocalAddr  netip.AddrPort // the local socket's address
+	RemoteAddr netip.AddrPort // its peer's
+	httpmatch.Exchange
 }
 
 // DNSLookup is one DNS query from a local socket and its answer, or its

@@ -49,6 +49,9 @@ func flowAttrCount(f *observed.Flow) int {
 	if f.Scope != 0 {
 		n++
 	}
+	if f.Protocol != "" {
+		n++
+	}
 	if f.Closed {
 		n++
 	}
@@ -301,6 +304,9 @@ func (t *Builder) putFlow(m pcommon.Map, f *observed.Flow) {
 	}
 	if f.Scope != 0 {
 		m.PutStr(semconv.AttrDestScope, f.Scope.String())
+	}
+	if f.Protocol != "" {
+		m.PutStr(semconv.AttrProtocolName, f.Protocol)
 	}
 	if f.Closed {
 		m.PutBool(semconv.AttrFlowFinal, true)

@@ -98,25 +98,29 @@ func (t *Builder) addDNS(l *observed.DNSLookup) {
 }
 
 // Traces returns one CLIENT span "DNS {qtype}" per lookup, from the query
-// leaving the socket to its answer (or the timeout), grouped into one
-// ResourceSpans per local workload. Each lookup is its own trace: the
-// kernel does not know the application's trace context.
+// leaving the socket to its answer (or the timeout), and one SERVER or
+// CLIENT span per HTTP exchange (http.go), grouped into one ResourceSpans
+// per local workload. Each lookup is its own trace: the kernel does not
+// know the application's trace context.
 func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 	td := ptrace.NewTraces()
 	byWorkload := make(map[observed.Workload]ptrace.SpanSlice)
-	for i := range r.DNS {
-		l := &r.DNS[i]
-		spans, ok := byWorkload[l.Local]
+	spans := func(w observed.Workload) ptrace.SpanSlice {
+		s, ok := byWorkload[w]
 		if !ok {
 			rs := td.ResourceSpans().AppendEmpty()
-			t.putResource(rs.Resource().Attributes(), l.Local)
+			t.putResource(rs.Resource().Attributes(), w)
 			ss := rs.ScopeSpans().AppendEmpty()
 			ss.Scope().SetName(metadata.ScopeName)
 			ss.Scope().SetVersion(t.cfg.ScopeVersion)
-			spans = ss.Spans()
-			byWorkload[l.Local] = spans
+			s = ss.Spans()
+			byWorkload[w] = s
 		}
-		sp := spans.AppendEmpty()
+		return s
+	}
+	for i := range r.DNS {
+		l := &r.DNS[i]
+		sp := spans(l.Local).AppendEmpty()
 		sp.SetName("DNS " + l.Type)
 		sp.SetKind(ptrace.SpanKindClient)
 		sp.SetTraceID(t.traceID())
@@ -131,6 +135,10 @@ func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 			sp.Status().SetMessage(l.RCode)
 		}
+	}
+	for i := range r.HTTP {
+		x := &r.HTTP[i]
+		t.putHTTPSpan(spans(x.Local).AppendEmpty(), x)
 	}
 	return td
 }

@@ -25,6 +25,8 @@ const (
 	metricConnFailures
 	metricDrops
 	metricDNSDuration
+	metricHTTPServerDuration
+	metricHTTPClientDuration
 	metricEdgeBytes
 	metricEdgeConnections
 	metricEdgeConnFailures
@@ -37,14 +39,16 @@ const (
 var metricDefs = [...]struct {
 	name, unit, description string
 }{
-	metricFlowBytes:    {semconv.MetricFlowBytes, "By", "Bytes of TCP/UDP flows at the IP layer (IP and L4 headers included, link layer excluded), by direction seen from the local workload."},
-	metricFlowPackets:  {semconv.MetricFlowPackets, "{packet}", "Packets of TCP/UDP flows, GSO/GRO segments counted as the packets on the wire, by direction seen from the local workload."},
-	metricRTT:          {semconv.MetricTCPRTT, "s", "Smoothed round-trip time of TCP connections: one sample per connection per flush interval in which the kernel had measured it."},
-	metricRetransmits:  {semconv.MetricTCPRetransmits, "{segment}", "TCP segments retransmitted."},
-	metricResets:       {semconv.MetricTCPResets, "{reset}", "TCP resets sent or received."},
-	metricConnFailures: {semconv.MetricTCPConnFailures, "{connection}", "TCP connections that ended refused or timed out."},
-	metricDrops:        {semconv.MetricDrops, "{packet}", "Packets the kernel dropped, by drop reason."},
-	metricDNSDuration:  {semconv.MetricDNSDuration, "s", "Time from a DNS query leaving the asking socket to its answer arriving; unanswered queries count with the configured timeout and error.type TIMEOUT."},
+	metricFlowBytes:          {semconv.MetricFlowBytes, "By", "Bytes of TCP/UDP flows at the IP layer (IP and L4 headers included, link layer excluded), by direction seen from the local workload."},
+	metricFlowPackets:        {semconv.MetricFlowPackets, "{packet}", "Packets of TCP/UDP flows, GSO/GRO segments counted as the packets on the wire, by direction seen from the local workload."},
+	metricRTT:                {semconv.MetricTCPRTT, "s", "Smoothed round-trip time of TCP connections: one sample per connection per flush interval in which the kernel had measured it."},
+	metricRetransmits:        {semconv.MetricTCPRetransmits, "{segment}", "TCP segments retransmitted."},
+	metricResets:             {semconv.MetricTCPResets, "{reset}", "TCP resets sent or received."},
+	metricConnFailures:       {semconv.MetricTCPConnFailures, "{connection}", "TCP connections that ended refused or timed out."},
+	metricDrops:              {semconv.MetricDrops, "{packet}", "Packets the kernel dropped, by drop reason."},
+	metricDNSDuration:        {semconv.MetricDNSDuration, "s", "Time from a DNS query leaving the asking socket to its answer arriving; unanswered queries count with the configured timeout and error.type TIMEOUT."},
+	metricHTTPServerDuration: {semconv.MetricHTTPServerDur, "s", "Duration of HTTP requests a local process served, from the request's first byte read to the response's last byte written."},
+	metricHTTPClientDuration: {semconv.MetricHTTPClientDur, "s", "Duration of HTTP requests a local process sent, from the request's first byte written to the response's last byte read."},
 
 	metricEdgeBytes:        {semconv.MetricEdgeBytes, "By", "Bytes between a client workload and a server workload (IP layer), transmit = client to server, receive = server to client; each connection counted once in the cluster."},
 	metricEdgeConnections:  {semconv.MetricEdgeConnections, "{connection}", "Connections opened from a client workload to a server workload."},
@@ -69,6 +73,8 @@ func histogramBounds(id metricID) []float64 {
 		return rttBounds
 	case metricDNSDuration:
 		return dnsBounds
+	case metricHTTPServerDuration, metricHTTPClientDuration:
+		return httpBounds
 	}
 	return nil
 }
@@ -86,7 +92,10 @@ type edge struct {
 	cause      string
 	reason     string
 	errorType  string // error.type
-	server     string // server.address: the resolver of dns.lookup.duration
+	server     string // server.address: the resolver of dns.lookup.duration, the HTTP authority's host
+	serverPort uint16 // server.port of HTTP and of workload edges
+	method     string // http.request.method
+	status     int    // http.response.status_code
 	qtype      string
 	qname      string // only when enabled (cardinality)
 
@@ -97,7 +106,6 @@ type edge struct {
 	// Workload-edge metrics (resource: the node).
 	clientWL, clientNS, clientKind            string
 	serverWL, serverNS, serverKind, serverSvc string
-	serverPort                                uint16
 }
 
 type seriesKey struct {
@@ -166,6 +174,12 @@ func (t *Builder) Metrics(r observed.Report) pmetric.Metrics {
 		if t.cfg.Peers != nil {
 			t.addEdgeDNS(&r.DNS[i])
 		}
+	}
+	for i := range r.HTTP {
+		t.addHTTP(&r.HTTP[i])
+	}
+	if r.Partial {
+		return pmetric.NewMetrics() // folded in; the next full report emits them
 	}
 	t.evictIdle()
 	md := t.emit(t.now)
@@ -384,9 +398,6 @@ func putEdge(m pcommon.Map, e *edge) {
 		putNonEmpty(m, serverKeys.namespace, e.serverNS)
 		putNonEmpty(m, serverKeys.kind, e.serverKind)
 		putNonEmpty(m, serverKeys.service, e.serverSvc)
-		if e.serverPort != 0 {
-			m.PutInt(semconv.AttrServerPort, int64(e.serverPort))
-		}
 	}
 	if e.cause != "" {
 		m.PutStr(semconv.AttrFlowCloseCause, e.cause)
@@ -399,6 +410,15 @@ func putEdge(m pcommon.Map, e *edge) {
 	}
 	if e.server != "" {
 		m.PutStr(semconv.AttrServerAddr, e.server)
+	}
+	if e.serverPort != 0 {
+		m.PutInt(semconv.AttrServerPort, int64(e.serverPort))
+	}
+	if e.method != "" {
+		m.PutStr(semconv.AttrHTTPMethod, e.method)
+	}
+	if e.status != 0 {
+		m.PutInt(semconv.AttrHTTPStatus, int64(e.status))
 	}
 	if e.qtype != "" {
 		m.PutStr(semconv.AttrDNSQuestionType, e.qtype)
@@ -428,6 +448,9 @@ func compareKeys(a, b seriesKey) int {
 		cmp.Compare(x.reason, y.reason),
 		cmp.Compare(x.errorType, y.errorType),
 		cmp.Compare(x.server, y.server),
+		cmp.Compare(x.serverPort, y.serverPort),
+		cmp.Compare(x.method, y.method),
+		cmp.Compare(x.status, y.status),
 		cmp.Compare(x.qtype, y.qtype),
 		cmp.Compare(x.qname, y.qname),
 		cmp.Compare(x.peerSide, y.peerSide),
@@ -442,7 +465,6 @@ func compareKeys(a, b seriesKey) int {
 		cmp.Compare(x.serverNS, y.serverNS),
 		cmp.Compare(x.serverKind, y.serverKind),
 		cmp.Compare(x.serverSvc, y.serverSvc),
-		cmp.Compare(x.serverPort, y.serverPort),
 	)
 }
 
