@@ -176,16 +176,12 @@ func (h *httpPath) take() []observed.HTTPExchange {
 }
 
 // tagFlows sets network.protocol.name on the flows of HTTP connections,
-// once per flush, and forgets connections closed before the previous one
-// (their final flow record has been made).
+// once per flush: those open and those closed since the flush before this
+// one (the tcp probe may report a close one flush after the HTTP close);
+// older ones are forgotten, their final flow record made.
 func (h *httpPath) tagFlows(flows []observed.Flow) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for i := range flows {
-		if _, ok := h.protos[flows[i].Cookie]; ok {
-			flows[i].Protocol = semconv.ProtocolHTTP
-		}
-	}
 	for k, g := range h.protos {
 		if g != 0 && g+1 < h.gen {
 			delete(h.protos, k)
@@ -193,6 +189,11 @@ func (h *httpPath) tagFlows(flows []observed.Flow) {
 	}
 	if len(h.protos) > 4*h.cfg.MaxConns {
 		clear(h.protos) // close notices lost: start over rather than grow
+	}
+	for i := range flows {
+		if _, ok := h.protos[flows[i].Cookie]; ok {
+			flows[i].Protocol = semconv.ProtocolHTTP
+		}
 	}
 	h.gen++
 }
