@@ -14,9 +14,10 @@ import (
 // Pcap is dumpcap capturing on an interface of a network namespace: the
 // independent record of what went over the wire, read back with tshark.
 type Pcap struct {
-	File string
-	cmd  *exec.Cmd
-	done chan struct{}
+	File    string
+	Options []string // tshark preferences for Fields ("http.desegment_body:FALSE")
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // StartPcap captures on dev in ns (the host's namespace when ns is "")
@@ -84,6 +85,9 @@ func (p *Pcap) Stop(t testing.TB) {
 func (p *Pcap) Fields(t testing.TB, display string, fields ...string) [][]string {
 	t.Helper()
 	args := []string{"-r", p.File, "-T", "fields", "-E", "separator=\t", "-o", "tcp.relative_sequence_numbers:FALSE"}
+	for _, o := range p.Options {
+		args = append(args, "-o", o)
+	}
 	if display != "" {
 		args = append(args, "-Y", display)
 	}

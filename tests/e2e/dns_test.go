@@ -671,8 +671,9 @@ func readSpans(path string) ([]span, error) {
 	return out, nil
 }
 
-// helperEnv selects a helper mode: TestDNS runs this test binary inside its
-// pods as a DNS server or client of its own (see TestMain).
+// helperEnv selects a helper mode: TestDNS and TestHTTP run this test
+// binary inside their pods as servers and clients of their own (see
+// TestMain).
 const helperEnv = "EBPFFLOW_E2E_DNS_HELPER"
 
 // helper runs the test binary as a helper process: the mode is in the
@@ -702,7 +703,10 @@ func helper(mode string, args []string) {
 	case "unconnected":
 		err = askUnconnected(args[0], args[1])
 	default:
-		err = fmt.Errorf("unknown helper mode %q", mode)
+		var ok bool
+		if ok, err = httpHelper(mode, args); !ok {
+			err = fmt.Errorf("unknown helper mode %q", mode)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
