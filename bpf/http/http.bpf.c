@@ -343,7 +343,7 @@ int http_exit(struct trace_event_raw_sys_exit *ctx)
 	h->size = ret > 0xffffffffL ? 0xffffffff : ret;
 	h->kind = send ? HTTP_KIND_SENT : HTTP_KIND_RECEIVED;
 
-	__u64 want = ret;
+	__u64 want = op == OP_SENDFILE ? 0 : ret; /* sendfile's bytes are never in user memory */
 	if (want > capture_bytes)
 		want = capture_bytes;
 	if (want > HTTP_CAPTURE_MAX)

@@ -334,11 +334,17 @@ func (e *Node) loop(ctx context.Context) {
 	defer close(e.done)
 	tick := time.NewTicker(e.cfg.FlushInterval)
 	defer tick.Stop()
-	var spans <-chan time.Time // nil without HTTP: never fires
-	if e.http != nil && e.cfg.spanInterval() < e.cfg.FlushInterval {
-		st := time.NewTicker(e.cfg.spanInterval())
-		defer st.Stop()
-		spans = st.C
+	var (
+		spans <-chan time.Time // nil without HTTP: never fires
+		full  <-chan struct{}  // the HTTP buffer is half full
+	)
+	if e.http != nil {
+		full = e.http.full
+		if e.cfg.spanInterval() < e.cfg.FlushInterval {
+			st := time.NewTicker(e.cfg.spanInterval())
+			defer st.Stop()
+			spans = st.C
+		}
 	}
 	for {
 		select {
@@ -348,6 +354,8 @@ func (e *Node) loop(ctx context.Context) {
 			e.flush(now)
 		case now := <-spans:
 			e.flushSpans(now)
+		case <-full:
+			e.flushSpans(time.Now())
 		}
 	}
 }

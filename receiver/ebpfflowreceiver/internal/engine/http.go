@@ -64,6 +64,10 @@ type httpPath struct {
 	cfg HTTPConfig
 	log *zap.Logger
 
+	// full is signalled when half the buffer is taken: the loop reports
+	// at once instead of at the next tick.
+	full chan struct{}
+
 	mu         sync.Mutex
 	m          *httpmatch.Matcher
 	conns      map[uint64]*httpConn
@@ -83,7 +87,8 @@ type httpConn struct {
 }
 
 func newHTTPPath(src httpSource, cfg HTTPConfig, log *zap.Logger) (*httpPath, error) {
-	h := &httpPath{src: src, cfg: cfg, log: log, conns: map[uint64]*httpConn{}, protos: map[uint64]uint64{}, gen: 1}
+	h := &httpPath{src: src, cfg: cfg, log: log, conns: map[uint64]*httpConn{}, protos: map[uint64]uint64{}, gen: 1,
+		full: make(chan struct{}, 1)}
 	m, err := httpmatch.New(httpmatch.Config{MaxConns: cfg.MaxConns, RequestTimeout: cfg.RequestTimeout}, h.emit)
 	if err != nil {
 		return nil, err
@@ -164,6 +169,12 @@ func (h *httpPath) emit(ex *httpmatch.Exchange) {
 		x.LocalAddr, x.RemoteAddr = c.info.Local, c.info.Remote
 	}
 	h.out = append(h.out, x)
+	if len(h.out) == h.cfg.MaxBuffered/2 {
+		select {
+		case h.full <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // take returns the exchanges emitted since the last take.

@@ -135,3 +135,23 @@ func BenchmarkSteadyState10kFlows(b *testing.B) {
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/n, "B/flow")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/n, "allocs/flow")
 }
+
+// BenchmarkHTTPSpans is one second's report of 10k HTTP exchanges (both
+// ends of 5k requests on the node): traces and the duration histograms.
+func BenchmarkHTTPSpans(b *testing.B) {
+	tr := New(t0, Config{NodeName: "node", HostName: "host", SeriesIdleTimeout: 5 * time.Minute, MaxSeries: 100000})
+	client, server := httpPair()
+	r := observed.Report{Time: t1, Partial: true, HTTP: make([]observed.HTTPExchange, 0, 10000)}
+	for i := range 5000 {
+		c, s := client, server
+		c.Seq, s.Seq = uint32(i)*1000, uint32(i)*1000
+		c.StatusCode, s.StatusCode = 200, 200
+		r.HTTP = append(r.HTTP, c, s)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = tr.Traces(r)
+		_ = tr.Metrics(r)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(r.HTTP)), "ns/span")
+}

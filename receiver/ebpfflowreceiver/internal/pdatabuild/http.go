@@ -2,7 +2,7 @@ package pdatabuild
 
 import (
 	"encoding/binary"
-	"hash/fnv"
+	"math/bits"
 	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -44,12 +44,27 @@ func httpError(x *observed.HTTPExchange) string {
 	}
 	server := x.Role == httpmatch.RoleServer
 	if x.StatusCode >= 500 || (!server && x.StatusCode >= 400) {
-		return strconv.Itoa(x.StatusCode)
+		return codeString(x.StatusCode)
 	}
 	if x.GRPC && x.GRPCStatus > 0 && (!server || grpcServerErrors[x.GRPCStatus]) {
-		return strconv.Itoa(x.GRPCStatus)
+		return codeString(x.GRPCStatus)
 	}
 	return ""
+}
+
+// codeStrings are the status codes as error.type values, formatted once.
+var codeStrings = func() (s [600]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+func codeString(c int) string {
+	if c >= 0 && c < len(codeStrings) {
+		return codeStrings[c]
+	}
+	return strconv.Itoa(c)
 }
 
 // serverPort is server.port: the authority's port, else the port of the
@@ -74,13 +89,14 @@ func httpSpanName(x *observed.HTTPExchange) string {
 	return "HTTP"
 }
 
-// httpAttrCount is the exact number of attributes putHTTP writes.
-func httpAttrCount(x *observed.HTTPExchange) int {
-	n := 4 // method, scheme, protocol name and version
+// httpAttrCount is the exact number of attributes putHTTP writes; errType
+// is httpError(x).
+func httpAttrCount(x *observed.HTTPExchange, errType string) int {
+	n := 3 // method, scheme, protocol version
 	if m := httpMethod(x.Method); m != x.Method && x.Method != "" {
 		n++
 	}
-	for _, s := range []string{x.Path, x.ServerAddress, x.UserAgent, httpError(x)} {
+	for _, s := range []string{x.Path, x.ServerAddress, x.UserAgent, errType} {
 		if s != "" {
 			n++
 		}
@@ -92,7 +108,7 @@ func httpAttrCount(x *observed.HTTPExchange) int {
 		n++
 	}
 	if x.RemoteAddr.Addr().IsValid() {
-		n += 4 // peer address and port, network.type, network.transport
+		n += 2 // peer address and port
 		if x.Role == httpmatch.RoleServer {
 			n++ // client.address
 		}
@@ -112,7 +128,8 @@ func httpAttrCount(x *observed.HTTPExchange) int {
 	return n
 }
 
-func (t *Builder) putHTTP(m pcommon.Map, x *observed.HTTPExchange) {
+// putHTTP writes the span attributes; errType is httpError(x).
+func (t *Builder) putHTTP(m pcommon.Map, x *observed.HTTPExchange, errType string) {
 	method := httpMethod(x.Method)
 	m.PutStr(semconv.AttrHTTPMethod, method)
 	if method != x.Method && x.Method != "" {
@@ -142,13 +159,12 @@ func (t *Builder) putHTTP(m pcommon.Map, x *observed.HTTPExchange) {
 		}
 		m.PutStr(semconv.AttrPeerAddr, addr)
 		m.PutInt(semconv.AttrNetworkPeerPort, int64(peer.Port()))
-		m.PutStr(semconv.AttrNetworkType, networkType(peer.Addr()))
-		m.PutStr(semconv.AttrTransport, observed.TransportTCP.String())
 	}
 	if x.UserAgent != "" {
 		m.PutStr(semconv.AttrUserAgent, x.UserAgent)
 	}
-	m.PutStr(semconv.AttrProtocolName, semconv.ProtocolHTTP)
+	// network.protocol.name (http), network.transport (tcp) and
+	// network.type go without saying: semconv leaves them out for HTTP.
 	m.PutStr(semconv.AttrProtocolVersion, x.Proto.String())
 	if x.ReqBodySize >= 0 {
 		m.PutInt(semconv.AttrHTTPReqBodySize, x.ReqBodySize)
@@ -164,8 +180,8 @@ func (t *Builder) putHTTP(m pcommon.Map, x *observed.HTTPExchange) {
 			m.PutInt(semconv.AttrRPCGRPCStatus, int64(x.GRPCStatus))
 		}
 	}
-	if e := httpError(x); e != "" {
-		m.PutStr(semconv.AttrErrorType, e)
+	if errType != "" {
+		m.PutStr(semconv.AttrErrorType, errType)
 	}
 }
 
@@ -191,28 +207,32 @@ func (t *Builder) putHTTPSpan(sp ptrace.Span, x *observed.HTTPExchange) {
 	}
 	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(x.Start))
 	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(x.End))
-	sp.Attributes().EnsureCapacity(httpAttrCount(x))
-	t.putHTTP(sp.Attributes(), x)
-	if e := httpError(x); e != "" {
+	errType := httpError(x)
+	sp.Attributes().EnsureCapacity(httpAttrCount(x, errType))
+	t.putHTTP(sp.Attributes(), x, errType)
+	if errType != "" {
 		sp.Status().SetCode(ptrace.StatusCodeError)
-		sp.Status().SetMessage(e)
+		sp.Status().SetMessage(errType)
 	}
 }
 
 // spanIDs derives the ids of an exchange's span from what both ends of
 // the connection see alike, so that the client's span and the server's of
 // one request meet in one trace without either process propagating
-// anything, on one node or two:
+// anything, on one node or two (docs/telemetry.md spells it out):
 //
-//   - the client's address and port (after unmapping IPv4-mapped IPv6),
-//     and the TCP sequence number of the request's first byte (both ends
-//     count the same bytes). The server's address is left out: a client
-//     that reaches it through a Service addresses the Service's IP, which
-//     the server never sees.
-//   - With a traceparent, the trace is its trace and both spans are
-//     children of its parent span.
-//   - Without one, the trace id is derived from the key above, the client
-//     span is the trace's root and the server span its child.
+//   - the key: the client's address (16 bytes, IPv4-mapped IPv6 unmapped,
+//     then IPv4 as ::ffff:a.b.c.d) and port (2 bytes, big endian) and the
+//     TCP sequence number of the request's first byte (4 bytes, big
+//     endian): both ends count the same bytes. The server's address is
+//     left out: a client that reaches it through a Service addresses the
+//     Service's IP, which the server never sees.
+//   - Without a traceparent, h = FNV-1a-128(1 ‖ key): h is the trace id,
+//     its first 8 bytes the client span's id (the trace's root), its last
+//     8 the server span's (the client span's child).
+//   - With one, the trace is its trace and both spans are children of its
+//     parent span; h = FNV-1a-128(2 ‖ key ‖ trace id ‖ parent id) gives
+//     their ids the same way.
 //
 // ok is false when the exchange carries no sequence number: its ids are
 // then random.
@@ -224,24 +244,28 @@ func spanIDs(x *observed.HTTPExchange) (trace pcommon.TraceID, span, parent pcom
 	if !x.HasSeq || !client.IsValid() {
 		return trace, span, parent, false
 	}
-	var key [16 + 2 + 4 + 16 + 8]byte
+	var key [1 + 16 + 2 + 4 + 16 + 8]byte
+	n := 1 + 16 + 2 + 4
+	key[0] = 1
 	a := client.Addr().Unmap().As16()
-	copy(key[:16], a[:])
-	binary.BigEndian.PutUint16(key[16:], client.Port())
-	binary.BigEndian.PutUint32(key[18:], x.Seq)
+	copy(key[1:17], a[:])
+	binary.BigEndian.PutUint16(key[17:], client.Port())
+	binary.BigEndian.PutUint32(key[19:], x.Seq)
 	if x.HasTraceparent {
-		copy(key[22:38], x.TraceID[:])
-		copy(key[38:], x.ParentSpanID[:])
+		key[0] = 2
+		copy(key[23:39], x.TraceID[:])
+		copy(key[39:], x.ParentSpanID[:])
+		n = len(key)
 	}
-	c, sv := hash128("ebpfflow.span.client", key[:]), hash128("ebpfflow.span.server", key[:])
-	clientSpan, serverSpan := pcommon.SpanID(c[:8]), pcommon.SpanID(sv[:8])
+	h := fnv1a128(key[:n])
+	clientSpan, serverSpan := pcommon.SpanID(h[:8]), pcommon.SpanID(h[8:])
 	if clientSpan.IsEmpty() || serverSpan.IsEmpty() {
 		return trace, span, parent, false // never all zero: random ones then
 	}
 	if x.HasTraceparent {
 		trace, parent = x.TraceID, x.ParentSpanID
 	} else {
-		trace = pcommon.TraceID(hash128("ebpfflow.trace", key[:]))
+		trace = pcommon.TraceID(h)
 	}
 	if x.Role == httpmatch.RoleServer {
 		span = serverSpan
@@ -254,16 +278,21 @@ func spanIDs(x *observed.HTTPExchange) (trace pcommon.TraceID, span, parent pcom
 	return trace, span, parent, true
 }
 
-// hash128 is FNV-1a over a domain and a key: the same on every node.
-func hash128(domain string, key []byte) [16]byte {
-	h := fnv.New128a()
-	h.Write([]byte(domain))
-	h.Write(key)
-	var out [16]byte
-	h.Sum(out[:0])
-	if out == [16]byte{} {
-		out[15] = 1 // ids are never all zero
+// fnv1a128 is FNV-1a with 128-bit state (hash/fnv's New128a, without its
+// allocation): the same on every node.
+func fnv1a128(b []byte) [16]byte {
+	// offset basis 0x6c62272e07bb014262b821756295c58d, prime 2^88 + 0x13b
+	hi, lo := uint64(0x6c62272e07bb0142), uint64(0x62b821756295c58d)
+	for _, c := range b {
+		lo ^= uint64(c)
+		// (hi:lo) * (2^88 + 0x13b) mod 2^128
+		h, l := bits.Mul64(lo, 0x13b)
+		h += lo<<24 + hi*0x13b
+		hi, lo = h, l
 	}
+	var out [16]byte
+	binary.BigEndian.PutUint64(out[:8], hi)
+	binary.BigEndian.PutUint64(out[8:], lo)
 	return out
 }
 

@@ -1,6 +1,7 @@
 package pdatabuild
 
 import (
+	"hash/fnv"
 	"testing"
 	"time"
 
@@ -130,7 +131,6 @@ func TestHTTPSpanAttributes(t *testing.T) {
 		assert.Equal(t, "orders.default.svc", attr(t, a, semconv.AttrServerAddr).Str())
 		assert.Equal(t, "curl/8.5.0", attr(t, a, semconv.AttrUserAgent).Str())
 		assert.Equal(t, "1.1", attr(t, a, semconv.AttrProtocolVersion).Str())
-		assert.Equal(t, "http", attr(t, a, semconv.AttrProtocolName).Str())
 		assert.Equal(t, "503", attr(t, a, semconv.AttrErrorType).Str())
 		assert.Equal(t, ptrace.StatusCodeError, sp.Status().Code())
 		assert.EqualValues(t, 19, attr(t, a, semconv.AttrHTTPRespBodySize).Int())
@@ -144,7 +144,6 @@ func TestHTTPSpanAttributes(t *testing.T) {
 	assert.Equal(t, "10.244.1.5", attr(t, s.Attributes(), semconv.AttrClientAddr).Str())
 	assert.Equal(t, "10.244.1.5", attr(t, s.Attributes(), semconv.AttrPeerAddr).Str())
 	assert.EqualValues(t, 43210, attr(t, s.Attributes(), semconv.AttrNetworkPeerPort).Int())
-	assert.Equal(t, "ipv4", attr(t, s.Attributes(), semconv.AttrNetworkType).Str())
 
 	assert.Equal(t, "shop.Cart/Add", gs.Name())
 	a := gs.Attributes()
@@ -217,8 +216,8 @@ func TestHTTPAttrCountExact(t *testing.T) {
 	odd.Method, odd.GRPCStatus = "BREW", -1
 	for _, x := range []observed.HTTPExchange{client, server, grpcExchange(), bare, odd} {
 		m := pcommon.NewMap()
-		newTranslator().putHTTP(m, &x)
-		assert.Equal(t, httpAttrCount(&x), m.Len(), "%+v", m.AsRaw())
+		newTranslator().putHTTP(m, &x, httpError(&x))
+		assert.Equal(t, httpAttrCount(&x, httpError(&x)), m.Len(), "%+v", m.AsRaw())
 	}
 }
 
@@ -267,6 +266,15 @@ func TestFlowProtocolName(t *testing.T) {
 		}
 	})
 	assert.Equal(t, 1, n)
+}
+
+// TestFNV1a128 checks the hash both ends compute against hash/fnv.
+func TestFNV1a128(t *testing.T) {
+	for _, in := range []string{"", "a", "ebpfflow", string(make([]byte, 47))} {
+		h := fnv.New128a()
+		h.Write([]byte(in))
+		assert.Equal(t, h.Sum(nil), func() []byte { b := fnv1a128([]byte(in)); return b[:] }(), "%q", in)
+	}
 }
 
 // TestHTTPTracesGolden pins the HTTP spans (deterministic ids included).
