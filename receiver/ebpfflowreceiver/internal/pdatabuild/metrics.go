@@ -448,7 +448,6 @@ func compareKeys(a, b seriesKey) int {
 		cmp.Compare(x.reason, y.reason),
 		cmp.Compare(x.errorType, y.errorType),
 		cmp.Compare(x.server, y.server),
-		cmp.Compare(x.serverPort, y.serverPort),
 		cmp.Compare(x.method, y.method),
 		cmp.Compare(x.status, y.status),
 		cmp.Compare(x.qtype, y.qtype),
@@ -465,6 +464,7 @@ func compareKeys(a, b seriesKey) int {
 		cmp.Compare(x.serverNS, y.serverNS),
 		cmp.Compare(x.serverKind, y.serverKind),
 		cmp.Compare(x.serverSvc, y.serverSvc),
+		cmp.Compare(x.serverPort, y.serverPort),
 	)
 }
 
