@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/httpmatch"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
@@ -100,6 +101,35 @@ func (b *backends) annotate(flows []observed.Flow, lookups []observed.DNSLookup)
 			l.Backend = b.lookup(l.Transport, l.Client, l.Server)
 		}
 	}
+}
+
+// annotateHTTP sets Backend on the CLIENT exchanges addressed to a
+// Service, sharing the per-connection lookup with the connection's flow
+// records (the flow's final record forgets it).
+func (b *backends) annotateHTTP(xs []observed.HTTPExchange) {
+	for i := range xs {
+		x := &xs[i]
+		if x.Role != httpmatch.RoleClient {
+			continue
+		}
+		src, dst := unmapped(x.LocalAddr), unmapped(x.RemoteAddr)
+		k := backendKey{transport: observed.TransportTCP, src: src, dst: dst}
+		be, ok := b.flows[k]
+		if !ok {
+			if !b.services.IsService(uint8(observed.TransportTCP), dst) {
+				continue
+			}
+			be = b.lookup(observed.TransportTCP, src, dst)
+			b.flows[k] = be
+		}
+		x.Backend = be
+	}
+}
+
+// unmapped is a socket address as flow records carry it: a dual-stack
+// socket's IPv4-mapped address as IPv4.
+func unmapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 func (b *backends) stats() BackendStats {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/httpmatch"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
@@ -88,5 +89,39 @@ func TestBackendsOncePerConnection(t *testing.T) {
 	b.annotate([]observed.Flow{flow(ap("10.1.0.10:40003"), svc, observed.RoleClient, false)}, nil)
 	if st := b.stats(); st.Found != 2 || st.NotFound != 2 || st.Failed != 1 {
 		t.Errorf("stats %+v, want 2 found, 2 not found, 1 failed", st)
+	}
+}
+
+// TestBackendsHTTP: a CLIENT exchange to a Service address gets the
+// backend its connection's flow records get, from the same single lookup,
+// whichever comes first and whatever address family the socket saw.
+func TestBackendsHTTP(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	svc, backend, client := ap("10.96.0.50:80"), ap("10.1.0.20:8080"), ap("10.1.0.10:40000")
+	ct := &fakeConntrack{table: map[[2]netip.AddrPort]netip.AddrPort{{client, svc}: backend}}
+	b := newBackends(fakeServices{svc: true}, ct)
+	ex := func(role httpmatch.Role, local, remote netip.AddrPort) observed.HTTPExchange {
+		x := observed.HTTPExchange{LocalAddr: local, RemoteAddr: remote}
+		x.Role = role
+		return x
+	}
+	xs := []observed.HTTPExchange{
+		ex(httpmatch.RoleClient, ap("[::ffff:10.1.0.10]:40000"), ap("[::ffff:10.96.0.50]:80")),
+		ex(httpmatch.RoleServer, ap("10.1.0.20:8080"), ap("10.1.0.30:5000")), // the server's end sees the client
+		ex(httpmatch.RoleClient, ap("10.1.0.10:40001"), backend),             // a pod address: no Service
+	}
+	b.annotateHTTP(xs)
+	if xs[0].Backend != backend || xs[1].Backend.IsValid() || xs[2].Backend.IsValid() {
+		t.Errorf("exchange backends: %v %v %v", xs[0].Backend, xs[1].Backend, xs[2].Backend)
+	}
+	flows := []observed.Flow{{Transport: observed.TransportTCP, Source: client, Dest: svc, LocalRole: observed.RoleClient, Closed: true}}
+	b.annotate(flows, nil)
+	more := []observed.HTTPExchange{ex(httpmatch.RoleClient, client, svc)}
+	b.annotateHTTP(more)
+	if flows[0].Backend != backend || more[0].Backend != backend {
+		t.Errorf("flow %v, later exchange %v, want %v", flows[0].Backend, more[0].Backend, backend)
+	}
+	if ct.asked != 2 { // once for the exchanges and flow, once again after the final record
+		t.Errorf("conntrack asked %d times, want 2", ct.asked)
 	}
 }

@@ -270,6 +270,9 @@ func (e *Node) takeHTTP() []observed.HTTPExchange {
 			x.Local = e.identity(x.CgroupID, x.PID, x.Comm, x.LocalAddr.Addr())
 		}
 	}
+	if e.backends != nil {
+		e.backends.annotateHTTP(xs)
+	}
 	return xs
 }
 

@@ -128,6 +128,9 @@ type HTTPExchange struct {
 	Comm       string         // command name of the process
 	LocalAddr  netip.AddrPort // the local socket's address
 	RemoteAddr netip.AddrPort // its peer's
+	// Backend is, for a CLIENT exchange to a Service address, the backend
+	// that answered (the node's connection tracking); zero otherwise.
+	Backend netip.AddrPort
 	httpmatch.Exchange
 }
 

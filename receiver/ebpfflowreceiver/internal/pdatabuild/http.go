@@ -3,6 +3,7 @@ package pdatabuild
 import (
 	"encoding/binary"
 	"math/bits"
+	"net/netip"
 	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -208,12 +209,24 @@ func (t *Builder) putHTTPSpan(sp ptrace.Span, x *observed.HTTPExchange) {
 	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(x.Start))
 	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(x.End))
 	errType := httpError(x)
-	sp.Attributes().EnsureCapacity(httpAttrCount(x, errType))
+	side, p := t.httpPeer(x)
+	sp.Attributes().EnsureCapacity(httpAttrCount(x, errType) + p.attrCount(side == semconv.SideDestination))
 	t.putHTTP(sp.Attributes(), x, errType)
+	putSide(sp.Attributes(), side, &p)
 	if errType != "" {
 		sp.Status().SetCode(ptrace.StatusCodeError)
 		sp.Status().SetMessage(errType)
 	}
+}
+
+// httpPeer resolves the far end of an exchange as flows do: the client
+// (source) on a SERVER span, the server (destination, and the backend
+// behind a Service address) on a CLIENT span.
+func (t *Builder) httpPeer(x *observed.HTTPExchange) (string, peer) {
+	if x.Role == httpmatch.RoleServer {
+		return semconv.SideSource, t.peerOf(observed.TransportTCP, x.RemoteAddr, netip.AddrPort{}, x.Start)
+	}
+	return semconv.SideDestination, t.peerOf(observed.TransportTCP, x.RemoteAddr, x.Backend, x.Start)
 }
 
 // spanIDs derives the ids of an exchange's span from what both ends of

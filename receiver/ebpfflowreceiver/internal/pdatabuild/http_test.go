@@ -2,6 +2,7 @@ package pdatabuild
 
 import (
 	"hash/fnv"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -288,4 +289,62 @@ func TestHTTPTracesGolden(t *testing.T) {
 	want, err := golden.ReadTraces(path)
 	require.NoError(t, err)
 	require.NoError(t, ptracetest.CompareTraces(want, got))
+}
+
+// TestHTTPSpanPeers: spans name the far end through the records'
+// enrichment: the client (source.k8s.*) on a SERVER span, the Service and
+// the backend that answered (destination.k8s.*, ebpfflow.destination.backend.*)
+// on a CLIENT span; nothing for an address the view does not know.
+func TestHTTPSpanPeers(t *testing.T) {
+	client, server := httpPair()
+	client.RemoteAddr, client.Backend = ap("10.96.0.50:80"), ap("10.244.2.9:8080")
+	stranger := client
+	stranger.LocalAddr, stranger.RemoteAddr, stranger.Backend = ap("10.244.1.5:43999"), ap("203.0.113.9:80"), netip.AddrPort{}
+	peers := newFakePeers()
+	b := k8sTranslator(peers)
+	td := b.Traces(observed.Report{Time: t1, HTTP: []observed.HTTPExchange{client, server, stranger}})
+	bySide := map[ptrace.SpanKind][]pcommon.Map{}
+	for _, sp := range spansOf(td) {
+		bySide[sp.Kind()] = append(bySide[sp.Kind()], sp.Attributes())
+	}
+	require.Len(t, bySide[ptrace.SpanKindServer], 1)
+	require.Len(t, bySide[ptrace.SpanKindClient], 2)
+	srv := bySide[ptrace.SpanKindServer][0]
+	assert.Equal(t, "checkout-7d9c5b8f4-x2x9k", strAttr(srv, "source.k8s.pod.name"))
+	assert.Equal(t, "checkout", strAttr(srv, "source.k8s.workload.name"))
+	assert.Equal(t, "", strAttr(srv, "destination.k8s.pod.name"), "the server is the resource")
+	var cli, ext pcommon.Map
+	for _, m := range bySide[ptrace.SpanKindClient] {
+		if strAttr(m, semconv.AttrNetworkPeerPort) == "80" && strAttr(m, semconv.AttrPeerAddr) == "10.96.0.50" {
+			cli = m
+		} else {
+			ext = m
+		}
+	}
+	for k, want := range map[string]string{
+		"destination.k8s.service.name":              "payments",
+		"destination.k8s.namespace.name":            "shop",
+		"destination.k8s.workload.name":             "payments-v1",
+		"destination.k8s.node.name":                 "node-2",
+		"ebpfflow.destination.backend.address":      "10.244.2.9",
+		"ebpfflow.destination.backend.port":         "8080",
+		"ebpfflow.destination.backend.k8s.pod.name": "payments-v1-5c6d7e8f9-abcde",
+		"source.k8s.pod.name":                       "",
+	} {
+		assert.Equal(t, want, strAttr(cli, k), k)
+	}
+	ext.Range(func(k string, _ pcommon.Value) bool {
+		assert.NotContains(t, k, "k8s", "an external server has no name")
+		return true
+	})
+	assert.Equal(t, 3, peers.resolved, "one counted lookup per span's far end")
+
+	// The preallocation stays exact with peers.
+	for _, x := range []observed.HTTPExchange{client, server, stranger} {
+		m := pcommon.NewMap()
+		side, p := b.httpPeer(&x)
+		b.putHTTP(m, &x, httpError(&x))
+		putSide(m, side, &p)
+		assert.Equal(t, httpAttrCount(&x, httpError(&x))+p.attrCount(side == semconv.SideDestination), m.Len(), "%+v", m.AsRaw())
+	}
 }
