@@ -178,7 +178,7 @@ func generateTraffic(t *testing.T, dir string, a, b *pod) (http4, http6 curlResu
 	return http4, http6
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -620,7 +620,7 @@ func sumSelfMetric(t *testing.T, c *collector, name, label string) float64 {
 
 var wrkRequestsRe = regexp.MustCompile(`(?m)^\s*(\d+) requests in`)
 
-func wrkCount(t *testing.T, out string) int {
+func wrkCount(t testing.TB, out string) int {
 	t.Helper()
 	m := wrkRequestsRe.FindStringSubmatch(out)
 	if m == nil {
@@ -632,7 +632,7 @@ func wrkCount(t *testing.T, out string) int {
 
 // writeHTTPNginxConf: static files, a 404, `return 500`, a proxy to a
 // port nothing listens on (502), keep-alive without a request limit.
-func writeHTTPNginxConf(t *testing.T, dir, www string, b *pod) string {
+func writeHTTPNginxConf(t testing.TB, dir, www string, b *pod) string {
 	t.Helper()
 	prefix := filepath.Join(dir, "nginx")
 	must(t, os.MkdirAll(prefix, 0o755))

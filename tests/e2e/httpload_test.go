@@ -90,29 +90,9 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte(strings.Repeat("x", 615)), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, `daemon off;
-user root;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	default_type text/html;
-	server { listen 0.0.0.0:80; root %[2]s; }
-}
-`, dir, www), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	srv.Start(b, filepath.Join(dir, "nginx.log"), "nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf)
-	srv.WaitListening(b, "tcp", 80)
-	url := fmt.Sprintf("http://%s:80/index.html", srv.IP4)
+	srv.Start(b, filepath.Join(dir, "nginx.log"), "nginx", "-p", filepath.Join(dir, "nginx"), "-e", filepath.Join(dir, "nginx", "error.log"), "-c", writeHTTPNginxConf(b, dir, www, srv))
+	srv.WaitListening(b, "tcp", nginxPort)
+	url := fmt.Sprintf("http://%s:%d/index.html", srv.IP4, nginxPort)
 
 	variants := []string{"bare", "flows", "spans"}
 	runs := map[string][]httpLoadRun{}
@@ -202,7 +182,7 @@ func httpLoadOnce(b *testing.B, bin, dir string, cli *testkit.Pod, url, v string
 		b.Fatalf("wrk: rc %d\n%s", rc, out)
 	}
 	var r httpLoadRun
-	r.requests = float64(wrkCountOf(b, out))
+	r.requests = float64(wrkCount(b, out))
 	m := wrkRPSRe.FindStringSubmatch(out)
 	if m == nil || strings.Contains(out, "Socket errors") || strings.Contains(out, "Non-2xx") {
 		b.Fatalf("wrk output without a rate, or with errors:\n%s", out)
@@ -228,16 +208,6 @@ func httpLoadOnce(b *testing.B, bin, dir string, cli *testkit.Pod, url, v string
 }
 
 var wrkRPSRe = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
-
-func wrkCountOf(b *testing.B, out string) int {
-	b.Helper()
-	m := wrkRequestsRe.FindStringSubmatch(out)
-	if m == nil {
-		b.Fatalf("wrk output without a request count:\n%s", out)
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
-}
 
 // promSum adds up the samples of a metric (any suffix such as _total)
 // whose labels contain label.
