@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -261,6 +262,29 @@ func TestKubernetes(t *testing.T) {
 			"destination.address": kPayments.String(),
 		})
 		wantResource(t, srv, map[string]string{"k8s.pod.name": pod(payments), "k8s.deployment.name": "payments", "service.name": "payments"})
+	})
+	t.Run("http_span_peer", func(t *testing.T) {
+		// curl's CLIENT spans to the Service address name it and the
+		// backend that answered, as the connection's flow record does.
+		spans, err := readHTTPSpans(col.tracesPath)
+		must(t, err)
+		var toSvc, named int
+		for _, s := range spans {
+			if s.Kind != ptrace.SpanKindClient || s.str(semconv.AttrPeerAddr) != kSvcPay.String() {
+				continue
+			}
+			toSvc++
+			if s.str("destination.k8s.service.name") != "payments" || s.str("destination.k8s.namespace.name") != "shop" {
+				t.Errorf("span to the payments Service without its name: %v", s)
+			}
+			if s.str("ebpfflow.destination.backend.k8s.pod.name") == pod(payments) && s.str("destination.k8s.workload.name") == "payments" &&
+				s.str("ebpfflow.destination.backend.address") == kPayments.String() && s.res("k8s.pod.name") == pod(checkout) {
+				named++
+			}
+		}
+		if toSvc == 0 || named == 0 {
+			t.Errorf("%d CLIENT spans to %s, %d naming the payments backend; spans: %v", toSvc, kSvcPay, named, spans)
+		}
 	})
 	t.Run("wrong_backend", func(t *testing.T) {
 		f := mustFlow(t, recs, portWrong, "client")
