@@ -26,7 +26,9 @@ func StartPcap(t testing.TB, ns Netns, dev, filter, dir string) *Pcap {
 	t.Helper()
 	RequireTools(t, "dumpcap", "tshark")
 	p := &Pcap{File: filepath.Join(dir, "capture.pcapng"), done: make(chan struct{})}
-	args := []string{"dumpcap", "-q", "-i", dev, "-f", filter, "-w", p.File}
+	// A 64 MiB kernel buffer: a burst (a 10 MiB download) must not
+	// overflow the default 2 MiB while dumpcap catches up on a busy machine.
+	args := []string{"dumpcap", "-q", "-B", "64", "-i", dev, "-f", filter, "-w", p.File}
 	if ns != "" {
 		// nsenter execs dumpcap itself: the signal that stops it reaches it.
 		args = append([]string{"nsenter", "--net=/var/run/netns/" + string(ns)}, args...)
