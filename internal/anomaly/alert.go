@@ -138,6 +138,7 @@ type candidate struct {
 	obs, exp, score float64
 	unit            float64 // the typical error the detection was measured in
 	left            int     // windows still to confirm it
+	count           bool    // a count of events: its windows may be empty between bursts
 }
 
 // judge applies the gates to a detection; what passes waits in pending for
@@ -165,7 +166,7 @@ func (e *Engine) judge(s *Series, idx int64, v, vol, res float64, r detector.Res
 		e.stats.Suppressed[cause].Add(1)
 		return
 	}
-	c := candidate{s: s, idx: idx, at: (idx + 1) * e.win, obs: v, exp: exp, score: r.Score, left: e.cfg.ConfirmWindows - 1}
+	c := candidate{s: s, idx: idx, at: (idx + 1) * e.win, obs: v, exp: exp, score: r.Score, left: e.cfg.ConfirmWindows - 1, count: res > 0}
 	if r.Deviation > 0 {
 		c.unit = math.Abs(v-exp) / r.Deviation
 	}
@@ -196,12 +197,22 @@ const (
 // many typical errors from the value expected before the detection: bursty
 // series (drops, retransmissions, timeouts) do not hold one level, but an
 // outage keeps them far from normal.
+//
+// A count's window that does not confirm does not dismiss the detection
+// either: the events of a fault come in bursts with empty windows between
+// them (a queue that overflows, then drains), so the windows that confirm
+// need not be consecutive. The detection is transient when the detector's
+// incident ends first (resolve_after calm windows, see score) with too few
+// windows as far from normal.
 func (e *Engine) confirm(s *Series, idx int64, v float64) {
 	c := s.pend
 	dev := c.obs - c.exp
 	along := (v - c.exp) * math.Copysign(1, dev)
 	stillRare := along >= burstFraction*math.Abs(dev) && along >= burstErrors*c.unit
 	if along < confirmFraction*math.Abs(dev) && !stillRare {
+		if c.count {
+			return
+		}
 		s.pend = nil
 		s.det.Dismiss()
 		e.stats.Suppressed[CauseTransient].Add(1)

@@ -35,7 +35,8 @@ type Config struct {
 	// ConfirmWindows is how many consecutive windows, the first included,
 	// an anomaly must last before it is alerted (the value staying at least
 	// three quarters of the way from the expected value to the anomalous
-	// one). 1 alerts on the first window. With thousands of series, single-window noise
+	// one; for counts, whose faults come in bursts, the windows between
+	// bursts are skipped until the detector is calm again). 1 alerts on the first window. With thousands of series, single-window noise
 	// excursions rare enough to score are a daily event; a second window
 	// filters almost all of them for one window of delay.
 	ConfirmWindows int `mapstructure:"confirm_windows"`

@@ -609,3 +609,43 @@ func TestIdleEdgeDoesNotAlert(t *testing.T) {
 	}
 	assert.Positive(t, h.e.Stats().Suppressed[CauseSmallChange].Load())
 }
+
+// A count's bursts are confirmed across the empty windows between them
+// (a queue overflows, drains, overflows again); a lone burst is still
+// transient once the detector is calm again.
+func TestConfirmCountBursts(t *testing.T) {
+	cfg := testConfig()
+	cfg.ConfirmWindows = 2
+	h := newHarness(t, cfg)
+	lone, bursts := edgeKey(errorsSig, "a", "b"), edgeKey(errorsSig, "a", "c")
+	errs := func(n float64) float64 {
+		if n < 0 {
+			return float64(h.rng.IntN(3))
+		}
+		return n
+	}
+	for i := range 140 {
+		l, b := -1.0, -1.0
+		switch i {
+		case 80:
+			l = 300 // a lone burst
+		case 80 + 1, 80 + 2, 80 + 4:
+			b = 0
+		case 80 + 3:
+			b = 250
+		}
+		if i == 80 {
+			b = 300 // bursts with empty windows between them
+		}
+		h.window(i, obs{k: lone, v: errs(l), d: 1000}, obs{k: bursts, v: errs(b), d: 1000})
+	}
+	require.NotEmpty(t, h.alerts)
+	a := h.alerts[0]
+	assert.Equal(t, Firing, a.State)
+	assert.Equal(t, uint64(1), h.e.Stats().AlertsFiring.Load())
+	assert.Equal(t, "a → c", a.Edge)
+	assert.Equal(t, at(80), a.Since)
+	assert.Equal(t, at(80+4), a.Time, "confirmed by the next burst")
+	assert.Equal(t, 0.3, a.Observed)
+	assert.Equal(t, uint64(1), h.e.Stats().Suppressed[CauseTransient].Load(), "the lone burst")
+}
