@@ -108,7 +108,7 @@ e2e: build
 	$(E2E_TEST) | tee .bin/e2e.json | .bin/testreport -v || { \
 		failed=$$(grep -o '"Action":"fail","Package":"[^"]*","Test":"[^"/]*"' .bin/e2e.json | sed 's/.*"Test":"//; s/"$$//' | sort -u | tr '\n' ' '); \
 		[ "$$failed" = "$(E2E_RERUN_ONCE) " ] || exit 1; \
-		echo "e2e: FLAKY: $(E2E_RERUN_ONCE) failed alone; it runs once more (the detector misses an abrupt RTT shift on a bouncy edge in about one run of four: see processor/anomalydetectionprocessor/README.md)"; \
+		echo "e2e: FLAKY: $(E2E_RERUN_ONCE) failed alone; it runs once more (a live detection test on a 2-core machine: see the Limits of processor/anomalydetectionprocessor/README.md)"; \
 		$(E2E_TEST) -run '^$(E2E_RERUN_ONCE)$$' | .bin/testreport -v; }
 
 ## bench: in-kernel ns/packet, user-space events/s/core, collector RSS at 10k flows, and the
