@@ -18,6 +18,7 @@ type Pcap struct {
 	Options []string // tshark preferences for Fields ("http.desegment_body:FALSE")
 	cmd     *exec.Cmd
 	done    chan struct{}
+	log     strings.Builder // dumpcap's stderr, complete once done is closed
 }
 
 // StartPcap captures on dev in ns (the host's namespace when ns is "")
@@ -45,14 +46,13 @@ func StartPcap(t testing.TB, ns Netns, dev, filter, dir string) *Pcap {
 	go func() {
 		defer close(p.done)
 		s := bufio.NewScanner(stderr)
-		var log strings.Builder
 		for s.Scan() {
-			log.WriteString(s.Text() + "\n")
+			p.log.WriteString(s.Text() + "\n")
 			if strings.HasPrefix(s.Text(), "Capturing on") {
 				ready <- ""
 			}
 		}
-		ready <- log.String()
+		ready <- p.log.String()
 	}()
 	select {
 	case msg := <-ready:
@@ -80,6 +80,34 @@ func (p *Pcap) Stop(t testing.TB) {
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	<-p.done
 	_ = p.cmd.Wait()
+	t.Logf("dumpcap: %s", strings.ReplaceAll(strings.TrimSpace(p.log.String()), "\n", "; "))
+}
+
+// WaitFor polls the capture as dumpcap writes it until the display filter
+// matches at least n packets. On a loaded machine dumpcap can lag behind
+// the traffic, and what it has not read when it is stopped is not in the
+// file: stopping only after the expected packets are there keeps the
+// oracle complete.
+func (p *Pcap) WaitFor(t testing.TB, display string, n int, timeout time.Duration) {
+	t.Helper()
+	args := []string{"-r", p.File, "-T", "fields", "-e", "frame.number", "-Y", display}
+	for _, o := range p.Options {
+		args = append(args, "-o", o)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		// A file read while it is written ends mid-packet: tshark then
+		// exits non-zero after printing what it read, which is what counts.
+		out, _ := exec.Command("tshark", args...).Output()
+		got := strings.Count(string(out), "\n")
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("capture %s: %d of %d packets matching %q after %v", p.File, got, n, display, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // Fields runs tshark over the capture with a display filter (may be empty)

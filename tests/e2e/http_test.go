@@ -192,7 +192,14 @@ func TestHTTP(t *testing.T) {
 			t.Fatalf("curl got no response: %+v", r)
 		}
 	}
-	pcap.Stop(t) // the dissection is of curl's requests
+	nginxRequests := 0
+	for _, r := range curls {
+		if r.remotePort == nginxPort {
+			nginxRequests++
+		}
+	}
+	pcap.WaitFor(t, curlWire, 2*nginxRequests, 20*time.Second) // each request and its response
+	pcap.Stop(t)                                               // the dissection is of curl's requests
 	h1Out, rc := a.Exec(t, 30*time.Second, "env", helperEnv+"=httpclient", os.Args[0], base(goHTTPPort), "h1", "3")
 	if rc != 0 {
 		t.Fatalf("Go HTTP/1.1 client: rc %d", rc)
@@ -474,14 +481,16 @@ func checkJoined(t *testing.T, c, s httpSpan, traceparent bool) {
 	}
 }
 
+// curlWire is the display filter of curl's HTTP messages in the capture.
+var curlWire = fmt.Sprintf("(http.request || http.response) && tcp.port >= %d && tcp.port <= %d", portKeepAlive, portContinue)
+
 // tsharkHTTP dissects the nginx traffic of the capture: per client port,
 // the n-th request's method and URI with its response code, keyed "<port> <n>".
 func tsharkHTTP(t *testing.T, p *testkit.Pcap) map[string]curlRun {
 	t.Helper()
 	out := map[string]curlRun{}
 	reqs := map[string][]curlRun{}
-	display := fmt.Sprintf("(http.request || http.response) && tcp.port >= %d && tcp.port <= %d", portKeepAlive, portContinue)
-	for _, row := range p.Fields(t, display, "tcp.srcport", "tcp.dstport", "http.request.method", "http.request.uri", "http.response.code") {
+	for _, row := range p.Fields(t, curlWire, "tcp.srcport", "tcp.dstport", "http.request.method", "http.request.uri", "http.response.code") {
 		if len(row) < 5 {
 			continue
 		}
