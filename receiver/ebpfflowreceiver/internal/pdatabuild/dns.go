@@ -109,8 +109,8 @@ func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 	// the node alternate, and comparing skips hashing every string of the
 	// workload per span.
 	var recent [2]struct {
-		w observed.Workload
-		s ptrace.SpanSlice
+		w  observed.Workload
+		s  ptrace.SpanSlice
 		ok bool
 	}
 	spans := func(w observed.Workload) ptrace.SpanSlice {
