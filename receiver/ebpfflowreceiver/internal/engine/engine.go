@@ -365,7 +365,7 @@ func (e *Node) loop(ctx context.Context) {
 	defer tick.Stop()
 	var (
 		spans <-chan time.Time // nil without HTTP: never fires
-		full  <-chan struct{}  // the HTTP buffer is half full
+		full  <-chan struct{}  // a batch of HTTP exchanges is buffered
 	)
 	if e.http != nil {
 		full = e.http.full

@@ -54,6 +54,11 @@ type httpSource interface {
 	Ignore(cookie uint64) error
 }
 
+// reportBatch is how many exchanges are reported at once at most when
+// they come faster than one report a second: the spans of a report are
+// live together, so smaller reports keep the collector's heap small.
+const reportBatch = 8192
+
 // expireEvery is how often the matcher is asked for timed-out exchanges.
 const expireEvery = 250 * time.Millisecond
 
@@ -64,8 +69,8 @@ type httpPath struct {
 	cfg HTTPConfig
 	log *zap.Logger
 
-	// full is signalled when half the buffer is taken: the loop reports
-	// at once instead of at the next tick.
+	// full is signalled when half the buffer (at most reportBatch) is
+	// taken: the loop reports at once instead of at the next tick.
 	full chan struct{}
 
 	mu         sync.Mutex
@@ -170,7 +175,7 @@ func (h *httpPath) emit(ex *httpmatch.Exchange) {
 		x.CgroupID, x.Comm = c.info.CgroupID, c.info.Comm
 		x.LocalAddr, x.RemoteAddr = c.info.Local, c.info.Remote
 	}
-	if len(h.out) == h.cfg.MaxBuffered/2 {
+	if len(h.out) == min(h.cfg.MaxBuffered/2, reportBatch) {
 		select {
 		case h.full <- struct{}{}:
 		default:
