@@ -196,7 +196,9 @@ type Node struct {
 	readFailing atomic.Bool // a read error was logged; log recovery once
 }
 
-// New creates an engine; nothing touches the kernel before Start.
+// New creates an engine; nothing touches the kernel before Start. The sink
+// owns a report only during its call: the engine reuses the memory of
+// Report.HTTP for later exchanges (a sink that keeps them copies them).
 func New(cfg Config, logger *zap.Logger, sink func(observed.Report)) *Node {
 	if logger == nil {
 		logger = zap.NewNop()
@@ -265,9 +267,32 @@ func (e *Node) takeHTTP() []observed.HTTPExchange {
 	}
 	xs := e.http.take()
 	if e.identity != nil {
+		// A client and its server on the node alternate: the last two
+		// answers serve most exchanges without resolving again.
+		type key struct {
+			cgroup uint64
+			pid    uint32
+			comm   string
+			local  netip.Addr
+		}
+		var recent [2]struct {
+			k  key
+			w  observed.Workload
+			ok bool
+		}
+	next:
 		for i := range xs {
 			x := &xs[i]
-			x.Local = e.identity(x.CgroupID, x.PID, x.Comm, x.LocalAddr.Addr())
+			k := key{x.CgroupID, x.PID, x.Comm, x.LocalAddr.Addr()}
+			for j := range recent {
+				if recent[j].ok && recent[j].k == k {
+					x.Local = recent[j].w
+					continue next
+				}
+			}
+			x.Local = e.identity(k.cgroup, k.pid, k.comm, k.local)
+			recent[1] = recent[0]
+			recent[0].k, recent[0].w, recent[0].ok = k, x.Local, true
 		}
 	}
 	if e.backends != nil {
@@ -287,6 +312,7 @@ func (c *Config) spanInterval() time.Duration {
 func (e *Node) flushSpans(now time.Time) {
 	if xs := e.takeHTTP(); len(xs) > 0 {
 		e.sink(observed.Report{Time: now, HTTP: xs, Partial: true})
+		e.http.recycle(xs)
 	}
 }
 
@@ -339,7 +365,7 @@ func (e *Node) loop(ctx context.Context) {
 	defer tick.Stop()
 	var (
 		spans <-chan time.Time // nil without HTTP: never fires
-		full  <-chan struct{}  // the HTTP buffer is half full
+		full  <-chan struct{}  // a batch of HTTP exchanges is buffered
 	)
 	if e.http != nil {
 		full = e.http.full
@@ -375,6 +401,9 @@ func (e *Node) flush(now time.Time) {
 	)
 	lookups := e.flushDNS(now)
 	exchanges := e.takeHTTP()
+	if e.http != nil {
+		defer e.http.recycle(exchanges) // every path below has sunk them, or dropped them
+	}
 	// TCP before flows: every packet of a socket seen closed is then already
 	// in the flow sample its final record is built from.
 	if e.tcp != nil {

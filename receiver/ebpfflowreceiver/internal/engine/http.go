@@ -54,6 +54,11 @@ type httpSource interface {
 	Ignore(cookie uint64) error
 }
 
+// reportBatch is how many exchanges are reported at once at most when
+// they come faster than one report a second: the spans of a report are
+// live together, so smaller reports keep the collector's heap small.
+const reportBatch = 8192
+
 // expireEvery is how often the matcher is asked for timed-out exchanges.
 const expireEvery = 250 * time.Millisecond
 
@@ -64,14 +69,15 @@ type httpPath struct {
 	cfg HTTPConfig
 	log *zap.Logger
 
-	// full is signalled when half the buffer is taken: the loop reports
-	// at once instead of at the next tick.
+	// full is signalled when half the buffer (at most reportBatch) is
+	// taken: the loop reports at once instead of at the next tick.
 	full chan struct{}
 
 	mu         sync.Mutex
 	m          *httpmatch.Matcher
 	conns      map[uint64]*httpConn
 	out        []observed.HTTPExchange // emitted since the last take
+	spare      []observed.HTTPExchange // a taken buffer back from the sink, for the next take
 	dropped    uint64
 	ignored    uint64
 	lastExpire time.Time
@@ -163,13 +169,13 @@ func (h *httpPath) emit(ex *httpmatch.Exchange) {
 		h.dropped++
 		return
 	}
-	x := observed.HTTPExchange{Exchange: *ex}
+	h.out = append(h.out, observed.HTTPExchange{Exchange: *ex})
 	if c := h.conns[ex.Conn]; c != nil {
+		x := &h.out[len(h.out)-1]
 		x.CgroupID, x.Comm = c.info.CgroupID, c.info.Comm
 		x.LocalAddr, x.RemoteAddr = c.info.Local, c.info.Remote
 	}
-	h.out = append(h.out, x)
-	if len(h.out) == h.cfg.MaxBuffered/2 {
+	if len(h.out) == min(h.cfg.MaxBuffered/2, reportBatch) {
 		select {
 		case h.full <- struct{}{}:
 		default:
@@ -182,8 +188,28 @@ func (h *httpPath) take() []observed.HTTPExchange {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := h.out
-	h.out = make([]observed.HTTPExchange, 0, min(len(out), h.cfg.MaxBuffered))
+	if h.spare != nil {
+		h.out, h.spare = h.spare, nil
+	} else {
+		h.out = make([]observed.HTTPExchange, 0, min(len(out), h.cfg.MaxBuffered))
+	}
 	return out
+}
+
+// recycle takes back what take returned once the sink is done with it: a
+// busy node then fills the same memory every report instead of a fresh
+// buffer of tens of megabytes. A buffer mostly unused is let go, so a
+// burst does not pin its memory.
+func (h *httpPath) recycle(xs []observed.HTTPExchange) {
+	if cap(xs) == 0 || len(xs) < cap(xs)/4 {
+		return
+	}
+	clear(xs) // the strings it points at are the sink's now
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cap(xs) > cap(h.spare) {
+		h.spare = xs[:0]
+	}
 }
 
 // tagFlows sets network.protocol.name on the flows of HTTP connections,

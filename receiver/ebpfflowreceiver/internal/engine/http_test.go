@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,7 @@ func TestHTTPExchangesReported(t *testing.T) {
 		HTTP: HTTPConfig{Enabled: true, CaptureBytes: 4096, MaxConns: 16, RequestTimeout: time.Minute, MaxBuffered: 1}}
 	e := New(cfg, nil, func(r observed.Report) {
 		mu.Lock()
+		r.HTTP = slices.Clone(r.HTTP) // the engine reuses its memory
 		reports = append(reports, r)
 		mu.Unlock()
 	})

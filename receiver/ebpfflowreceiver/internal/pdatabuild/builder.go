@@ -140,6 +140,10 @@ type Builder struct {
 	now           pcommon.Timestamp     // time of the report being folded in
 	addrs         map[netip.Addr]string // formatted addresses, reused across reports (bounded)
 	series        map[seriesKey]*series
+	// last is the series each metric touched last: consecutive samples of
+	// one series (an HTTP server's requests) skip hashing the whole key.
+	// Cleared whenever a series is deleted.
+	last [len(metricDefs)]lastSeries
 
 	ids *mrand.ChaCha8 // trace and span ids
 

@@ -105,7 +105,20 @@ func (t *Builder) addDNS(l *observed.DNSLookup) {
 func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 	td := ptrace.NewTraces()
 	byWorkload := make(map[observed.Workload]ptrace.SpanSlice)
+	// The last two workloads looked up: an HTTP client and its server on
+	// the node alternate, and comparing skips hashing every string of the
+	// workload per span.
+	var recent [2]struct {
+		w  observed.Workload
+		s  ptrace.SpanSlice
+		ok bool
+	}
 	spans := func(w observed.Workload) ptrace.SpanSlice {
+		for i := range recent {
+			if recent[i].ok && recent[i].w == w {
+				return recent[i].s
+			}
+		}
 		s, ok := byWorkload[w]
 		if !ok {
 			rs := td.ResourceSpans().AppendEmpty()
@@ -116,6 +129,8 @@ func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 			s = ss.Spans()
 			byWorkload[w] = s
 		}
+		recent[1] = recent[0]
+		recent[0].w, recent[0].s, recent[0].ok = w, s, true
 		return s
 	}
 	for i := range r.DNS {

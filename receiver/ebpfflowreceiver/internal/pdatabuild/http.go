@@ -18,15 +18,12 @@ import (
 // advice, below it the sub-millisecond answers of a node's own services.
 var httpBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
-// knownMethods are the methods semconv names; others are "_OTHER" (with
-// the method as sent in http.request.method_original on spans).
-var knownMethods = map[string]bool{
-	"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
-	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true,
-}
-
+// httpMethod returns the method if semconv names it, else "_OTHER" (with
+// the method as sent in http.request.method_original on spans). A switch,
+// not a map: it runs several times per span and hashes nothing.
 func httpMethod(m string) string {
-	if knownMethods[m] {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
 		return m
 	}
 	return semconv.HTTPMethodOther
@@ -34,7 +31,13 @@ func httpMethod(m string) string {
 
 // gRPC status codes a server reports as its own error (semconv): the
 // others (NOT_FOUND, INVALID_ARGUMENT, …) are the client's.
-var grpcServerErrors = map[int]bool{2: true, 4: true, 12: true, 13: true, 14: true, 15: true}
+func grpcServerError(code int) bool {
+	switch code {
+	case 2, 4, 12, 13, 14, 15:
+		return true
+	}
+	return false
+}
 
 // httpError returns error.type of an exchange, "" when it succeeded: how
 // it failed when it did not complete, else the status code a server (5xx)
@@ -47,7 +50,7 @@ func httpError(x *observed.HTTPExchange) string {
 	if x.StatusCode >= 500 || (!server && x.StatusCode >= 400) {
 		return codeString(x.StatusCode)
 	}
-	if x.GRPC && x.GRPCStatus > 0 && (!server || grpcServerErrors[x.GRPCStatus]) {
+	if x.GRPC && x.GRPCStatus > 0 && (!server || grpcServerError(x.GRPCStatus)) {
 		return codeString(x.GRPCStatus)
 	}
 	return ""

@@ -114,6 +114,11 @@ type seriesKey struct {
 	edge   edge
 }
 
+type lastSeries struct {
+	k seriesKey
+	s *series
+}
+
 // series is one cumulative time series. start is when its counting began;
 // it stays fixed for the series' life, and a series forgotten while idle
 // restarts later from zero with a new start, which is how cumulative
@@ -266,7 +271,12 @@ func (t *Builder) add(res observed.Workload, m metricID, e edge, delta uint64) {
 // then the increment is lost and counted.
 func (t *Builder) get(res observed.Workload, m metricID, e edge) *series {
 	k := seriesKey{res: res, metric: m, edge: e}
+	l := &t.last[m]
+	if l.s != nil && l.k == k {
+		return l.s
+	}
 	if s, ok := t.series[k]; ok {
+		l.k, l.s = k, s
 		return s
 	}
 	if len(t.series) >= t.cfg.MaxSeries {
@@ -275,6 +285,7 @@ func (t *Builder) get(res observed.Workload, m metricID, e edge) *series {
 	}
 	s := &series{start: t.intervalStart}
 	t.series[k] = s
+	l.k, l.s = k, s
 	t.live.Store(int64(len(t.series)))
 	return s
 }
@@ -286,6 +297,7 @@ func (t *Builder) evictIdle() {
 			t.evictedIdle.Add(1)
 		}
 	}
+	clear(t.last[:])
 	t.live.Store(int64(len(t.series)))
 }
 

@@ -22,8 +22,10 @@ type httpHttpCall struct {
 	Count    uint32
 	Seq      uint32
 	OtherSeq uint32
+	Tgid     uint32
 	Op       uint8
 	Pad      [3]uint8
+	_        [4]byte
 }
 
 type httpHttpConn struct {
@@ -74,9 +76,11 @@ const (
 )
 
 type httpScratch struct {
-	_    structs.HostLayout
-	H    httpHttpEvent
-	Data [32768]uint8
+	_       structs.HostLayout
+	H       httpHttpEvent
+	Data    [32768]uint8
+	Outputs uint32
+	_       [4]byte
 }
 
 // Names of all BPF objects in the ELF.

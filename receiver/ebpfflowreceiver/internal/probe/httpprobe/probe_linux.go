@@ -144,14 +144,17 @@ func (p *Probe) Run(ctx context.Context, boot time.Time, h Handler) error {
 		rec ringbuf.Record
 		r   record
 	)
-	wait := time.Duration(0) // records already in the ring are read at once
+	// The deadline matters only when the reader waits, after the last
+	// record of a batch: setting it per record would read the clock per
+	// record.
+	p.reader.SetDeadline(time.Now()) // records already in the ring are read at once
 	for ctx.Err() == nil {
-		p.reader.SetDeadline(time.Now().Add(wait))
-		wait = pollInterval
 		if err := p.reader.ReadInto(&rec); err != nil {
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				h.Tick(time.Now())
+				now := time.Now()
+				h.Tick(now)
+				p.reader.SetDeadline(now.Add(pollInterval))
 				continue
 			case errors.Is(err, ringbuf.ErrClosed):
 				return nil
@@ -171,7 +174,9 @@ func (p *Probe) Run(ctx context.Context, boot time.Time, h Handler) error {
 			h.Chunk(&r.chunk)
 		}
 		if rec.Remaining == 0 {
-			h.Tick(time.Now())
+			now := time.Now()
+			h.Tick(now)
+			p.reader.SetDeadline(now.Add(pollInterval))
 		}
 	}
 	return nil
