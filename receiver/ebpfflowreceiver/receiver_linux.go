@@ -28,6 +28,7 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/metadata"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/pdatabuild"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/procmem"
 )
 
 const (
@@ -126,7 +127,28 @@ func (r *ebpfflowReceiver) Start(_ context.Context, host component.Host) error {
 	r.mu.Lock()
 	r.reportProbes(eng.Stats())
 	r.mu.Unlock()
+	tuneMemory.Do(func() { r.tuneMemory() })
 	return nil
+}
+
+// tuneMemory runs once per process: receivers start after every other
+// component, so start-up is over by then but for the service's last steps.
+var tuneMemory sync.Once
+
+// releaseStartupAfter leaves the service time to finish starting before the
+// pages only start-up touched are given back.
+const releaseStartupAfter = 2 * time.Second
+
+func (r *ebpfflowReceiver) tuneMemory() {
+	gogc := procmem.SetGCPercent()
+	time.AfterFunc(releaseStartupAfter, func() {
+		n, err := procmem.ReleaseStartupPages()
+		if err != nil {
+			r.set.Logger.Info("start-up pages of the executable stay resident", zap.Error(err))
+			return
+		}
+		r.set.Logger.Debug("released start-up pages of the executable", zap.Int("advised_bytes", n), zap.String("gogc", gogc))
+	})
 }
 
 // Shutdown stops the engine and waits for it. It is safe without Start and

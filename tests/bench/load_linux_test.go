@@ -182,15 +182,16 @@ http {
 
 // runFigures is one run's measurements.
 type runFigures struct {
-	requests       float64
-	rps            float64
-	errors         string // wrk's socket errors / non-2xx, "" when none
-	progs          map[string]progDelta
-	packets        float64 // packets the packet hooks saw: egress + ingress runs
-	bpfNs          float64 // every program of the collector
-	userNs, sysNs  float64 // the collector's own CPU
-	rssAnon, rssFl float64 // MB at the end of the run
-	flowsActive    float64
+	requests         float64
+	rps              float64
+	errors           string // wrk's socket errors / non-2xx, "" when none
+	progs            map[string]progDelta
+	packets          float64 // packets the packet hooks saw: egress + ingress runs
+	bpfNs            float64 // every program of the collector
+	userNs, sysNs    float64 // the collector's own CPU
+	rssAnon, rssFl   float64 // MB at the end of the run
+	rssExe, rssRings float64 // of rssFl: the binary's pages, mmap'ed BPF ring buffers
+	flowsActive      float64
 }
 
 type progDelta struct {
@@ -206,6 +207,7 @@ type loadResult struct {
 	cpuPer1k, bpfPer1k       float64
 	userPer1k, sysPer1k      float64
 	rssAnon, rssFile         float64
+	rssExe, rssRings         float64
 	flowsActive              float64
 }
 
@@ -334,6 +336,7 @@ func (r *loadRig) runWrk(b *testing.B, conns int, col *collectorProc) runFigures
 		cpu1 := readCPUStat(b, col.cgroup)
 		f.rssAnon, _ = procStatus(col.pid, "RssAnon")
 		f.rssFl, _ = procStatus(col.pid, "RssFile")
+		f.rssExe, f.rssRings, _ = fileRSS(col.pid)
 		f.flowsActive = selfMetric(col.metricsURL, "ebpfflow_flows_active")
 		f.userNs, f.sysNs = float64(cpu1.userUs-cpu0.userUs)*1e3, float64(cpu1.sysUs-cpu0.sysUs)*1e3
 		f.progs = map[string]progDelta{}
@@ -516,6 +519,8 @@ func summarize(conns, flows int, without, with []runFigures) *loadResult {
 		sysPer1k:    medianOf(with, func(r runFigures) float64 { return per1k(r.sysNs, r) }),
 		rssAnon:     medianOf(with, func(r runFigures) float64 { return r.rssAnon }),
 		rssFile:     medianOf(with, func(r runFigures) float64 { return r.rssFl }),
+		rssExe:      medianOf(with, func(r runFigures) float64 { return r.rssExe }),
+		rssRings:    medianOf(with, func(r runFigures) float64 { return r.rssRings }),
 		flowsActive: medianOf(with, func(r runFigures) float64 { return r.flowsActive }),
 	}
 }
@@ -585,7 +590,8 @@ func printLoad(r *loadResult, with []runFigures, runs, conns int) {
 	if r.flows == rssGoalFlows {
 		goal = fmt.Sprintf(" (goal <= %.0f MB at %d flows: ratio %.2f %s)", goalRSSMB, rssGoalFlows, rss/goalRSSMB, verdict(rss/goalRSSMB, false))
 	}
-	fmt.Printf("%-44s %12.1f MB = anon %.1f + file %.1f; flows_active %.0f%s\n", "collector RSS at the end of a run", rss, r.rssAnon, r.rssFile, r.flowsActive, goal)
+	fmt.Printf("%-44s %12.1f MB = anon %.1f + file %.1f (binary %.1f + BPF ring buffers %.1f); flows_active %.0f%s\n", "collector RSS at the end of a run",
+		rss, r.rssAnon, r.rssFile, r.rssExe, r.rssRings, r.flowsActive, goal)
 }
 
 // printSlope prints the per-packet cost against the flow count.

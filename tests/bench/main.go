@@ -521,16 +521,17 @@ func collectorLoad(bin string, flows int, hold time.Duration) ([]row, error) {
 		hwm, _ := procStatus(pid, "VmHWM")
 		anon, _ := procStatus(pid, "RssAnon")
 		file, _ := procStatus(pid, "RssFile")
+		exe, rings, _ := fileRSS(pid)
 		active := selfMetric(fmt.Sprintf("http://127.0.0.1:%d/metrics", mp), "ebpfflow_flows_active")
-		fmt.Printf("   sent %d datagrams; VmRSS %.1f MB (anon %.1f, file %.1f), VmHWM %.1f MB, ebpfflow_flows_active %.0f\n",
-			sent, rss, anon, file, hwm, active)
+		fmt.Printf("   sent %d datagrams; VmRSS %.1f MB (anon %.1f, file %.1f = binary %.1f + BPF ring buffers %.1f), VmHWM %.1f MB, ebpfflow_flows_active %.0f\n",
+			sent, rss, anon, file, exe, rings, hwm, active)
 		target := 0.0
 		if phase == 0 {
 			target = targetRSSMB
 		}
 		rows = append(rows,
 			row{group: "rss", name: fmt.Sprintf("collector VmRSS, %d active flows", 2*nconn), value: rss, unit: "MB", target: target,
-				note: fmt.Sprintf("anon %.1f + file %.1f MB; flows_active=%.0f", anon, file, active)},
+				note: fmt.Sprintf("anon %.1f + file %.1f MB (binary %.1f, rings %.1f); flows_active=%.0f", anon, file, exe, rings, active)},
 			row{group: "rss", name: fmt.Sprintf("collector VmHWM, %d active flows", 2*nconn), value: hwm, unit: "MB", target: target, note: "peak RSS so far"})
 	}
 
@@ -785,4 +786,38 @@ func progStats(pid int) (map[string]progStat, error) {
 		return m, fmt.Errorf("no BPF programs held by pid %d", pid)
 	}
 	return m, nil
+}
+
+// fileRSS splits a process's file-backed RSS (RssFile) in MB: pages of its
+// own executable, and pages of BPF maps it has mmap'ed (ring buffers: the
+// kernel maps all of a ring's pages, its data area twice).
+func fileRSS(pid int) (binary, bpfMaps float64, err error) {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	var path string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			path = ""
+			if len(f) >= 6 {
+				path = strings.Join(f[5:], " ")
+			}
+		case len(f) >= 2 && f[0] == "Rss:":
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			switch path {
+			case exe:
+				binary += kb / 1024
+			case "anon_inode:bpf-map":
+				bpfMaps += kb / 1024
+			}
+		}
+	}
+	return binary, bpfMaps, nil
 }

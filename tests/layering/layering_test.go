@@ -38,6 +38,7 @@ var collectorFree = []string{
 	"receiver/ebpfflowreceiver/internal/preflight",
 	"receiver/ebpfflowreceiver/internal/observed",
 	"receiver/ebpfflowreceiver/internal/probe",
+	"receiver/ebpfflowreceiver/internal/procmem",
 }
 
 func TestEnginesImportNoCollector(t *testing.T) {
