@@ -7,12 +7,15 @@ import "math"
 // tailHist keeps an exponentially decayed histogram of past deviations on a
 // log scale (a quarter octave per bin) and answers with the fraction of past
 // mass at or above z. One pseudo-point from a distribution-free reference
-// tail, min(1, 1/z²) (Chebyshev's bound), smooths the estimate and
-// extrapolates beyond anything seen so far: a deviation twice the size of
-// the largest one in memory is only four times rarer, not exponentially
-// so, which keeps heavy-tailed series from alerting on every new record.
-// The result is a probability, so scores of different series are
-// comparable and one threshold serves them all.
+// tail smooths the estimate and extrapolates beyond anything seen so far: a
+// deviation twice as far out as the largest one in memory is only about
+// four times rarer, not exponentially so, which keeps heavy-tailed series
+// from alerting on every new record. For a single point's deviation the
+// reference is Cantelli's bound from the spread of the series' own past
+// deviations (spread below); for the averages and run lengths it is
+// Chebyshev's bound in fixed units, min(1, 1/z²). The result is a
+// probability, so scores of different series are comparable and one
+// threshold serves them all.
 
 const (
 	tailBins       = 48
@@ -66,16 +69,21 @@ func tailBin(z float64) int {
 }
 
 // observe returns the probability of a deviation of at least z, then
-// learns z.
+// learns z, with Chebyshev's reference tail min(1, 1/z²).
 func (h *tailHist) observe(z float64) float64 {
+	ref := 1.0
+	if z > 1 {
+		ref = 1 / (z * z)
+	}
+	return h.observeRef(z, ref)
+}
+
+// observeRef is observe with the reference tail's mass ref at z.
+func (h *tailHist) observeRef(z, ref float64) float64 {
 	b := tailBin(z)
 	above := 0.5 * float64(h.above[b]) // half of z's own bin
 	if b+1 < tailBins {
 		above += 0.5 * float64(h.above[b+1])
-	}
-	ref := 1.0
-	if z > 1 {
-		ref = 1 / (z * z)
 	}
 	p := (above/h.w + tailPrior*ref) / (float64(h.above[0])/h.w + tailPrior)
 
@@ -127,6 +135,47 @@ func (h *tailHist) below(z float64) float64 {
 	return (under/h.w + tailPrior*ref) / (tot/h.w + tailPrior)
 }
 
+// spread is the mean and mean square of a model's past point deviations,
+// over the memory of the histogram they are rated in, for Cantelli's
+// reference tail v/(v+(z-m)²): a deviation is extrapolated to be rare by
+// how far it is beyond the usual in units of the series' own spread of
+// deviations. On Gaussian noise that is close to 1/z²; where the
+// deviations are heavy-tailed (a spiky series, a model that is sometimes
+// far off) a new record is not rare merely for being several typical
+// errors out. The averages keep Chebyshev's bound in units of one typical
+// error: the last 8 deviations and the slow average are serially dependent
+// (consecutive values share most of their points), so their history holds
+// far fewer independent values than points, and a bound sharpened by their
+// small measured spread alerts on ordinary excursions.
+type spread struct {
+	mean, msq float64
+}
+
+// minSpread: the spread is taken as at least 1/outlierErrors of one
+// typical error, the floor the error scale itself keeps (errScale.scale),
+// so the deviations of a view that has hardly ever been off (a flat line)
+// do not make every small change a record of many spreads.
+const minSpread = 1 / outlierErrors
+
+// observe returns the probability of a deviation of at least z in h with
+// Cantelli's reference tail, then learns z, each value clipped at
+// outlierErrors spreads beyond the mean so one outlier does not widen the
+// reference for a whole memory.
+func (sp *spread) observe(h *tailHist, z float64) float64 {
+	v := max(sp.msq-sp.mean*sp.mean, minSpread*minSpread)
+	ref := 1.0
+	if d := z - sp.mean; d > 0 {
+		ref = v / (v + d*d)
+	}
+	// A running mean until the histogram holds a memory's worth of mass,
+	// then the histogram's own pace.
+	a := 1 / (float64(h.above[0])/h.w + 1)
+	zc := min(z, sp.mean+outlierErrors*math.Sqrt(v))
+	sp.mean += a * (zc - sp.mean)
+	sp.msq += a * (zc*zc - sp.msq)
+	return h.observeRef(z, ref)
+}
+
 // surprise rates one model's deviations against that model's own history
 // on up to three time scales: the point, the mean of the last sustainLen
 // points (a shift whose single points are unremarkable) and a slow average
@@ -143,6 +192,7 @@ func (h *tailHist) below(z float64) float64 {
 // flat line where there is always noise).
 type surprise struct {
 	point, sustained, drift *tailHist           // nil: no such view
+	spread                  spread              // of the point view's deviations
 	twoSided                bool                // the sustained view's lower tail counts too
 	ring                    [sustainLen]float64 // last deviations, capped at sustainCap
 	ringPos                 int
@@ -157,7 +207,7 @@ type surprise struct {
 func (s *surprise) observe(z float64) (short, drift float64) {
 	p, ps, pd := 1.0, 1.0, 1.0
 	if s.point != nil {
-		p = s.point.observe(z)
+		p = s.spread.observe(s.point, z)
 	}
 	s.ring[s.ringPos] = math.Min(z, sustainCap)
 	s.ringPos = (s.ringPos + 1) % sustainLen
