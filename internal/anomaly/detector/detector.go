@@ -168,7 +168,7 @@ func New(cfg Config) *Detector {
 			sustained: next(v.sustained),
 			drift:     next(v.drift),
 			twoSided:  v.twoSided,
-			warmup:    cfg.Warmup,
+			warmup:    int32(min(cfg.Warmup, math.MaxInt32)),
 		}
 	}
 	return d

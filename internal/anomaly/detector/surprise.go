@@ -190,15 +190,18 @@ func (sp *spread) observe(h *tailHist, z float64) float64 {
 // changes of the series, and a run of them unusually small for the series
 // is a series that has stopped moving (a frozen exporter, a stuck value, a
 // flat line where there is always noise).
+//
+// The counters are 32-bit and packed with the flag so that the detector
+// stays within the allocator's 5376-byte size class (the next is 6144).
 type surprise struct {
 	point, sustained, drift *tailHist           // nil: no such view
 	spread                  spread              // of the point view's deviations
-	twoSided                bool                // the sustained view's lower tail counts too
 	ring                    [sustainLen]float64 // last deviations, capped at sustainCap
-	ringPos                 int
-	driftMean               float64 // EWMA of the capped deviations
-	warmup                  int     // deviations to learn before scoring
-	seen                    int
+	driftMean               float64             // EWMA of the capped deviations
+	ringPos                 int32
+	warmup                  int32 // deviations to learn before scoring
+	seen                    int32
+	twoSided                bool // the sustained view's lower tail counts too
 }
 
 // observe returns the tail probabilities of deviation z, then learns it:
