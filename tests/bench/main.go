@@ -380,9 +380,9 @@ func loadRows(name string, m []metric) []row {
 // ---- the collector under load ---------------------------------------------
 
 // loadConfig is the collector under test in every load benchmark: the
-// receiver's defaults (flows, drops, DNS) except a 2 s flush, so that a run
-// of a few seconds covers several flushes; %[3]s adds receiver settings
-// (max_flows above its default). The debug exporter prints a line per batch.
+// receiver's defaults except a 2 s flush, so that a run of a few seconds
+// covers several flushes; %[3]s adds receiver settings (the side-by-side
+// load turns HTTP capture off, and sets max_flows above its default). The debug exporter prints a line per batch.
 const loadConfig = `receivers:
   ebpfflow:
     flush_interval: 2s
