@@ -212,7 +212,7 @@ func (t *Builder) putHTTPSpan(sp ptrace.Span, x *observed.HTTPExchange) {
 	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(x.Start))
 	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(x.End))
 	errType := httpError(x)
-	side, p := t.httpPeer(x)
+	side, p := t.httpPeer(x, true)
 	sp.Attributes().EnsureCapacity(httpAttrCount(x, errType) + p.attrCount(side == semconv.SideDestination))
 	t.putHTTP(sp.Attributes(), x, errType)
 	putSide(sp.Attributes(), side, &p)
@@ -224,12 +224,12 @@ func (t *Builder) putHTTPSpan(sp ptrace.Span, x *observed.HTTPExchange) {
 
 // httpPeer resolves the far end of an exchange as flows do: the client
 // (source) on a SERVER span, the server (destination, and the backend
-// behind a Service address) on a CLIENT span.
-func (t *Builder) httpPeer(x *observed.HTTPExchange) (string, peer) {
+// behind a Service address) on a CLIENT span; count as resolvePeer.
+func (t *Builder) httpPeer(x *observed.HTTPExchange, count bool) (string, peer) {
 	if x.Role == httpmatch.RoleServer {
-		return semconv.SideSource, t.peerOf(observed.TransportTCP, x.RemoteAddr, netip.AddrPort{}, x.Start)
+		return semconv.SideSource, t.resolvePeer(observed.TransportTCP, x.RemoteAddr, netip.AddrPort{}, x.Start, count)
 	}
-	return semconv.SideDestination, t.peerOf(observed.TransportTCP, x.RemoteAddr, x.Backend, x.Start)
+	return semconv.SideDestination, t.resolvePeer(observed.TransportTCP, x.RemoteAddr, x.Backend, x.Start, count)
 }
 
 // spanIDs derives the ids of an exchange's span from what both ends of
@@ -313,8 +313,9 @@ func fnv1a128(b []byte) [16]byte {
 }
 
 // addHTTP feeds http.server.request.duration or .client.: bounded
-// attributes only (method, status, server address and port, error.type;
-// never paths, client addresses or ports).
+// attributes only (method, status, server address and port, error.type,
+// and the far end's workload when the cluster view names it, as flow
+// metrics carry it; never paths, client addresses or ports).
 func (t *Builder) addHTTP(x *observed.HTTPExchange) {
 	id := metricHTTPClientDuration
 	if x.Role == httpmatch.RoleServer {
@@ -326,6 +327,11 @@ func (t *Builder) addHTTP(x *observed.HTTPExchange) {
 		server:     x.ServerAddress,
 		serverPort: uint16(serverPort(x)),
 		errorType:  httpError(x),
+	}
+	if t.cfg.Peers != nil {
+		var p peer
+		e.peerSide, p = t.httpPeer(x, false) // the span counted the lookup
+		e.peerNS, e.peerWorkload, e.peerKind, e.peerService = p.workload()
 	}
 	t.observe(metricResource(x.Local), id, e, x.End.Sub(x.Start).Seconds())
 }

@@ -339,10 +339,39 @@ func TestHTTPSpanPeers(t *testing.T) {
 	})
 	assert.Equal(t, 3, peers.resolved, "one counted lookup per span's far end")
 
+	// The duration histograms name the far end's workload (bounded), not
+	// its pod or address, and count no second lookup.
+	md := b.Metrics(observed.Report{Time: t1, HTTP: []observed.HTTPExchange{client, server, stranger}})
+	assert.Equal(t, 3, peers.resolved, "metrics count no lookup")
+	var named int
+	forEachMetric(md, func(_ pcommon.Map, m pmetric.Metric) {
+		if m.Type() != pmetric.MetricTypeHistogram {
+			return
+		}
+		for i := range m.Histogram().DataPoints().Len() {
+			a := m.Histogram().DataPoints().At(i).Attributes()
+			for _, k := range []string{"source.k8s.pod.name", "destination.k8s.pod.name", semconv.AttrPeerAddr} {
+				_, has := a.Get(k)
+				assert.False(t, has, "%s on %s", k, m.Name())
+			}
+			switch {
+			case m.Name() == semconv.MetricHTTPServerDur && strAttr(a, "source.k8s.workload.name") != "":
+				assert.Equal(t, "checkout", strAttr(a, "source.k8s.workload.name"))
+				named++
+			case m.Name() == semconv.MetricHTTPClientDur && strAttr(a, "destination.k8s.workload.name") != "":
+				assert.Equal(t, "payments-v1", strAttr(a, "destination.k8s.workload.name"))
+				assert.Equal(t, "payments", strAttr(a, "destination.k8s.service.name"))
+				assert.Equal(t, "shop", strAttr(a, "destination.k8s.namespace.name"))
+				named++
+			}
+		}
+	})
+	assert.Equal(t, 2, named, "the server's client and the client's Service backend named; the external server not")
+
 	// The preallocation stays exact with peers.
 	for _, x := range []observed.HTTPExchange{client, server, stranger} {
 		m := pcommon.NewMap()
-		side, p := b.httpPeer(&x)
+		side, p := b.httpPeer(&x, true)
 		b.putHTTP(m, &x, httpError(&x))
 		putSide(m, side, &p)
 		assert.Equal(t, httpAttrCount(&x, httpError(&x))+p.attrCount(side == semconv.SideDestination), m.Len(), "%+v", m.AsRaw())
