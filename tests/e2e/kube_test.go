@@ -472,6 +472,12 @@ func findFlow(recs []logRecord, port int, role string) *logRecord {
 		if r.Event != semconv.EventFlow || r.int(semconv.AttrSrcPort) != int64(port) || r.str(semconv.AttrFlowLocalRole) != role {
 			continue
 		}
+		// The pods' pinned ports are free on the host too: the
+		// collector's own connections to the API server on loopback can
+		// be given the same port, and are not the pods' flows.
+		if a, err := netip.ParseAddr(r.str(semconv.AttrSrcAddr)); err == nil && a.IsLoopback() {
+			continue
+		}
 		if out == nil {
 			c := *r
 			c.Attrs = map[string]any{}
