@@ -66,8 +66,9 @@ const (
 // Result is the verdict on one point.
 type Result struct {
 	// Score in [0,1]: how surprising the point is for this series. A score
-	// s means the deviation had a probability of about 10^(-10*s). It is 0
-	// while warming up and while an incident is open.
+	// s means the deviation had a probability of about 10^(-10*s), to a
+	// tenth of a decade (scoreSteps). It is 0 while warming up and while an
+	// incident is open.
 	Score float64
 	// Expected is the value the model behind Basis predicted.
 	Expected float64
@@ -205,7 +206,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		return Result{Expected: v}
 	}
 	r := Result{Expected: c.forecast.Expected, Deviation: c.z, Basis: modelNames[c.model]}
-	score := decades(c.p)
+	score := reported(decades(c.p))
 
 	if d.stats.Points <= uint64(d.cfg.Warmup) {
 		score = 0
@@ -234,6 +235,21 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		d.stats.Anomalies++
 	}
 	return r
+}
+
+// scoreSteps sets the resolution of a reported score: a tenth of a decade of
+// probability. The tail estimate behind it resolves no finer: its bins are
+// a quarter octave of deviation wide, 0.15 decade of the reference tail,
+// and it is read from a few thousand points' history. Finer digits only
+// rank points by noise in the estimate, and a threshold chosen among them
+// on some series (NAB's optimiser picks any value the scores take) fits
+// that noise instead of transferring to other series.
+const scoreSteps = 100 // per unit of score
+
+// reported rounds a score down to its resolution. Dividing the whole
+// number of steps makes 0.4 exactly the 0.4 a threshold is written as.
+func reported(s float64) float64 {
+	return math.Floor(s*scoreSteps+1e-9) / scoreSteps
 }
 
 // SetResolution sets the smallest change of the series that means
