@@ -11,7 +11,9 @@ import (
 type Config struct {
 	// Threshold is the score in [0,1] from which a point is reported
 	// anomalous. A score s means the deviation had a probability of about
-	// 10^(-10*s) under the series' recent behaviour.
+	// 10^(-10*s) under the series' recent behaviour. Scores come in steps
+	// of 0.01 (scoreSteps): a threshold between two steps acts as the step
+	// above it.
 	Threshold float64
 	// Warmup is the number of points a series must have before it is scored.
 	Warmup int
