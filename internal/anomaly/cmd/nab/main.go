@@ -166,10 +166,27 @@ func printNAB(w io.Writer, c candidate, perFile bool) {
 		return
 	}
 	thr := scoreCorpus(c.sweeps, profiles[0]).threshold
-	fmt.Fprintf(w, "%-55s %4s %4s %4s %8s\n", "file (standard profile, in-sample threshold)", "hit", "miss", "fp", "raw")
+	const head = "%-55s %4s %4s %4s %8s %8s %8s %8s\n"
+	const line = "%-55s %4d %4d %4d %8.3f %8.3f %8.3f %8.3f\n"
+	fmt.Fprintf(w, head, "file (standard profile, in-sample threshold)", "hit", "miss", "fp", "raw", "-missed", "-fp", "-late")
+	var folds []string
+	byFold := map[string]*fileCounts{}
 	for _, s := range c.sweeps {
 		k := s.counts(profiles[0], thr)
-		fmt.Fprintf(w, "%-55s %4d %4d %4d %8.3f\n", s.key, k.hit, k.missed, k.fp, k.raw)
+		fmt.Fprintf(w, line, s.key, k.hit, k.missed, k.fp, k.raw, k.lostMissed, k.lostFP, k.lostLate)
+		f := byFold[fold(s.key)]
+		if f == nil {
+			f = &fileCounts{}
+			byFold[fold(s.key)] = f
+			folds = append(folds, fold(s.key))
+		}
+		f.hit, f.missed, f.fp = f.hit+k.hit, f.missed+k.missed, f.fp+k.fp
+		f.raw, f.lostMissed, f.lostFP, f.lostLate = f.raw+k.raw, f.lostMissed+k.lostMissed, f.lostFP+k.lostFP, f.lostLate+k.lostLate
+	}
+	fmt.Fprintf(w, head, "category: raw score lost to missed, false, late", "hit", "miss", "fp", "raw", "-missed", "-fp", "-late")
+	for _, f := range folds {
+		k := byFold[f]
+		fmt.Fprintf(w, line, f, k.hit, k.missed, k.fp, k.raw, k.lostMissed, k.lostFP, k.lostLate)
 	}
 }
 

@@ -287,26 +287,42 @@ func scoreAt(sw []*sweep, p profile, thr float64) nabResult {
 }
 
 // fileCounts is how a file fared at a threshold: windows detected and
-// missed, detections outside windows, and its raw score.
+// missed, detections outside windows, and its raw score, with what the
+// raw score lost to each: a missed window its penalty and the credit of an
+// early detection (lostMissed), the false detections their penalties
+// (lostFP), the detected windows the credit of detecting them at their
+// start (lostLate). A perfect file's raw score is raw plus the three.
 type fileCounts struct {
 	hit, missed, fp int
 	raw             float64
+	lostMissed      float64
+	lostFP          float64
+	lostLate        float64
 }
 
 func (s *sweep) counts(p profile, thr float64) fileCounts {
 	var c fileCounts
 	hit := s.hits(thr)
+	best := make([]float64, s.nWin)
 	for i, a := range s.score {
-		if a >= thr && s.win[i] < 0 {
+		if a < thr {
+			continue
+		}
+		if w := s.win[i]; w < 0 {
 			c.fp++
+			c.lostFP -= s.unw[i] * p.fp
+		} else {
+			best[w] = max(best[w], s.unw[i]*p.tp)
 		}
 	}
 	for w := range hit {
 		if hit[w] {
 			c.hit++
+			c.lostLate += p.tp - best[w]
 		}
 	}
 	c.missed = s.nScWin - c.hit
+	c.lostMissed = float64(c.missed) * (p.tp + p.fn)
 	c.raw = rawScore([]*sweep{s}, p, thr)
 	return c
 }

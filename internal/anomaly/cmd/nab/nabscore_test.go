@@ -117,3 +117,28 @@ func TestOptimise(t *testing.T) {
 	thr, _ = p.optimise(std, func(f int) bool { return f == 0 })
 	assert.Equal(t, 0.8, thr, "a alone")
 }
+
+// What counts reports as lost adds up, with the raw score, to a perfect
+// score (every scorable window detected on its first row, nothing else)
+// on every file of the reference corpus, at every profile and at a
+// threshold where each kind of loss occurs.
+func TestCountsLossesAddUp(t *testing.T) {
+	corpus, err := loadCorpus("testdata/scoring/data", "testdata/scoring/labels/combined_windows.json")
+	require.NoError(t, err)
+	c, err := readCandidate("testdata/scoring/results", 0.5, corpus)
+	require.NoError(t, err)
+	var lost [3]float64
+	for _, p := range profiles {
+		for _, s := range c.sweeps {
+			k := s.counts(p, 0.5)
+			assert.InDelta(t, p.tp*float64(s.nScWin), k.raw+k.lostMissed+k.lostFP+k.lostLate, 1e-9, "%s %s", p.name, s.key)
+			assert.Equal(t, float64(k.missed)*(p.tp+p.fn), k.lostMissed)
+			lost[0] += k.lostMissed
+			lost[1] += k.lostFP
+			lost[2] += k.lostLate
+		}
+	}
+	for i, l := range lost {
+		assert.Positive(t, l, "loss %d never occurs on the reference corpus", i)
+	}
+}
