@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -169,11 +171,18 @@ func (h *httpPath) emit(ex *httpmatch.Exchange) {
 		h.dropped++
 		return
 	}
-	h.out = append(h.out, observed.HTTPExchange{Exchange: *ex})
+	// Filled in place: building the value and appending it copies the
+	// exchange twice, with write barriers while the GC marks.
+	h.out = slices.Grow(h.out, 1)[:len(h.out)+1]
+	x := &h.out[len(h.out)-1]
+	x.Exchange = *ex
+	x.Local, x.Backend = observed.Workload{}, netip.AddrPort{} // takeHTTP's
 	if c := h.conns[ex.Conn]; c != nil {
-		x := &h.out[len(h.out)-1]
 		x.CgroupID, x.Comm = c.info.CgroupID, c.info.Comm
 		x.LocalAddr, x.RemoteAddr = c.info.Local, c.info.Remote
+	} else {
+		x.CgroupID, x.Comm = 0, ""
+		x.LocalAddr, x.RemoteAddr = netip.AddrPort{}, netip.AddrPort{}
 	}
 	if len(h.out) == min(h.cfg.MaxBuffered/2, reportBatch) {
 		select {

@@ -124,3 +124,61 @@ func TestHTTPExchangesReported(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHTTPPath is the engine's share of an HTTP request seen at both
+// ends on the node (wrk and nginx on 4 keep-alive connections): the
+// reader's four calls through the matcher, the exchanges buffered, taken
+// with their workloads resolved, and the buffer recycled, a report per
+// reportBatch exchanges. One op is one request (two exchanges).
+func BenchmarkHTTPPath(b *testing.B) {
+	const conns = 4
+	req := []byte("GET /index.html HTTP/1.1\r\nHost: 10.213.0.10:8080\r\n\r\n")
+	resp := append([]byte("HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 22 Nov 2026 10:00:00 GMT\r\n"+
+		"Content-Type: text/html\r\nContent-Length: 615\r\nLast-Modified: Sat, 22 Nov 2026 09:00:00 GMT\r\n"+
+		"Connection: keep-alive\r\nETag: \"6740-267\"\r\nAccept-Ranges: bytes\r\n\r\n"), make([]byte, 615)...)
+	cfg := HTTPConfig{Enabled: true, CaptureBytes: 4096, MaxConns: 1024, RequestTimeout: time.Minute, MaxBuffered: 65536}
+	e := New(Config{FlushInterval: 10 * time.Second, HTTP: cfg}, nil, func(observed.Report) {})
+	src := &fakeHTTP{fakeBase: fakeBase{name: ProbeHTTP, j: &journal{}}}
+	h, err := newHTTPPath(src, cfg, e.log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.http = h
+	e.identity = func(cg uint64, pid uint32, comm string, a netip.Addr) observed.Workload {
+		return observed.Workload{CgroupID: cg, PID: pid, Executable: comm, PodIP: a, Service: comm}
+	}
+	srv := netip.MustParseAddrPort("10.213.0.10:8080")
+	var cseq, sseq [conns]uint32
+	for c := range conns {
+		cli := netip.AddrPortFrom(netip.MustParseAddr("10.213.0.11"), uint16(40000+c))
+		h.Open(&observed.HTTPConn{Cookie: uint64(100 + c), PID: 7, Comm: "wrk", CgroupID: 7, Local: cli, Remote: srv})
+		h.Open(&observed.HTTPConn{Cookie: uint64(200 + c), PID: 8, Comm: "nginx", CgroupID: 8, Local: srv, Remote: cli})
+		cseq[c], sseq[c] = uint32(c)<<20, uint32(c)<<24
+	}
+	now := time.Now()
+	var ch httpmatch.Chunk
+	call := func(conn uint64, pid uint32, dir httpmatch.Dir, seq, other uint32, data []byte) {
+		ch = httpmatch.Chunk{Conn: conn, PID: pid, Dir: dir, Time: now, Seq: seq, HasSeq: true,
+			OtherSeq: other, HasOtherSeq: true, Size: uint32(len(data)), Data: data}
+		h.Chunk(&ch)
+	}
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		c := n % conns
+		now = now.Add(time.Microsecond)
+		call(uint64(100+c), 7, httpmatch.Sent, cseq[c], sseq[c], req)
+		call(uint64(200+c), 8, httpmatch.Received, cseq[c], sseq[c], req)
+		cseq[c] += uint32(len(req))
+		call(uint64(200+c), 8, httpmatch.Sent, sseq[c], cseq[c], resp)
+		call(uint64(100+c), 7, httpmatch.Received, sseq[c], cseq[c], resp)
+		sseq[c] += uint32(len(resp))
+		if n++; n%(reportBatch/2) == 0 {
+			xs := e.takeHTTP()
+			if len(xs) != reportBatch {
+				b.Fatalf("%d exchanges taken, want %d", len(xs), reportBatch)
+			}
+			h.recycle(xs)
+		}
+	}
+}

@@ -27,13 +27,35 @@ func methodString(b []byte) string {
 	return string(b)
 }
 
-// reuse returns *last when it equals b, else a new string kept in *last:
-// requests on one connection tend to repeat host, agent and path.
-func reuse(last *string, b []byte) string {
-	if string(b) != *last {
-		*last = string(b)
+// Bounds of the strings a Matcher shares between connections.
+const (
+	maxShared    = 4096 // strings; the table starts over beyond
+	maxSharedLen = 256  // bytes: longer ones are made for their request
+)
+
+// str returns b as a string without allocating when it was made before:
+// *last when b equals it (requests on one connection tend to repeat host,
+// agent and path), else one shared by all connections (the same paths,
+// hosts and agents recur over many short connections), else a new one.
+// *last keeps what it returns.
+func (m *Matcher) str(last *string, b []byte) string {
+	if string(b) == *last {
+		return *last
 	}
-	return *last
+	if len(b) > maxSharedLen {
+		*last = string(b)
+		return *last
+	}
+	s, ok := m.shared[string(b)]
+	if !ok {
+		if len(m.shared) >= maxShared {
+			clear(m.shared)
+		}
+		s = string(b)
+		m.shared[s] = s
+	}
+	*last = s
+	return s
 }
 
 // target is a request target split (RFC 9112 3.2).

@@ -372,7 +372,7 @@ func (c *conn) request1(m *Matcher, d *direction, h *head, cl *call) {
 	ex.Method = methodString(h.method)
 	ex.Scheme = "http"
 	t := splitTarget(h.target)
-	ex.Path = reuse(&c.path, t.path)
+	ex.Path = m.str(&c.path, t.path)
 	if len(t.scheme) > 0 {
 		ex.Scheme = strings.ToLower(string(t.scheme))
 	}
@@ -381,8 +381,8 @@ func (c *conn) request1(m *Matcher, d *direction, h *head, cl *call) {
 		authority = t.authority // an absolute-form target wins over Host (RFC 9112 3.2.2)
 	}
 	host, port := splitHostPort(authority)
-	ex.ServerAddress, ex.ServerPort = reuse(&c.host, host), port
-	ex.UserAgent = reuse(&c.ua, h.ua)
+	ex.ServerAddress, ex.ServerPort = m.str(&c.host, host), port
+	ex.UserAgent = m.str(&c.ua, h.ua)
 	if len(h.traceparent) > 0 {
 		parseTraceparent(h.traceparent, ex)
 	}

@@ -105,7 +105,8 @@ type Matcher struct {
 	npending int // on the list
 	live     int // of them, with their request seen
 	free     []*pending
-	bufs     [][]byte // spare head buffers
+	bufs     [][]byte          // spare head buffers
+	shared   map[string]string // strings of requests, shared by connections (see str)
 
 	stats Stats
 }
@@ -126,6 +127,7 @@ func New(cfg Config, emit func(*Exchange)) (*Matcher, error) {
 		lru:    list[conn]{at: func(c *conn) *links[conn] { return &c.byUse }},
 		pids:   make(map[uint32]*list[conn]),
 		held:   make(map[*conn]struct{}),
+		shared: make(map[string]string),
 		flight: list[pending]{at: func(p *pending) *links[pending] { return &p.links }},
 	}, nil
 }

@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
@@ -154,4 +157,48 @@ func BenchmarkHTTPSpans(b *testing.B) {
 		_ = tr.Metrics(r)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(r.HTTP)), "ns/span")
+}
+
+// BenchmarkHTTPSpansPdataOnly builds spans like BenchmarkHTTPSpans' (two
+// resources of 5k spans, the same attributes) with nothing but pdata
+// calls: the floor of building them through pdata, one allocation per
+// attribute value plus the span and its attribute array.
+func BenchmarkHTTPSpansPdataOnly(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		td := ptrace.NewTraces()
+		for w := range 2 {
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr(semconv.AttrServiceName, "svc")
+			spans := rs.ScopeSpans().AppendEmpty().Spans()
+			spans.EnsureCapacity(5000)
+			for i := range 5000 {
+				sp := spans.AppendEmpty()
+				sp.SetName("GET")
+				sp.SetKind(ptrace.SpanKindServer)
+				sp.SetTraceID(pcommon.TraceID{1, byte(i), byte(i >> 8)})
+				sp.SetSpanID(pcommon.SpanID{1, byte(i), byte(i >> 8)})
+				sp.SetStartTimestamp(pcommon.Timestamp(i))
+				sp.SetEndTimestamp(pcommon.Timestamp(i + 1))
+				m := sp.Attributes()
+				m.EnsureCapacity(13 - w)
+				m.PutStr(semconv.AttrHTTPMethod, "GET")
+				m.PutStr(semconv.AttrURLPath, "/api/orders")
+				m.PutStr(semconv.AttrURLScheme, "http")
+				m.PutInt(semconv.AttrHTTPStatus, 200)
+				m.PutStr(semconv.AttrServerAddr, "orders.default.svc")
+				m.PutInt(semconv.AttrServerPort, 80)
+				if w == 0 {
+					m.PutStr(semconv.AttrClientAddr, "10.244.1.5")
+				}
+				m.PutStr(semconv.AttrPeerAddr, "10.244.1.5")
+				m.PutInt(semconv.AttrNetworkPeerPort, 43210)
+				m.PutStr(semconv.AttrUserAgent, "curl/8.5.0")
+				m.PutStr(semconv.AttrProtocolVersion, "1.1")
+				m.PutInt(semconv.AttrHTTPReqBodySize, 0)
+				m.PutInt(semconv.AttrHTTPRespBodySize, 19)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/span")
 }

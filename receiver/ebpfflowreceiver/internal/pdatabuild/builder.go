@@ -147,6 +147,8 @@ type Builder struct {
 
 	ids *mrand.ChaCha8 // trace and span ids
 
+	spanSlot []int32 // Traces' scratch: each span's workload
+
 	live         atomic.Int64
 	evictedIdle  atomic.Uint64
 	evictedLimit atomic.Uint64

@@ -104,38 +104,66 @@ func (t *Builder) addDNS(l *observed.DNSLookup) {
 // know the application's trace context.
 func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 	td := ptrace.NewTraces()
-	byWorkload := make(map[observed.Workload]ptrace.SpanSlice)
-	// The last two workloads looked up: an HTTP client and its server on
-	// the node alternate, and comparing skips hashing every string of the
-	// workload per span.
-	var recent [2]struct {
-		w  observed.Workload
-		s  ptrace.SpanSlice
-		ok bool
+	// Each span's workload is found first and each workload's spans
+	// counted, so that its span slice is sized once: appending thousands
+	// of spans one by one regrows and recopies its array a dozen times.
+	n := len(r.DNS) + len(r.HTTP)
+	if cap(t.spanSlot) < n {
+		t.spanSlot = make([]int32, n)
 	}
-	spans := func(w observed.Workload) ptrace.SpanSlice {
-		for i := range recent {
-			if recent[i].ok && recent[i].w == w {
-				return recent[i].s
+	slot := t.spanSlot[:n]
+	var (
+		workloads  []observed.Workload
+		counts     []int
+		byWorkload map[observed.Workload]int32
+		// The last two workloads found: an HTTP client and its server on
+		// the node alternate, and comparing skips hashing every string of
+		// the workload per span.
+		recent [2]int32
+	)
+	recent[0], recent[1] = -1, -1
+	find := func(w *observed.Workload) int32 {
+		for _, i := range recent {
+			if i >= 0 && workloads[i] == *w {
+				return i
 			}
 		}
-		s, ok := byWorkload[w]
+		i, ok := byWorkload[*w]
 		if !ok {
-			rs := td.ResourceSpans().AppendEmpty()
-			t.putResource(rs.Resource().Attributes(), w)
-			ss := rs.ScopeSpans().AppendEmpty()
-			ss.Scope().SetName(metadata.ScopeName)
-			ss.Scope().SetVersion(t.cfg.ScopeVersion)
-			s = ss.Spans()
-			byWorkload[w] = s
+			if byWorkload == nil {
+				byWorkload = make(map[observed.Workload]int32)
+			}
+			i = int32(len(workloads))
+			workloads = append(workloads, *w)
+			counts = append(counts, 0)
+			byWorkload[*w] = i
 		}
-		recent[1] = recent[0]
-		recent[0].w, recent[0].s, recent[0].ok = w, s, true
-		return s
+		recent[1], recent[0] = recent[0], i
+		return i
+	}
+	for i := range r.DNS {
+		slot[i] = find(&r.DNS[i].Local)
+	}
+	for i := range r.HTTP {
+		slot[len(r.DNS)+i] = find(&r.HTTP[i].Local)
+	}
+	for _, i := range slot {
+		counts[i]++
+	}
+	spans := make([]ptrace.SpanSlice, len(workloads))
+	td.ResourceSpans().EnsureCapacity(len(workloads))
+	for i := range workloads {
+		rs := td.ResourceSpans().AppendEmpty()
+		t.putResource(rs.Resource().Attributes(), workloads[i])
+		ss := rs.ScopeSpans().AppendEmpty()
+		ss.Scope().SetName(metadata.ScopeName)
+		ss.Scope().SetVersion(t.cfg.ScopeVersion)
+		spans[i] = ss.Spans()
+		spans[i].EnsureCapacity(counts[i])
 	}
 	for i := range r.DNS {
 		l := &r.DNS[i]
-		sp := spans(l.Local).AppendEmpty()
+		sp := spans[slot[i]].AppendEmpty()
 		sp.SetName("DNS " + l.Type)
 		sp.SetKind(ptrace.SpanKindClient)
 		sp.SetTraceID(t.traceID())
@@ -152,8 +180,7 @@ func (t *Builder) Traces(r observed.Report) ptrace.Traces {
 		}
 	}
 	for i := range r.HTTP {
-		x := &r.HTTP[i]
-		t.putHTTPSpan(spans(x.Local).AppendEmpty(), x)
+		t.putHTTPSpan(spans[slot[len(r.DNS)+i]].AppendEmpty(), &r.HTTP[i])
 	}
 	return td
 }
