@@ -22,11 +22,12 @@ const volatile bool flows_on = true;
 const volatile bool dns_on = false;
 
 /* Sized from Config.MaxFlows before load (default 64Ki entries, 256 B each
- * with the LRU bookkeeping, and a 16 B hash bucket: 17 MiB). One entry per local socket
- * and peer, and user space deletes finished flows every flush interval, so
- * it holds a busy node's concurrent flows. LRU so that a flood of short flows
- * evicts the least recently active entry (user space counts the eviction)
- * instead of blinding the probe; an LRU insert never fails for lack of room. */
+ * with the LRU bookkeeping, and a 16 B hash bucket: 17 MiB). One entry per
+ * local socket and peer, and user space deletes finished flows every flush
+ * interval, so it holds a busy node's concurrent flows. LRU so that a flood
+ * of short flows evicts the least recently active entry (user space counts
+ * the eviction) instead of blinding the probe; an LRU insert never fails for
+ * lack of room. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -183,7 +184,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		if (!clock_offset)
 			__sync_val_compare_and_swap(&clock_offset, 0,
 						    bpf_ktime_get_coarse_ns() - bpf_jiffies64() * tick_ns);
-		__u64 now = stamp_ns(bpf_jiffies64());
+		__u64 jiffies = bpf_jiffies64(), now = stamp_ns(jiffies);
 		/* A new flow is inserted with this packet already counted: no
 		 * second lookup. If another CPU inserted it first (-EEXIST), the
 		 * packet is added to that entry below. */
@@ -208,7 +209,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		if (sk)
 			set_owner(&init, sk);
 		if (proto == IPPROTO_TCP_ && egress)
-			tcp_state(&init, skb, bpf_jiffies64());
+			tcp_state(&init, skb, jiffies);
 		long err = bpf_map_update_elem(&flows, &key, &init, BPF_NOEXIST);
 		if (!err)
 			return; /* counted by the insert */
