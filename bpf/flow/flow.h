@@ -25,37 +25,27 @@ struct sock_flow_key {
 };
 
 /* Cumulative counters of one flow. Bytes are IP-layer (IP header + payload);
- * a GSO/GRO skb counts as its wire segments.
- *
- * Laid out by who writes what, in cache lines: with the 48 B key and the
- * map's 48 B element header an entry is four whole lines (the value 160 B).
- * A flow's ingress and egress often run on different CPUs (a sender's CPU
- * delivers to the local receiver), and both read the header and key lines
- * in every lookup: those hold only what is written once, or at most once per
- * clock tick (last_ns, tcp_flags). Egress writes the tx line, ingress the rx
- * line, so a flow's lines do not bounce between its CPUs on every packet. */
+ * a GSO/GRO skb counts as its wire segments. */
 struct sock_flow_stats {
-	/* Shares the key's line: read by both directions, rarely written. */
-	__u64 last_ns;   /* CLOCK_MONOTONIC ns of the latest packet, at tick resolution */
-	__u64 first_ns;  /* ... of the first packet */
-	__u64 cgroup_id; /* cgroup v2 id of the socket owner */
-	__u8 initiator;  /* enum flow_initiator */
-	__u8 tcp_flags;  /* union of TCP flags seen */
-	__u8 pad[6];
-	/* Egress' line. */
 	__u64 tx_bytes;
 	__u64 tx_packets;
+	__u64 rx_bytes;
+	__u64 rx_packets;
+	__u64 first_ns;  /* CLOCK_MONOTONIC ns of the first packet, at tick resolution */
+	__u64 last_ns;   /* ... of the latest packet */
+	__u64 cgroup_id; /* cgroup v2 id of the socket owner */
+	__u32 pid;       /* process that created the socket (or its listener); 0 if unknown */
 	__u32 srtt_us;   /* tcp_sock srtt_us >> 3, read by egress packets once per clock
 			  * tick and on every packet from the first FIN/RST on; TCP only */
 	__u32 retrans;   /* tcp_sock total_retrans, likewise */
 	__u32 tcp_tick;  /* packet clock tick (low 32 bits) of the latest TCP state read */
-	__u32 pid;       /* process that created the socket (or its listener); 0 if unknown */
+	__u8 initiator;  /* enum flow_initiator */
+	__u8 tcp_flags;  /* union of TCP flags seen */
+	__u8 pad[2];
 	char comm[16];
-	__u8 pad2[16];
-	/* Ingress' line. */
-	__u64 rx_bytes;
-	__u64 rx_packets;
-	__u8 pad3[48];
+	__u8 pad2[4];    /* 96 B: with the 48 B key and the map's 48 B header an entry
+			  * is three whole cache lines, the key's tail and the
+			  * counters on one of them */
 };
 
 /* Who created a socket: sk_storage written by cgroup/sock_create. */
