@@ -11,7 +11,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+#define TCP_FIN_ 0x01
 #define TCP_SYN_ 0x02
+#define TCP_RST_ 0x04
 #define TCP_ACK_ 0x10
 
 /* What the programs do, set before load: flow accounting, DNS capture, or
@@ -19,12 +21,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool flows_on = true;
 const volatile bool dns_on = false;
 
-/* Sized from Config.MaxFlows before load (default 64Ki entries, ~200 B each
- * with the hash and LRU bookkeeping: 12.5 MiB). One entry per local socket
- * and peer, and user space deletes finished flows every flush interval, so
- * it holds a busy node's concurrent flows. LRU so that a flood of short flows
- * evicts the least recently active entry (user space counts the eviction)
- * instead of blinding the probe; an LRU insert never fails for lack of room. */
+/* Sized from Config.MaxFlows before load (default 64Ki entries, 192 B each
+ * with the LRU bookkeeping, and a 16 B hash bucket: 13 MiB). One entry per
+ * local socket and peer, and user space deletes finished flows every flush
+ * interval, so it holds a busy node's concurrent flows. LRU so that a flood
+ * of short flows evicts the least recently active entry (user space counts
+ * the eviction) instead of blinding the probe; an LRU insert never fails for
+ * lack of room. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -51,9 +54,9 @@ struct {
 const volatile __u64 tick_ns = 4000000;
 __u64 clock_offset = 0;
 
-static __always_inline __u64 now_ns(void)
+static __always_inline __u64 stamp_ns(__u64 jiffies)
 {
-	return bpf_jiffies64() * tick_ns + clock_offset;
+	return jiffies * tick_ns + clock_offset;
 }
 
 /* Only here so the enum reaches BTF, and Go through bpf2go -type. */
@@ -108,10 +111,15 @@ static __always_inline void set_owner(struct sock_flow_stats *st, struct bpf_soc
 }
 
 /* Copies the socket's smoothed RTT and retransmission count. They change as
- * the socket sends and as ACKs are processed (after ingress): each egress
- * packet sees them current, so only egress pays for the read. */
-static __always_inline void tcp_state(struct sock_flow_stats *st, struct __sk_buff *skb)
+ * the socket sends and as ACKs are processed (after ingress), so egress reads
+ * them; a retransmission is counted after its packet left, so the next
+ * egress packet sees it. The read is a helper call, the costliest step of a
+ * packet after the flow lookup: the caller makes it once per clock tick of a
+ * flow, and on every packet once the connection closes, so the final values
+ * are exact. */
+static __always_inline void tcp_state(struct sock_flow_stats *st, struct __sk_buff *skb, __u64 jiffies)
 {
+	st->tcp_tick = jiffies;
 	struct bpf_sock *sk = skb->sk;
 	if (!sk)
 		return;
@@ -176,7 +184,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		if (!clock_offset)
 			__sync_val_compare_and_swap(&clock_offset, 0,
 						    bpf_ktime_get_coarse_ns() - bpf_jiffies64() * tick_ns);
-		__u64 now = now_ns();
+		__u64 jiffies = bpf_jiffies64(), now = stamp_ns(jiffies);
 		/* A new flow is inserted with this packet already counted: no
 		 * second lookup. If another CPU inserted it first (-EEXIST), the
 		 * packet is added to that entry below. */
@@ -201,7 +209,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		if (sk)
 			set_owner(&init, sk);
 		if (proto == IPPROTO_TCP_ && egress)
-			tcp_state(&init, skb);
+			tcp_state(&init, skb, jiffies);
 		long err = bpf_map_update_elem(&flows, &key, &init, BPF_NOEXIST);
 		if (!err)
 			return; /* counted by the insert */
@@ -221,12 +229,19 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		__sync_fetch_and_add(&st->rx_bytes, bytes);
 		__sync_fetch_and_add(&st->rx_packets, segs);
 	}
-	st->last_ns = now_ns();
+	/* Stores only on change: the entry's lines stay shared between the
+	 * CPUs that run a flow's ingress and egress, instead of bouncing on
+	 * every packet. */
+	__u64 jiffies = bpf_jiffies64(), now = stamp_ns(jiffies);
+	if (st->last_ns != now)
+		st->last_ns = now;
 	if (proto != IPPROTO_TCP_)
 		return;
-	st->tcp_flags |= flags;
-	if (egress)
-		tcp_state(st, skb);
+	__u8 seen = st->tcp_flags | flags;
+	if (seen != st->tcp_flags)
+		st->tcp_flags = seen;
+	if (egress && (st->tcp_tick != (__u32)jiffies || (seen & (TCP_FIN_ | TCP_RST_))))
+		tcp_state(st, skb, jiffies);
 	return;
 
 parse_error:

@@ -35,12 +35,17 @@ struct sock_flow_stats {
 	__u64 last_ns;   /* ... of the latest packet */
 	__u64 cgroup_id; /* cgroup v2 id of the socket owner */
 	__u32 pid;       /* process that created the socket (or its listener); 0 if unknown */
-	__u32 srtt_us;   /* tcp_sock srtt_us >> 3 as of the latest egress packet, TCP only */
+	__u32 srtt_us;   /* tcp_sock srtt_us >> 3, read by egress packets once per clock
+			  * tick and on every packet from the first FIN/RST on; TCP only */
 	__u32 retrans;   /* tcp_sock total_retrans, likewise */
+	__u32 tcp_tick;  /* packet clock tick (low 32 bits) of the latest TCP state read */
 	__u8 initiator;  /* enum flow_initiator */
 	__u8 tcp_flags;  /* union of TCP flags seen */
 	__u8 pad[2];
 	char comm[16];
+	__u8 pad2[4];    /* 96 B: with the 48 B key and the map's 48 B header an entry
+			  * is three whole cache lines, the key's tail and the
+			  * counters on one of them */
 };
 
 /* Who created a socket: sk_storage written by cgroup/sock_create. */

@@ -69,10 +69,12 @@ type flowSockFlowStats struct {
 	Pid       uint32
 	SrttUs    uint32
 	Retrans   uint32
+	TcpTick   uint32
 	Initiator uint8
 	TcpFlags  uint8
 	Pad       [2]uint8
 	Comm      [16]int8
+	Pad2      [4]uint8
 }
 
 type flowSockOwner struct {
