@@ -39,10 +39,10 @@ const (
 
 var errRingClosed = errors.New("ring closed")
 
-func newRing(m *ebpf.Map) (r *ring, err error) {
+func newRing(m *ebpf.Map) (_ *ring, err error) {
 	size := int(m.MaxEntries())
 	page := os.Getpagesize()
-	r = &ring{mask: uint64(size - 1), epfd: -1, closefd: -1}
+	r := &ring{mask: uint64(size - 1), epfd: -1, closefd: -1}
 	defer func() {
 		if err != nil {
 			r.unmap()
@@ -98,6 +98,10 @@ func (r *ring) read(f func([]byte)) (int, error) {
 			continue
 		}
 		size := uint64(h &^ (ringBusyBit | ringDiscardBit))
+		if size > r.mask+1-ringHeaderSize || cons+ringHeaderSize+size > prod {
+			atomic.StoreUint64(r.consPos(), cons)
+			return n, fmt.Errorf("ring record of %d bytes at %d of %d", size, cons, prod)
+		}
 		start := (cons + ringHeaderSize) & r.mask
 		if h&ringDiscardBit == 0 {
 			f(r.data[start : start+size])
