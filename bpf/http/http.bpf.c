@@ -33,7 +33,6 @@ const enum http_conn_flag unused_http_conn_flag __attribute__((unused)) = HTTP_C
 const volatile __u32 capture_bytes = 4096; /* bytes copied per call, <= HTTP_CAPTURE_MAX */
 const volatile __u32 self_tgid = 0;        /* the collector: its own exports are not captured */
 const volatile __u64 wakeup_bytes = 4 << 20; /* ring fill that wakes the reader: a quarter */
-const volatile bool scratch_copy = false;    /* copy through scratch even where the kernel copies direct (tests) */
 
 #define S_IFMT_ 0170000
 #define S_IFSOCK_ 0140000
@@ -317,47 +316,6 @@ static __always_inline __u32 copy_iov(struct scratch *s, __u64 iovp, __u32 iovcn
 	return off;
 }
 
-/* Linux 6.16+: copies user memory straight into a ring record reserved at
- * the call's size. Weak: where the kernel lacks it, the exit assembles the
- * record in the CPU's scratch slot and copies it into the ring. */
-extern int bpf_probe_read_user_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
-				      const void *unsafe_ptr) __ksym __weak;
-
-/* Copies up to want bytes of the call's user memory into the ring record
- * dp after its header; returns the bytes copied. */
-static __always_inline __u32 copy_to_ring(struct bpf_dynptr *dp, struct http_call *c, __u8 op, __u32 want)
-{
-	const __u32 hs = sizeof(struct http_event);
-	if (op == OP_SEND_BUF || op == OP_RECV_BUF)
-		return want && !bpf_probe_read_user_dynptr(dp, hs, want, (void *)c->buf) ? want : 0;
-	__u32 off = 0;
-	for (int i = 0; i < HTTP_MAX_IOV; i++) {
-		if (i >= c->count || off >= want)
-			break;
-		struct iovec iov;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(c->buf + i * sizeof(iov))))
-			break;
-		__u32 n = want - off;
-		if (iov.iov_len < n)
-			n = iov.iov_len;
-		if (n && bpf_probe_read_user_dynptr(dp, hs + off, n, iov.iov_base))
-			break;
-		off += n;
-	}
-	return off;
-}
-
-/* Whether a record should wake the reader. Waking it costs microseconds per
- * record; it polls every 200 ms anyway, so wake it only when the ring fills
- * up. Reading the fill every 16th record of a CPU overshoots by at most 16
- * records a CPU, far below the three quarters of the ring left. */
-static __always_inline __u64 wakeup_flags(struct scratch *s)
-{
-	if ((++s->outputs & 15) == 0 && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
-}
-
 /* One program for the exit of every call above. */
 SEC("tracepoint/syscalls/sys_exit_read")
 int http_exit(struct trace_event_raw_sys_exit *ctx)
@@ -378,53 +336,32 @@ int http_exit(struct trace_event_raw_sys_exit *ctx)
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!s)
 		return 0;
+	struct http_event *h = &s->h;
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->cookie = c->cookie;
+	h->pid = c->tgid;
+	h->seq = c->seq;
+	h->other_seq = c->other_seq;
+	if (!send) {
+		/* Every byte sent before the bytes just read arrived: read now,
+		 * not at enter, since a read may wait while the request goes out. */
+		struct tcp_sock *tp = bpf_rdonly_cast((void *)c->sk, bpf_core_type_id_kernel(struct tcp_sock));
+		h->other_seq = tp->write_seq;
+	}
+	h->size = ret > 0xffffffffL ? 0xffffffff : ret;
+	h->kind = send ? HTTP_KIND_SENT : HTTP_KIND_RECEIVED;
+
 	__u64 want = op == OP_SENDFILE ? 0 : ret; /* sendfile's bytes are never in user memory */
 	if (want > capture_bytes)
 		want = capture_bytes;
 	if (want > HTTP_CAPTURE_MAX)
 		want = HTTP_CAPTURE_MAX;
-	if ((op == OP_SEND_BUF || op == OP_RECV_BUF) && want > c->count)
-		want = c->count;
-
-	struct http_event hdr = {
-		.ts_ns = bpf_ktime_get_boot_ns(),
-		.cookie = c->cookie,
-		.pid = c->tgid,
-		.seq = c->seq,
-		.other_seq = c->other_seq,
-		.size = ret > 0xffffffffL ? 0xffffffff : ret,
-		.kind = send ? HTTP_KIND_SENT : HTTP_KIND_RECEIVED,
-	};
-	if (!send) {
-		/* Every byte sent before the bytes just read arrived: read now,
-		 * not at enter, since a read may wait while the request goes out. */
-		struct tcp_sock *tp = bpf_rdonly_cast((void *)c->sk, bpf_core_type_id_kernel(struct tcp_sock));
-		hdr.other_seq = tp->write_seq;
-	}
-	stat_inc(STAT_EVENTS);
-
 	__u32 got = 0;
-	if (bpf_probe_read_user_dynptr && !scratch_copy) {
-		/* One copy, user memory to ring. The record is reserved at the
-		 * size asked; what could not be read is left out by cap_len. */
-		struct bpf_dynptr dp;
-		if (bpf_ringbuf_reserve_dynptr(&events, sizeof(hdr) + want, 0, &dp)) {
-			bpf_ringbuf_discard_dynptr(&dp, BPF_RB_NO_WAKEUP);
-			stat_inc(STAT_RINGBUF_FULL);
-			return 0;
-		}
-		got = copy_to_ring(&dp, c, op, want);
-		if (got < want)
-			stat_inc(STAT_PARSE_ERROR); /* user memory not readable: fewer bytes than asked */
-		hdr.cap_len = got;
-		bpf_dynptr_write(&dp, 0, &hdr, sizeof(hdr), 0);
-		bpf_ringbuf_submit_dynptr(&dp, wakeup_flags(s));
-		return 0;
-	}
-
 	switch (op) {
 	case OP_SEND_BUF:
 	case OP_RECV_BUF:
+		if (want > c->count)
+			want = c->count;
 		if (want && !bpf_probe_read_user(s->data, want, (void *)c->buf))
 			got = want;
 		break;
@@ -435,16 +372,23 @@ int http_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	if (got < want)
 		stat_inc(STAT_PARSE_ERROR); /* user memory not readable: fewer bytes than asked */
-	hdr.cap_len = got;
-	s->h = hdr;
+	h->cap_len = got;
+	stat_inc(STAT_EVENTS);
 
-	__u64 size = sizeof(hdr) + got;
+	__u64 size = sizeof(*h) + got;
 	/* Keep the compiler from moving the bounds check off the register
 	 * passed as the size: the verifier needs it there. */
 	asm volatile("" : "+r"(size));
 	if (size > sizeof(*s))
 		return 0;
-	if (bpf_ringbuf_output(&events, s, size, wakeup_flags(s)))
+	/* Waking the reader costs microseconds per record; it polls every
+	 * 200 ms anyway, so wake it only when the ring fills up. Reading the
+	 * fill every 16th record of a CPU overshoots by at most 16 records
+	 * a CPU, far below the three quarters of the ring left. */
+	__u64 wflags = BPF_RB_NO_WAKEUP;
+	if ((++s->outputs & 15) == 0 && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes)
+		wflags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, s, size, wflags))
 		stat_inc(STAT_RINGBUF_FULL);
 	return 0;
 }

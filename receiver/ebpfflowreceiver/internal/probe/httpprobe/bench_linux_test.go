@@ -33,9 +33,7 @@ func (drain) Tick(time.Time)          {}
 //     the whole call as the process sees it, probe attached (compare with
 //     the same figure of BenchmarkFileCallsBare).
 //
-// Each runs with records copied straight into the ring (direct; kernels
-// from 6.16) and through the per-CPU scratch. The statistics are the
-// programs' over the whole machine: run it quiet.
+// The statistics are the programs' over the whole machine: run it quiet.
 func BenchmarkHTTPProbeKernel(b *testing.B) {
 	testkit.RequireRoot(b)
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
@@ -43,14 +41,7 @@ func BenchmarkHTTPProbeKernel(b *testing.B) {
 		b.Fatalf("enable BPF run-time stats: %v", err)
 	}
 	defer stats.Close()
-	for _, scratch := range []bool{false, true} {
-		name := map[bool]string{false: "direct", true: "scratch"}[scratch]
-		b.Run(name, func(b *testing.B) { benchProbeKernel(b, scratch) })
-	}
-}
-
-func benchProbeKernel(b *testing.B, scratchCopy bool) {
-	p, err := Load(Config{CaptureBytes: 4096, MaxConns: 16384, scratchCopy: scratchCopy})
+	p, err := Load(Config{CaptureBytes: 4096, MaxConns: 16384})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -104,7 +104,6 @@ const (
 	httpProgHttpExit          = "http_exit"
 	httpProgHttpSetState      = "http_set_state"
 	httpVarCaptureBytes       = "capture_bytes"
-	httpVarScratchCopy        = "scratch_copy"
 	httpVarSelfTgid           = "self_tgid"
 	httpVarUnusedHttpConn     = "unused_http_conn"
 	httpVarUnusedHttpConnFlag = "unused_http_conn_flag"
@@ -185,7 +184,6 @@ type httpMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type httpVariableSpecs struct {
 	CaptureBytes       *ebpf.VariableSpec `ebpf:"capture_bytes"`
-	ScratchCopy        *ebpf.VariableSpec `ebpf:"scratch_copy"`
 	SelfTgid           *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedHttpConn     *ebpf.VariableSpec `ebpf:"unused_http_conn"`
 	UnusedHttpConnFlag *ebpf.VariableSpec `ebpf:"unused_http_conn_flag"`
@@ -237,7 +235,6 @@ func (m *httpMaps) Close() error {
 // It can be passed to loadHttpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type httpVariables struct {
 	CaptureBytes       *ebpf.Variable `ebpf:"capture_bytes"`
-	ScratchCopy        *ebpf.Variable `ebpf:"scratch_copy"`
 	SelfTgid           *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedHttpConn     *ebpf.Variable `ebpf:"unused_http_conn"`
 	UnusedHttpConnFlag *ebpf.Variable `ebpf:"unused_http_conn_flag"`

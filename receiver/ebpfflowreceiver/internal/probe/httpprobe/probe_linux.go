@@ -32,10 +32,6 @@ type Config struct {
 	CaptureBytes int    // bytes copied per socket call, 1..CaptureMax
 	MaxConns     uint32 // connections tracked in the kernel at once
 	SelfPID      uint32 // a process whose sockets are not captured (the collector's own exports)
-
-	// scratchCopy makes the kernel assemble records in its per-CPU
-	// scratch, as kernels before 6.16 do, to test that path here.
-	scratchCopy bool
 }
 
 // Probe is the loaded http probe.
@@ -77,7 +73,6 @@ func Load(cfg Config) (*Probe, error) {
 		"wakeup_bytes":  uint64(n / 4),
 		"capture_bytes": uint32(cfg.CaptureBytes),
 		"self_tgid":     cfg.SelfPID,
-		"scratch_copy":  cfg.scratchCopy,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("http probe: %s: %w", name, err)

@@ -194,21 +194,10 @@ func readFull(t *testing.T, fd int, n int, bufSize int) ([]byte, []int) {
 // end of stream, the connection's addresses, process and cgroup, and its
 // close. File, pipe, UDP and Unix socket I/O of the same process, carrying
 // a marker, must not be captured.
-//
-// It runs twice: with records copied straight from user memory into the
-// ring (kernels from 6.16) and assembled in the per-CPU scratch first.
 func TestCaptureSocketCalls(t *testing.T) {
-	for _, scratch := range []bool{false, true} {
-		t.Run(map[bool]string{false: "direct", true: "scratch"}[scratch], func(t *testing.T) {
-			testCaptureSocketCalls(t, scratch)
-		})
-	}
-}
-
-func testCaptureSocketCalls(t *testing.T, scratchCopy bool) {
 	const captureBytes = 4096
 	cgroupID := testkit.InChildCgroup(t) // sockets are made after: theirs
-	c := startCapture(t, Config{CaptureBytes: captureBytes, MaxConns: 4096, scratchCopy: scratchCopy})
+	c := startCapture(t, Config{CaptureBytes: captureBytes, MaxConns: 4096})
 	ns := testkit.NewNetns(t, "ebpfflow-httpcap")
 	port := 18080
 	pcap := testkit.StartPcap(t, ns, "lo", "tcp port "+strconv.Itoa(port), t.TempDir())
