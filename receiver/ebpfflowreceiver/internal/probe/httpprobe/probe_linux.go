@@ -10,7 +10,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
@@ -39,7 +38,7 @@ type Config struct {
 type Probe struct {
 	objs         httpObjects
 	links        probe.Links
-	reader       *ringbuf.Reader
+	ring         *ring
 	decodeErrors atomic.Uint64
 	ignored      atomic.Uint64
 }
@@ -87,7 +86,7 @@ func Load(cfg Config) (*Probe, error) {
 		}
 		return nil, fmt.Errorf("load http probe: %w", permissionHint(err, "root, or CAP_BPF and CAP_PERFMON"))
 	}
-	if p.reader, err = ringbuf.NewReader(p.objs.Events); err != nil {
+	if p.ring, err = newRing(p.objs.Events); err != nil {
 		return nil, errors.Join(fmt.Errorf("http probe ring buffer: %w", err), p.objs.Close())
 	}
 	return p, nil
@@ -143,30 +142,11 @@ const pollInterval = 200 * time.Millisecond
 // decode is counted (Counters().DecodeErrors) and skipped. boot is the
 // wall time of CLOCK_BOOTTIME zero.
 func (p *Probe) Run(ctx context.Context, boot time.Time, h Handler) error {
-	var (
-		rec ringbuf.Record
-		r   record
-	)
-	// The deadline matters only when the reader waits, after the last
-	// record of a batch: setting it per record would read the clock per
-	// record.
-	p.reader.SetDeadline(time.Now()) // records already in the ring are read at once
-	for ctx.Err() == nil {
-		if err := p.reader.ReadInto(&rec); err != nil {
-			switch {
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				now := time.Now()
-				h.Tick(now)
-				p.reader.SetDeadline(now.Add(pollInterval))
-				continue
-			case errors.Is(err, ringbuf.ErrClosed):
-				return nil
-			}
-			return fmt.Errorf("read http ring buffer: %w", err)
-		}
-		if err := decode(rec.RawSample, boot, &r); err != nil {
+	var r record
+	handle := func(raw []byte) {
+		if err := decode(raw, boot, &r); err != nil {
 			p.decodeErrors.Add(1)
-			continue
+			return
 		}
 		switch r.kind {
 		case kindOpen:
@@ -176,10 +156,19 @@ func (p *Probe) Run(ctx context.Context, boot time.Time, h Handler) error {
 		default:
 			h.Chunk(&r.chunk)
 		}
-		if rec.Remaining == 0 {
+	}
+	for ctx.Err() == nil {
+		_, err := p.ring.read(handle)
+		if err == nil {
 			now := time.Now()
 			h.Tick(now)
-			p.reader.SetDeadline(now.Add(pollInterval))
+			err = p.ring.wait(now.Add(pollInterval))
+		}
+		switch {
+		case errors.Is(err, errRingClosed):
+			return nil
+		case err != nil:
+			return fmt.Errorf("read http ring buffer: %w", err)
 		}
 	}
 	return nil
@@ -215,7 +204,7 @@ func (p *Probe) Counters() (probe.Counters, error) {
 // Close detaches and unloads everything; a Run in progress returns.
 func (p *Probe) Close() error {
 	p.links.Close()
-	rerr := p.reader.Close()
+	rerr := p.ring.close()
 	return errors.Join(rerr, p.objs.Close())
 }
 
