@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -19,14 +20,21 @@ import (
 // store of the consumer position, where a record-at-a-time reader copies
 // each record and stores the position per record (the per-record cost of
 // a few hundred thousand records a second).
+//
+// The reader waits for the kernel's wakeups in the Go runtime's network
+// poller (the map's fd is pollable), not in a blocking epoll_wait: a
+// goroutine blocked in a system call makes the runtime's monitor thread
+// poll every 20 µs to hand its processor on, a cost that grows with how
+// often the reader blocks.
 type ring struct {
-	mu      sync.Mutex // held by wait and read; close takes it to unmap
+	mu      sync.Mutex // held by read; close takes it to unmap
 	cons    []byte     // consumer page (read-write): the position we have read up to
 	prod    []byte     // producer page, then the data pages mapped twice
 	data    []byte     // the data, twice: a record that wraps is contiguous
 	mask    uint64
-	epfd    int
-	closefd int // eventfd that interrupts wait
+	file    *os.File // a non-blocking duplicate of the map's fd, in the poller
+	conn    syscall.RawConn
+	closing atomic.Bool // set before the file is closed: a failed wait then means closed
 	closed  bool
 }
 
@@ -42,9 +50,12 @@ var errRingClosed = errors.New("ring closed")
 func newRing(m *ebpf.Map) (_ *ring, err error) {
 	size := int(m.MaxEntries())
 	page := os.Getpagesize()
-	r := &ring{mask: uint64(size - 1), epfd: -1, closefd: -1}
+	r := &ring{mask: uint64(size - 1)}
 	defer func() {
 		if err != nil {
+			if r.file != nil {
+				r.file.Close()
+			}
 			r.unmap()
 		}
 	}()
@@ -56,16 +67,18 @@ func newRing(m *ebpf.Map) (_ *ring, err error) {
 		return nil, fmt.Errorf("mmap ring data: %w", err)
 	}
 	r.data = r.prod[page:]
-	if r.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("ring epoll: %w", err)
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("ring fd: %w", err)
 	}
-	if r.closefd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		return nil, fmt.Errorf("ring eventfd: %w", err)
+	if err = unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil, fmt.Errorf("ring fd: %w", err)
 	}
-	for _, f := range []int{fd, r.closefd} {
-		if err = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, f, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(f)}); err != nil {
-			return nil, fmt.Errorf("ring epoll add: %w", err)
-		}
+	// A non-blocking fd is registered with the runtime's poller.
+	r.file = os.NewFile(uintptr(dup), "http-ring")
+	if r.conn, err = r.file.SyscallConn(); err != nil {
+		return nil, fmt.Errorf("ring fd: %w", err)
 	}
 	return r, nil
 }
@@ -117,42 +130,41 @@ func (r *ring) read(f func([]byte)) (int, error) {
 	return n, nil
 }
 
-// wait blocks until the kernel wakes the reader, the deadline passes or
-// the ring is closed (errRingClosed).
+// wait blocks until the ring holds records, the deadline passes or the
+// ring is closed (errRingClosed).
 func (r *ring) wait(deadline time.Time) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+	if err := r.file.SetReadDeadline(deadline); err != nil {
+		return r.waitErr(err)
+	}
+	// The poller calls the check, and parks the goroutine until the
+	// kernel's next wakeup when it reports nothing to read.
+	return r.waitErr(r.conn.Read(func(uintptr) bool { return r.pending() }))
+}
+
+func (r *ring) waitErr(err error) error {
+	switch {
+	case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
+		return nil
+	case r.closing.Load():
 		return errRingClosed
 	}
-	var ev [2]unix.EpollEvent
-	for {
-		ms := int(time.Until(deadline).Milliseconds())
-		if ms <= 0 {
-			return nil
-		}
-		k, err := unix.EpollWait(r.epfd, ev[:], ms)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("ring epoll wait: %w", err)
-		}
-		for _, e := range ev[:k] {
-			if int(e.Fd) == r.closefd {
-				return errRingClosed
-			}
-		}
-		return nil
-	}
+	return fmt.Errorf("ring wait: %w", err)
+}
+
+// pending reports whether submitted records wait to be read. The mapping
+// outlives every wait: close unmaps only after closing the file, which
+// ends a wait in progress.
+func (r *ring) pending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.closed && atomic.LoadUint64(r.consPos()) != atomic.LoadUint64(r.prodPos())
 }
 
 // close interrupts a wait and unmaps the ring once no read or wait runs.
 func (r *ring) close() error {
-	if r.closefd >= 0 {
-		var one [8]byte
-		one[0] = 1
-		unix.Write(r.closefd, one[:])
+	var ferr error
+	if r.file != nil && !r.closing.Swap(true) {
+		ferr = r.file.Close() // ends a wait in progress
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -160,7 +172,7 @@ func (r *ring) close() error {
 		return nil
 	}
 	r.closed = true
-	return r.unmap()
+	return errors.Join(ferr, r.unmap())
 }
 
 func (r *ring) unmap() error {
@@ -170,12 +182,6 @@ func (r *ring) unmap() error {
 			errs = append(errs, unix.Munmap(b))
 		}
 	}
-	for _, fd := range []int{r.epfd, r.closefd} {
-		if fd >= 0 {
-			errs = append(errs, unix.Close(fd))
-		}
-	}
 	r.cons, r.prod, r.data = nil, nil, nil
-	r.epfd, r.closefd = -1, -1
 	return errors.Join(errs...)
 }
