@@ -765,7 +765,10 @@ func printLoad(r *loadResult, with []runFigures, runs, conns int) {
 		fmt.Printf("%-50s %12.3f ms without, %.3f with (statistics off), %.3f with (statistics on): machine CPU (/proc/stat user+nice+system+irq+softirq)\n",
 			"machine CPU per 1k requests", r.machineNone, r.machineNoStats, r.machineStats)
 		noise := "the effect is larger than the noise"
-		if r.addedMAD >= math.Abs(r.added) {
+		switch {
+		case r.pairs < 3:
+			noise = "too few rounds to tell the noise"
+		case r.addedMAD >= math.Abs(r.added):
 			noise = "NOISE AS LARGE AS THE EFFECT: this figure does not resolve the collector's cost"
 		}
 		fmt.Printf("%-50s %12.3f ms median of %d paired rounds (spread: %.3f .. %.3f, MAD %.3f; %d of %d pairs cost more with the collector): %s\n",
