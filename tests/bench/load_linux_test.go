@@ -764,12 +764,17 @@ func printLoad(r *loadResult, with []runFigures, runs, conns int) {
 	if r.full {
 		fmt.Printf("%-50s %12.3f ms without, %.3f with (statistics off), %.3f with (statistics on): machine CPU (/proc/stat user+nice+system+irq+softirq)\n",
 			"machine CPU per 1k requests", r.machineNone, r.machineNoStats, r.machineStats)
-		noise := "the effect is larger than the noise"
+		var noise string
 		switch {
 		case r.pairs < 3:
 			noise = "too few rounds to tell the noise"
 		case r.addedMAD >= math.Abs(r.added):
 			noise = "NOISE AS LARGE AS THE EFFECT: this figure does not resolve the collector's cost"
+		default:
+			noise = fmt.Sprintf("noise (MAD) %.0f%% of the effect", 100*r.addedMAD/math.Abs(r.added))
+			if r.addedMin < 0 && r.addedMax > 0 {
+				noise += "; single rounds differ in sign: only the median means something"
+			}
 		}
 		fmt.Printf("%-50s %12.3f ms median of %d paired rounds (spread: %.3f .. %.3f, MAD %.3f; %d of %d pairs cost more with the collector): %s\n",
 			"total CPU added per 1k requests (statistics off)", r.added, r.pairs, r.addedMin, r.addedMax, r.addedMAD, r.addedPositive, r.pairs, noise)
