@@ -306,8 +306,10 @@ func (r *loadRig) measure(b *testing.B, conns, runs int, full bool) *loadResult 
 	b.ReportMetric(res.rssAnon, "rss-anon-MB")
 	b.ReportMetric(res.rssFile, "rss-file-MB")
 	b.ReportMetric(float64(flows), "flows")
-	if res.calib > 0 {
+	if own {
 		b.ReportMetric(res.calib, "stats-ns/run")
+	}
+	if res.calib > 0 {
 		b.ReportMetric(res.nsPerPacketNet, "kernel-net-ns/packet")
 		b.ReportMetric(res.cpuPer1kNet, "cpu-net-ms/1k-requests")
 	}
