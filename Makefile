@@ -120,7 +120,9 @@ bench: build
 
 ## bench-load: nginx in one pod, wrk -t1 in another, 7 alternating runs without/with the built
 ## collector: throughput ratio, ns per packet of every program, CPU per 1k requests, RSS; at
-## a few hot connections, 10k flows and 100 -> 100k flows
+## a few hot connections, 10k flows and 100 -> 100k flows. At the hot load and 10k flows the
+## rounds add an empty cgroup_skb pair (the run-time statistics' own cost, printed and netted
+## out beside the raw figures) and the collector with statistics off (machine CPU it adds)
 bench-load: build
 	$(SUDO) env "PATH=$$PATH" "GOFLAGS=$(GOFLAGS)" CGO_ENABLED=0 \
 		$(GO) run ./tests/bench -collector $(CURDIR)/$(BIN) -skip-go-bench -rss=false -load-args "$(LOAD_ARGS)"

@@ -14,7 +14,23 @@ import (
 // subtract from a probe's.
 func NoopCgroupSKB(t testing.TB, root string) []*ebpf.Program {
 	t.Helper()
-	var progs []*ebpf.Program
+	progs, detach, err := AttachNoopCgroupSKB(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(detach)
+	return progs
+}
+
+// AttachNoopCgroupSKB is NoopCgroupSKB for a shorter life than a test's:
+// detach unloads both programs.
+func AttachNoopCgroupSKB(root string) (progs []*ebpf.Program, detach func(), err error) {
+	var closers []func() error
+	detach = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
+	}
 	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetEgress, ebpf.AttachCGroupInetIngress} {
 		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 			Type:         ebpf.CGroupSKB,
@@ -22,15 +38,17 @@ func NoopCgroupSKB(t testing.TB, root string) []*ebpf.Program {
 			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
 		})
 		if err != nil {
-			t.Fatal(err)
+			detach()
+			return nil, nil, err
 		}
-		t.Cleanup(func() { prog.Close() })
+		closers = append(closers, prog.Close)
 		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: at, Program: prog})
 		if err != nil {
-			t.Fatal(err)
+			detach()
+			return nil, nil, err
 		}
-		t.Cleanup(func() { l.Close() })
+		closers = append(closers, l.Close)
 		progs = append(progs, prog)
 	}
-	return progs
+	return progs, detach, nil
 }

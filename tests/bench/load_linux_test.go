@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"os"
@@ -58,7 +59,22 @@ type loadRig struct {
 	urls     []string // the server's addresses, one per wrk
 	status   string   // nginx's request counter
 	cgroup   string   // the collector runs here: its CPU from cpu.stat
+	root     string   // the cgroup the collector's programs attach to
+	stats    *statsSwitch
+	// calib is the statistics' own cost per program run measured at the
+	// first load that ran the empty programs, for the loads that do not.
+	calib float64
 }
+
+// variant is one kind of run in the alternation.
+type variant int
+
+const (
+	vNone    variant = iota // no collector, statistics off: the baseline
+	vStats                  // the collector, statistics on: every per-program figure
+	vNoStats                // the collector, statistics off, as a node runs it: machine CPU
+	vEmpty                  // empty cgroup_skb programs, statistics on: the statistics' own cost
+)
 
 // BenchmarkLoad runs the side-by-side benchmark. Sub-benchmarks: "hot" is
 // the issue's workload (wrk -t1 -c4, keep-alive: a few hot flows), then one
@@ -69,17 +85,13 @@ func BenchmarkLoad(b *testing.B) {
 	testkit.RequireRoot(b)
 	testkit.RequireTools(b, "ip", "nginx", "wrk", "sysctl", "curl")
 	bin := testkit.CollectorBinary(b, "../../distribution/_build/otelcol-ebpfflow")
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		b.Fatalf("enable BPF run-time stats (kernel.bpf_stats_enabled): %v", err)
-	}
-	defer stats.Close()
 	raiseNoFile(uint64(wrkConns + 1000)) // inherited by wrk and nginx
 	rig := newLoadRig(b, bin)
+	rig.stats = newStatsSwitch(b)
 
 	var hot *loadResult
 	b.Run("hot", func(b *testing.B) {
-		hot = rig.measure(b, *loadHot, *loadRuns)
+		hot = rig.measure(b, *loadHot, *loadRuns, true)
 	})
 	if *loadFlows == "" {
 		return
@@ -90,12 +102,14 @@ func BenchmarkLoad(b *testing.B) {
 		if err != nil || flows < 2 {
 			b.Fatalf("-load.flows: %q is not a flow count", f)
 		}
-		runs := *loadSlopeRuns
+		runs, full := *loadSlopeRuns, false
 		if flows == rssGoalFlows {
-			runs = *loadRuns // the goal's own figure gets the full set
+			// The goal's own figure gets the full set, and the
+			// calibration and statistics-off runs.
+			runs, full = *loadRuns, true
 		}
 		b.Run(fmt.Sprintf("flows%d", flows), func(b *testing.B) {
-			r := rig.measure(b, flows/2, runs)
+			r := rig.measure(b, flows/2, runs, full)
 			if hot != nil && hot.nsPerPacket > 0 {
 				b.ReportMetric(r.nsPerPacket/hot.nsPerPacket, "cost-vs-hot")
 			}
@@ -177,7 +191,7 @@ http {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { os.Remove(cg) })
-	return &loadRig{srv: srv, cli: cli, bin: bin, dir: dir, urls: urls, status: urls[0] + "status", cgroup: cg}
+	return &loadRig{srv: srv, cli: cli, bin: bin, dir: dir, urls: urls, status: urls[0] + "status", cgroup: cg, root: testkit.CgroupV2Mount(b)}
 }
 
 // runFigures is one run's measurements.
@@ -188,6 +202,8 @@ type runFigures struct {
 	progs            map[string]progDelta
 	packets          float64 // packets the packet hooks saw: egress + ingress runs
 	bpfNs            float64 // every program of the collector
+	bpfRuns          float64 // runs of every program: each paid the statistics once
+	machineNs        float64 // CPU of the whole machine over the window (/proc/stat)
 	userNs, sysNs    float64 // the collector's own CPU
 	rssAnon, rssFl   float64 // MB at the end of the run
 	rssExe, rssRings float64 // of rssFl: the binary's pages, mmap'ed BPF ring buffers
@@ -209,11 +225,32 @@ type loadResult struct {
 	rssAnon, rssFile         float64
 	rssExe, rssRings         float64
 	flowsActive              float64
+
+	// The statistics' own cost, from the empty programs (vEmpty runs).
+	calib          float64 // ns per program run
+	calibOwn       bool    // measured at this load, not taken from an earlier one
+	runsPerPacket  float64 // program runs per packet, all programs
+	nsPerPacketNet float64 // nsPerPacket less runsPerPacket x calib
+	cpuPer1kNet    float64 // cpuPer1k less the statistics' cost of every run
+	rpsEmpty       float64
+
+	// Statistics off (vNone and vNoStats runs): machine CPU, /proc/stat.
+	full                 bool
+	rpsNoStats           float64
+	machineNone          float64 // ms per 1k requests without the collector
+	machineNoStats       float64 // with it, statistics off
+	machineStats         float64 // with it, statistics on
+	added                float64 // median of the per-iteration differences with (off) - without
+	addedMin, addedMax   float64
+	addedMAD             float64 // median absolute deviation of those differences
+	addedPositive, pairs int
 }
 
-// measure runs wrk with conns connections: runs alternating pairs, the
-// order flipping every pair so that neither side always goes first.
-func (r *loadRig) measure(b *testing.B, conns, runs int) *loadResult {
+// measure runs wrk with conns connections: runs alternating rounds, the
+// order rotating every round so that no variant always goes first. A full
+// measure adds the empty programs (calibration) and the collector with
+// statistics off to the round.
+func (r *loadRig) measure(b *testing.B, conns, runs int, full bool) *loadResult {
 	b.Helper()
 	flows := 2 * conns
 	// The packet path is measured as the issue defines it (flows, drops,
@@ -226,36 +263,68 @@ func (r *loadRig) measure(b *testing.B, conns, runs int) *loadResult {
 		// operator would.
 		settings += fmt.Sprintf("\n    max_flows: %d", 2*flows)
 	}
-	var without, with []runFigures
+	variants := []variant{vNone, vStats}
+	if full {
+		variants = append(variants, vNoStats, vEmpty)
+	}
+	figs := map[variant][]runFigures{}
 	for i := range runs {
 		r.drain(b)
-		order := []bool{false, true}
-		if i%2 == 1 {
-			order = []bool{true, false}
-		}
-		for _, on := range order {
-			if on {
-				with = append(with, r.runWith(b, conns, i, settings))
-			} else {
-				without = append(without, r.runWrk(b, conns, nil))
+		for k := range variants {
+			v := variants[(i+k)%len(variants)]
+			r.stats.set(b, v == vStats || v == vEmpty)
+			var f runFigures
+			switch v {
+			case vNone:
+				f = r.runWrk(b, conns, nil, nil)
+			case vStats, vNoStats:
+				f = r.runWith(b, conns, fmt.Sprintf("%d-%d", i, v), settings, v == vStats)
+			case vEmpty:
+				f = r.runEmpty(b, conns)
 			}
+			figs[v] = append(figs[v], f)
 			r.drain(b)
 		}
 	}
-	res := summarize(conns, flows, without, with)
+	r.stats.set(b, false)
+	calib, own := r.calib, false
+	if e := figs[vEmpty]; len(e) > 0 {
+		calib = medianOf(e, func(f runFigures) float64 { return f.bpfNs / f.bpfRuns })
+		own = true
+		if r.calib == 0 {
+			r.calib = calib
+		}
+	}
+	res := summarize(conns, flows, figs, calib)
+	res.calibOwn = own
+	with := figs[vStats]
 	printLoad(res, with, runs, conns)
 	b.ReportMetric(res.rpsWith/res.rpsWithout, "throughput-ratio")
 	b.ReportMetric(res.nsPerPacket, "kernel-ns/packet")
 	b.ReportMetric(res.cpuPer1k, "cpu-ms/1k-requests")
 	b.ReportMetric(res.rssAnon+res.rssFile, "rss-MB")
+	b.ReportMetric(res.rssAnon, "rss-anon-MB")
+	b.ReportMetric(res.rssFile, "rss-file-MB")
 	b.ReportMetric(float64(flows), "flows")
+	if own {
+		b.ReportMetric(res.calib, "stats-ns/run")
+	}
+	if res.calib > 0 {
+		b.ReportMetric(res.nsPerPacketNet, "kernel-net-ns/packet")
+		b.ReportMetric(res.cpuPer1kNet, "cpu-net-ms/1k-requests")
+	}
+	if full {
+		b.ReportMetric(res.rpsNoStats/res.rpsWithout, "throughput-ratio-stats-off")
+		b.ReportMetric(res.added, "cpu-added-ms/1k-stats-off")
+	}
 	return res
 }
 
-// runWith starts the collector, measures one wrk run and stops it.
-func (r *loadRig) runWith(b *testing.B, conns, i int, settings string) runFigures {
+// runWith starts the collector, measures one wrk run and stops it; with
+// progStats, its programs' run-time statistics too (they must be on).
+func (r *loadRig) runWith(b *testing.B, conns int, run, settings string, progStats bool) runFigures {
 	b.Helper()
-	dir := filepath.Join(r.dir, fmt.Sprintf("collector-c%d-%d", conns, i))
+	dir := filepath.Join(r.dir, fmt.Sprintf("collector-c%d-%s", conns, run))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
@@ -267,13 +336,40 @@ func (r *loadRig) runWith(b *testing.B, conns, i int, settings string) runFigure
 		b.Fatalf("move the collector into %s: %v", r.cgroup, err)
 	}
 	time.Sleep(time.Second) // start-up work done, first flush scheduled
-	return r.runWrk(b, conns, &collectorProc{pid: pid, metricsURL: c.MetricsURL, cgroup: r.cgroup})
+	return r.runWrk(b, conns, &collectorProc{pid: pid, metricsURL: c.MetricsURL, cgroup: r.cgroup, progStats: progStats}, nil)
+}
+
+// runEmpty measures one wrk run with an empty cgroup_skb program on each
+// direction of the cgroup the collector attaches to: under run-time
+// statistics, its ns per run is what the statistics themselves add to every
+// program run (two clock reads), which a node with them off does not pay.
+func (r *loadRig) runEmpty(b *testing.B, conns int) runFigures {
+	b.Helper()
+	progs, detach, err := testkit.AttachNoopCgroupSKB(r.root)
+	if err != nil {
+		b.Fatalf("attach empty cgroup_skb programs to %s: %v", r.root, err)
+	}
+	defer detach()
+	ids := make([]uint32, 0, len(progs))
+	for _, p := range progs {
+		info, err := p.Info()
+		if err != nil {
+			b.Fatal(err)
+		}
+		id, ok := info.ID()
+		if !ok {
+			b.Fatal("empty cgroup_skb program: the kernel gave no program id")
+		}
+		ids = append(ids, uint32(id))
+	}
+	return r.runWrk(b, conns, nil, ids)
 }
 
 type collectorProc struct {
 	pid        int
 	metricsURL string
 	cgroup     string
+	progStats  bool // read its programs' run-time statistics
 }
 
 var (
@@ -284,8 +380,8 @@ var (
 // warm-up (every connection open and busy), for -load.duration. Requests
 // in the window come from nginx's own counter (stub_status); with a
 // collector, its programs, CPU and memory are read at both ends of the
-// window.
-func (r *loadRig) runWrk(b *testing.B, conns int, col *collectorProc) runFigures {
+// window, and so are the programs in progIDs; the machine's CPU always.
+func (r *loadRig) runWrk(b *testing.B, conns int, col *collectorProc, progIDs []uint32) runFigures {
 	b.Helper()
 	window := *loadDuration
 	// Opening tens of thousands of connections takes seconds; nothing of it
@@ -317,31 +413,39 @@ func (r *loadRig) runWrk(b *testing.B, conns int, col *collectorProc) runFigures
 	}
 
 	var (
-		f       runFigures
-		progIDs []uint32
-		before  map[uint32]progCounters
-		cpu0    cpuStat
-		err     error
+		f      runFigures
+		before map[uint32]progCounters
+		cpu0   cpuStat
 	)
 	time.Sleep(warmup)
-	if col != nil {
-		if progIDs, err = programsOf(col.pid); err != nil {
+	if col != nil && col.progStats {
+		ids, err := programsOf(col.pid)
+		if err != nil {
 			b.Fatal(err)
 		}
+		progIDs = append(progIDs, ids...)
+	}
+	if len(progIDs) > 0 {
 		before = readProgStats(b, progIDs)
+	}
+	if col != nil {
 		cpu0 = readCPUStat(b, col.cgroup)
 	}
+	m0 := readMachineCPU(b)
 	req0, t0 := r.nginxRequests(b), time.Now()
 	time.Sleep(window)
 	req1, t1 := r.nginxRequests(b), time.Now()
+	f.machineNs = float64(readMachineCPU(b)-m0) * 1e9 / userHZ
 	if col != nil {
-		after := readProgStats(b, progIDs)
 		cpu1 := readCPUStat(b, col.cgroup)
 		f.rssAnon, _ = procStatus(col.pid, "RssAnon")
 		f.rssFl, _ = procStatus(col.pid, "RssFile")
 		f.rssExe, f.rssRings, _ = fileRSS(col.pid)
 		f.flowsActive = selfMetric(col.metricsURL, "ebpfflow_flows_active")
 		f.userNs, f.sysNs = float64(cpu1.userUs-cpu0.userUs)*1e3, float64(cpu1.sysUs-cpu0.sysUs)*1e3
+	}
+	if len(progIDs) > 0 {
+		after := readProgStats(b, progIDs)
 		f.progs = map[string]progDelta{}
 		var egress, ingress float64
 		for id, a := range after {
@@ -353,6 +457,7 @@ func (r *loadRig) runWrk(b *testing.B, conns int, col *collectorProc) runFigures
 			}
 			f.progs[a.name] = d
 			f.bpfNs += float64(a.ns - p.ns)
+			f.bpfRuns += float64(a.runs - p.runs)
 			if a.typ == "CGroupSKB" {
 				// Every program on a hook runs for each packet crossing it.
 				switch {
@@ -507,13 +612,15 @@ func medianOf(fs []runFigures, f func(runFigures) float64) float64 {
 	return median(xs)
 }
 
-func summarize(conns, flows int, without, with []runFigures) *loadResult {
+func summarize(conns, flows int, figs map[variant][]runFigures, calib float64) *loadResult {
+	without, with := figs[vNone], figs[vStats]
 	per1k := func(ns float64, r runFigures) float64 { return ns / 1e6 / r.requests * 1000 }
-	return &loadResult{
+	rps := func(r runFigures) float64 { return r.rps }
+	res := &loadResult{
 		conns:       conns,
 		flows:       flows,
-		rpsWithout:  medianOf(without, func(r runFigures) float64 { return r.rps }),
-		rpsWith:     medianOf(with, func(r runFigures) float64 { return r.rps }),
+		rpsWithout:  medianOf(without, rps),
+		rpsWith:     medianOf(with, rps),
 		nsPerPacket: medianOf(with, func(r runFigures) float64 { return r.bpfNs / r.packets }),
 		packetsPerR: medianOf(with, func(r runFigures) float64 { return r.packets / r.requests }),
 		cpuPer1k:    medianOf(with, func(r runFigures) float64 { return per1k(r.bpfNs+r.userNs+r.sysNs, r) }),
@@ -525,7 +632,45 @@ func summarize(conns, flows int, without, with []runFigures) *loadResult {
 		rssExe:      medianOf(with, func(r runFigures) float64 { return r.rssExe }),
 		rssRings:    medianOf(with, func(r runFigures) float64 { return r.rssRings }),
 		flowsActive: medianOf(with, func(r runFigures) float64 { return r.flowsActive }),
+
+		calib:         calib,
+		runsPerPacket: medianOf(with, func(r runFigures) float64 { return r.bpfRuns / r.packets }),
+		rpsEmpty:      medianOf(figs[vEmpty], rps),
 	}
+	if calib > 0 {
+		// Every run of every program paid the statistics once, whatever
+		// its type: the same two clock reads around it.
+		net := func(r runFigures) float64 { return r.bpfNs - r.bpfRuns*calib }
+		res.nsPerPacketNet = medianOf(with, func(r runFigures) float64 { return net(r) / r.packets })
+		res.cpuPer1kNet = medianOf(with, func(r runFigures) float64 { return per1k(net(r)+r.userNs+r.sysNs, r) })
+	}
+	off := figs[vNoStats]
+	if len(off) == 0 {
+		return res
+	}
+	res.full = true
+	machine := func(r runFigures) float64 { return per1k(r.machineNs, r) }
+	res.rpsNoStats = medianOf(off, rps)
+	res.machineNone = medianOf(without, machine)
+	res.machineNoStats = medianOf(off, machine)
+	res.machineStats = medianOf(with, machine)
+	// Each round's pair ran back to back: their difference cancels what
+	// drifts between rounds (other work on the machine).
+	d := make([]float64, 0, len(off))
+	for i := range min(len(off), len(without)) {
+		d = append(d, machine(off[i])-machine(without[i]))
+	}
+	res.added, res.pairs = median(d), len(d)
+	res.addedMin, res.addedMax = slices.Min(d), slices.Max(d)
+	dev := make([]float64, len(d))
+	for i, x := range d {
+		dev[i] = math.Abs(x - res.added)
+		if x > 0 {
+			res.addedPositive++
+		}
+	}
+	res.addedMAD = median(dev)
+	return res
 }
 
 func loadAvg() string {
@@ -543,17 +688,35 @@ func verdict(ratio float64, higherBetter bool) string {
 	return "MISSED"
 }
 
-// printLoad prints the table of one load.
+// printLoad prints the table of one load. Figures from bpf_stats are
+// printed raw (statistics on, as measured) and net of the statistics' own
+// cost side by side; the goal verdicts are on the raw figures.
 func printLoad(r *loadResult, with []runFigures, runs, conns int) {
-	fmt.Printf("\n== wrk -t1 -c%d, nginx in another pod, %s measured after a warm-up: %d alternating runs without/with the collector, medians (load average %s)\n",
-		conns, *loadDuration, runs, loadAvg())
+	variants := "without/with the collector"
+	if r.full {
+		variants = "without the collector / with it (statistics on) / with it (statistics off) / empty programs (statistics on)"
+	}
+	fmt.Printf("\n== wrk -t1 -c%d, nginx in another pod, %s measured after a warm-up: %d alternating rounds %s, medians (load average %s)\n",
+		conns, *loadDuration, runs, variants, loadAvg())
 	for _, w := range with {
 		if w.errors != "" {
 			fmt.Printf("   wrk reported (a run with the collector): %s\n", w.errors)
 		}
 	}
 	ratio := r.rpsWith / r.rpsWithout
-	fmt.Printf("%-44s %12.0f without, %.0f with: ratio %.3f (goal >= %.2f: %s)\n", "requests/s", r.rpsWithout, r.rpsWith, ratio, goalThroughput, verdict(ratio/goalThroughput, true))
+	fmt.Printf("%-50s %12.0f without, %.0f with: ratio %.3f (goal >= %.2f: %s)\n", "requests/s (statistics on)", r.rpsWithout, r.rpsWith, ratio, goalThroughput, verdict(ratio/goalThroughput, true))
+	if r.full {
+		off := r.rpsNoStats / r.rpsWithout
+		fmt.Printf("%-50s %12.0f without, %.0f with: ratio %.3f (goal >= %.2f: %s); empty programs: ratio %.3f\n", "requests/s (statistics off)",
+			r.rpsWithout, r.rpsNoStats, off, goalThroughput, verdict(off/goalThroughput, true), r.rpsEmpty/r.rpsWithout)
+	}
+	if r.calib > 0 {
+		from := "this load's empty-program runs"
+		if !r.calibOwn {
+			from = "taken from the first load that ran them"
+		}
+		fmt.Printf("%-50s %12.1f ns/run (an empty cgroup_skb pair on the same cgroup, statistics on; %s)\n", "statistics' own cost per run", r.calib, from)
+	}
 	names := map[string]bool{}
 	for _, w := range with {
 		for n := range w.progs {
@@ -565,7 +728,7 @@ func printLoad(r *loadResult, with []runFigures, runs, conns int) {
 		sorted = append(sorted, n)
 	}
 	sort.Strings(sorted)
-	fmt.Printf("%-28s %-12s %14s %10s %14s\n", "program", "type", "runs/request", "ns/run", "ns/request")
+	fmt.Printf("%-28s %-12s %14s %10s %14s %12s\n", "program", "type", "runs/request", "ns/run", "ns/request", "net ns/run")
 	for _, n := range sorted {
 		runsPerReq := medianOf(with, func(w runFigures) float64 { return w.progs[n].runs / w.requests })
 		nsPerRun := medianOf(with, func(w runFigures) float64 {
@@ -582,18 +745,48 @@ func printLoad(r *loadResult, with []runFigures, runs, conns int) {
 				break
 			}
 		}
-		fmt.Printf("%-28s %-12s %14.3f %10.1f %14.1f\n", n, typ, runsPerReq, nsPerRun, nsPerReq)
+		net := "-"
+		if r.calib > 0 && nsPerRun > 0 {
+			net = fmt.Sprintf("%.1f", nsPerRun-r.calib)
+		}
+		fmt.Printf("%-28s %-12s %14.3f %10.1f %14.1f %12s\n", n, typ, runsPerReq, nsPerRun, nsPerReq, net)
 	}
-	fmt.Printf("%-44s %12.1f ns (%.2f packets/request; goal <= %.0f: ratio %.2f %s)\n", "in-kernel per packet, all programs",
+	fmt.Printf("%-50s %12.1f ns (%.2f packets/request; goal <= %.0f: ratio %.2f %s)\n", "in-kernel per packet, all programs, raw",
 		r.nsPerPacket, r.packetsPerR, goalNsPerPacket, r.nsPerPacket/goalNsPerPacket, verdict(r.nsPerPacket/goalNsPerPacket, false))
-	fmt.Printf("%-44s %12.3f ms = BPF %.3f + collector user %.3f + sys %.3f (goal <= %.1f: ratio %.2f %s)\n", "kernel + user CPU per 1k requests",
+	if r.calib > 0 {
+		fmt.Printf("%-50s %12.1f ns = raw less %.2f runs/packet x %.1f ns (ratio to the goal %.2f; the verdict is the raw one's)\n",
+			"in-kernel per packet, net of statistics' cost", r.nsPerPacketNet, r.runsPerPacket, r.calib, r.nsPerPacketNet/goalNsPerPacket)
+	}
+	fmt.Printf("%-50s %12.3f ms = BPF %.3f + collector user %.3f + sys %.3f (goal <= %.1f: ratio %.2f %s)\n", "kernel + user CPU per 1k requests, raw",
 		r.cpuPer1k, r.bpfPer1k, r.userPer1k, r.sysPer1k, goalCPUPer1k, r.cpuPer1k/goalCPUPer1k, verdict(r.cpuPer1k/goalCPUPer1k, false))
+	if r.calib > 0 {
+		fmt.Printf("%-50s %12.3f ms = BPF net of statistics' cost + collector user + sys (ratio to the goal %.2f; the verdict is the raw one's)\n",
+			"kernel + user CPU per 1k requests, net", r.cpuPer1kNet, r.cpuPer1kNet/goalCPUPer1k)
+	}
+	if r.full {
+		fmt.Printf("%-50s %12.3f ms without, %.3f with (statistics off), %.3f with (statistics on): machine CPU (/proc/stat user+nice+system+irq+softirq)\n",
+			"machine CPU per 1k requests", r.machineNone, r.machineNoStats, r.machineStats)
+		var noise string
+		switch {
+		case r.pairs < 3:
+			noise = "too few rounds to tell the noise"
+		case r.addedMAD >= math.Abs(r.added):
+			noise = "NOISE AS LARGE AS THE EFFECT: this figure does not resolve the collector's cost"
+		default:
+			noise = fmt.Sprintf("noise (MAD) %.0f%% of the effect", 100*r.addedMAD/math.Abs(r.added))
+			if r.addedMin < 0 && r.addedMax > 0 {
+				noise += "; single rounds differ in sign: only the median means something"
+			}
+		}
+		fmt.Printf("%-50s %12.3f ms median of %d paired rounds (spread: %.3f .. %.3f, MAD %.3f; %d of %d pairs cost more with the collector): %s\n",
+			"total CPU added per 1k requests (statistics off)", r.added, r.pairs, r.addedMin, r.addedMax, r.addedMAD, r.addedPositive, r.pairs, noise)
+	}
 	rss := r.rssAnon + r.rssFile
 	goal := ""
 	if r.flows == rssGoalFlows {
 		goal = fmt.Sprintf(" (goal <= %.0f MB at %d flows: ratio %.2f %s)", goalRSSMB, rssGoalFlows, rss/goalRSSMB, verdict(rss/goalRSSMB, false))
 	}
-	fmt.Printf("%-44s %12.1f MB = anon %.1f + file %.1f (binary %.1f + BPF ring buffers %.1f); flows_active %.0f%s\n", "collector RSS at the end of a run",
+	fmt.Printf("%-50s %12.1f MB = anon %.1f + file %.1f (binary %.1f + BPF ring buffers %.1f); flows_active %.0f%s\n", "collector RSS at the end of a run",
 		rss, r.rssAnon, r.rssFile, r.rssExe, r.rssRings, r.flowsActive, goal)
 }
 
@@ -603,19 +796,104 @@ func printSlope(hot *loadResult, slope []*loadResult) {
 		return
 	}
 	fmt.Printf("\n== cost against concurrent flows (hot: -c%d, %.1f ns/packet)\n", hot.conns, hot.nsPerPacket)
-	fmt.Printf("%10s %10s %12s %12s %14s %12s %10s\n", "flows", "wrk -c", "ns/packet", "vs hot", "throughput", "CPU/1k req", "RSS MB")
+	fmt.Printf("%10s %10s %12s %10s %12s %14s %12s %10s %10s\n", "flows", "wrk -c", "ns/packet", "net", "vs hot", "throughput", "CPU/1k req", "RSS anon", "RSS file")
 	for _, r := range slope {
 		vs := r.nsPerPacket / hot.nsPerPacket
 		note := ""
 		if r.flows == rssGoalFlows {
 			note = fmt.Sprintf("  (goal <= %.1fx: %s)", goalManyFlowsCost, verdict(vs/goalManyFlowsCost, false))
 		}
-		fmt.Printf("%10d %10d %12.1f %11.2fx %14.3f %12.3f %10.1f%s\n", r.flows, r.conns, r.nsPerPacket, vs,
-			r.rpsWith/r.rpsWithout, r.cpuPer1k, r.rssAnon+r.rssFile, note)
+		fmt.Printf("%10d %10d %12.1f %10.1f %11.2fx %14.3f %12.3f %10.1f %10.1f%s\n", r.flows, r.conns, r.nsPerPacket, r.nsPerPacketNet, vs,
+			r.rpsWith/r.rpsWithout, r.cpuPer1k, r.rssAnon, r.rssFile, note)
 	}
+	fmt.Println("(ns/packet: raw, statistics on; net: less the statistics' own cost per run; ratios on the raw figures)")
 	if len(slope) > 1 {
 		first, last := slope[0], slope[len(slope)-1]
 		fmt.Printf("slope: %+.2f ns/packet per decade of flows (%d -> %d flows)\n",
 			(last.nsPerPacket-first.nsPerPacket)/math.Log10(float64(last.flows)/float64(first.flows)), first.flows, last.flows)
 	}
+}
+
+// statsSwitch turns BPF run-time statistics on and off between runs: on
+// while it holds a stats fd (BPF_ENABLE_STATS), off once that is closed and
+// the sysctl is 0, which it is made for the benchmark and restored after.
+type statsSwitch struct {
+	fd io.Closer
+}
+
+const statsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
+
+func newStatsSwitch(b *testing.B) *statsSwitch {
+	b.Helper()
+	old, err := os.ReadFile(statsSysctl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if strings.TrimSpace(string(old)) != "0" {
+		if err := os.WriteFile(statsSysctl, []byte("0"), 0); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = os.WriteFile(statsSysctl, old, 0) })
+	}
+	// Another process holding statistics on would make the "off" runs pay them.
+	if holders := statsHolders(); len(holders) > 0 {
+		b.Fatalf("processes %v hold BPF run-time statistics on: the statistics-off runs would not be off", holders)
+	}
+	s := &statsSwitch{}
+	b.Cleanup(func() { s.set(b, false) })
+	return s
+}
+
+func (s *statsSwitch) set(b *testing.B, on bool) {
+	b.Helper()
+	switch {
+	case on && s.fd == nil:
+		fd, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+		if err != nil {
+			b.Fatalf("enable BPF run-time stats: %v", err)
+		}
+		s.fd = fd
+	case !on && s.fd != nil:
+		s.fd.Close()
+		s.fd = nil
+	}
+}
+
+// statsHolders lists the pids holding a BPF_ENABLE_STATS fd.
+func statsHolders() []string {
+	var pids []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range procs {
+		if l, err := os.Readlink(fd); err == nil && l == "anon_inode:bpf-stats" {
+			pids = append(pids, strings.Split(fd, "/")[2])
+		}
+	}
+	return slices.Compact(pids)
+}
+
+// userHZ is the unit of /proc/stat (USER_HZ, 100 on every Linux ABI).
+const userHZ = 100
+
+// readMachineCPU is the busy time of every CPU in /proc/stat: user + nice +
+// system + irq + softirq, in USER_HZ ticks (guest time is within user).
+func readMachineCPU(b *testing.B) uint64 {
+	b.Helper()
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		b.Fatalf("/proc/stat: unexpected first line %q", line)
+	}
+	var sum uint64
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system (idle iowait) irq softirq
+		v, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/stat: %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }

@@ -80,3 +80,37 @@ func TestLoadRows(t *testing.T) {
 		t.Errorf("hot rows %+v: RSS has no goal below 10k flows", hot)
 	}
 }
+
+// The figures net of the statistics' cost, with statistics off and of RSS
+// by kind are rows of their own, without a goal: the verdicts stay on the
+// raw figures; throughput gets its verdict with statistics on and off.
+func TestLoadRowsNetAndStatisticsOff(t *testing.T) {
+	line := "BenchmarkLoad/hot-2 \t 1\t 9 ns/op\t 0.02 cpu-added-ms/1k-stats-off\t 0.84 cpu-ms/1k-requests\t 0.61 cpu-net-ms/1k-requests\t 8 flows\t 119 kernel-net-ns/packet\t 193 kernel-ns/packet\t 40 rss-MB\t 28 rss-anon-MB\t 12 rss-file-MB\t 38.5 stats-ns/run\t 0.95 throughput-ratio\t 0.97 throughput-ratio-stats-off"
+	m := benchLine.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatal("no match")
+	}
+	want := map[string]float64{
+		"hot total CPU added, statistics off": 0,
+		"hot kernel + user CPU":               0.6,
+		"hot kernel + user CPU, net":          0,
+		"hot in-kernel per packet, net":       0,
+		"hot in-kernel per packet":            targetNsPerPacket,
+		"hot collector RSS":                   0,
+		"hot collector RSS anon":              0,
+		"hot collector RSS file":              0,
+		"hot statistics' own cost":            0,
+		"hot throughput with/without":         0.98,
+		"hot throughput, statistics off":      0.98,
+	}
+	rows := loadRows(m[1], parseMetrics(m[2]))
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d: %+v", len(rows), len(want), rows)
+	}
+	for _, r := range rows {
+		target, ok := want[r.name]
+		if !ok || target != r.target {
+			t.Errorf("row %+v: want target %v (known %v)", r, target, ok)
+		}
+	}
+}
