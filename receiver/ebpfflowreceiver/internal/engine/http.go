@@ -208,12 +208,15 @@ func (h *httpPath) take() []observed.HTTPExchange {
 // recycle takes back what take returned once the sink is done with it: a
 // busy node then fills the same memory every report instead of a fresh
 // buffer of tens of megabytes. A buffer mostly unused is let go, so a
-// burst does not pin its memory.
+// burst does not pin its memory. It is not cleared: emit overwrites every
+// field of an entry before it is read again, and clearing megabytes of
+// pointers per report costs a write barrier per pointer while the GC marks
+// (which it mostly does on a busy node); what the stale entries keep
+// alive until then is one report's strings, most of them shared.
 func (h *httpPath) recycle(xs []observed.HTTPExchange) {
 	if cap(xs) == 0 || len(xs) < cap(xs)/4 {
 		return
 	}
-	clear(xs) // the strings it points at are the sink's now
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if cap(xs) > cap(h.spare) {

@@ -140,7 +140,7 @@ func parseHead(b []byte, h *head) (end int, ok bool) {
 			continue // obsolete line folding: continues a field not kept
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !h.field(line[:colon], trimOWS(line[colon+1:])) {
+		if colon <= 0 || !h.field(line[:colon], line[colon+1:]) {
 			return -1, false
 		}
 	}
@@ -227,12 +227,13 @@ func parseStartLine(line []byte, h *head) bool {
 	return true
 }
 
-// field takes one header field; false: a malformed one that matters.
+// field takes one header field, its value untrimmed (most fields are not
+// kept: only those are trimmed); false: a malformed one that matters.
 func (h *head) field(name, value []byte) bool {
 	switch len(name) {
 	case 4:
 		if eqFold(name, "host") && !h.hasHost {
-			h.host, h.hasHost = value, true
+			h.host, h.hasHost = trimOWS(value), true
 		}
 	case 7:
 		if eqFold(name, "upgrade") {
@@ -244,11 +245,11 @@ func (h *head) field(name, value []byte) bool {
 		}
 	case 10:
 		if eqFold(name, "user-agent") {
-			h.ua = value
+			h.ua = trimOWS(value)
 		}
 	case 11:
 		if eqFold(name, "traceparent") {
-			h.traceparent = value
+			h.traceparent = trimOWS(value)
 		}
 	case 14:
 		if eqFold(name, "content-length") {
@@ -268,6 +269,21 @@ func (h *head) field(name, value []byte) bool {
 // contentLength takes a Content-Length value: digits, or a list of equal
 // values (RFC 9110 8.6); differing values are malformed.
 func (h *head) contentLength(v []byte) bool {
+	if v = trimOWS(v); len(v) > 0 && len(v) <= 18 {
+		// One value of digits, as senders write it: no list to split.
+		var n int64
+		i := 0
+		for ; i < len(v) && '0' <= v[i] && v[i] <= '9'; i++ {
+			n = n*10 + int64(v[i]-'0')
+		}
+		if i == len(v) {
+			if h.cl >= 0 && h.cl != n {
+				return false
+			}
+			h.cl = n
+			return true
+		}
+	}
 	ok := true
 	forTokens(v, func(t []byte) {
 		if len(t) == 0 || len(t) > 18 {
