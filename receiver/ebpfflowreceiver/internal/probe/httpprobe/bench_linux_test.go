@@ -28,6 +28,8 @@ func (drain) Tick(time.Time)          {}
 //   - socket: a request/response round on a loopback TCP connection (the
 //     client writes 120 bytes, the server reads them and writes 600, the
 //     client reads them): socket-ns/call per captured call;
+//   - eagain: a non-blocking read of a connection with nothing to read
+//     (what an event loop does after each batch): eagain-ns/call;
 //   - file: 64-byte writes to /dev/null and reads from /dev/zero: file-ns/call per call, the
 //     probe's programs finding no socket behind the fd; file-wall-ns/call is
 //     the whole call as the process sees it, probe attached (compare with
@@ -62,6 +64,13 @@ func BenchmarkHTTPProbeKernel(b *testing.B) {
 			b.Fatalf("%d calls captured for %d rounds of 4", s.captured, b.N)
 		}
 		b.ReportMetric(float64(s.ns)/float64(s.captured), "socket-ns/call")
+	})
+	b.Run("eagain", func(b *testing.B) {
+		round := eagainRound(b)
+		b.ResetTimer()
+		s := sample(b, p, b.N, round)
+		b.StopTimer()
+		b.ReportMetric(float64(s.ns)/float64(s.runs/2), "eagain-ns/call")
 	})
 	b.Run("file", func(b *testing.B) {
 		round := fileRound(b)
@@ -121,6 +130,41 @@ func tcpRound(b *testing.B) func() {
 				b.Fatal(err)
 			}
 			n += max(k, 0)
+		}
+	}
+}
+
+// eagainRound is a read of an idle connection that returns EAGAIN.
+func eagainRound(b *testing.B) func() {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close(); s.Close() })
+	fd := rawFD(b, s.(*net.TCPConn))
+	if err := unix.SetNonblock(fd, true); err != nil {
+		b.Fatal(err)
+	}
+	// One call with data makes the connection known (OPEN).
+	c.Write([]byte("x"))
+	buf := make([]byte, 1024)
+	for {
+		if n, _ := unix.Read(fd, buf); n > 0 {
+			break
+		}
+	}
+	return func() {
+		if _, err := unix.Read(fd, buf); err != unix.EAGAIN {
+			b.Fatalf("read of an idle connection: %v, want EAGAIN", err)
 		}
 	}
 }
