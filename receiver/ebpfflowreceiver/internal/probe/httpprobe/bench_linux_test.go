@@ -27,7 +27,8 @@ func (drain) Tick(time.Time)          {}
 //
 //   - socket: a request/response round on a loopback TCP connection (the
 //     client writes 120 bytes, the server reads them and writes 600, the
-//     client reads them): socket-ns/call per captured call;
+//     client reads them): socket-ns/call per captured call, of which
+//     socket-exit-ns/call in the exit program (the copy and the record);
 //   - eagain: a non-blocking read of a connection with nothing to read
 //     (what an event loop does after each batch): eagain-ns/call;
 //   - file: 64-byte writes to /dev/null and reads from /dev/zero: file-ns/call per call, the
@@ -64,6 +65,7 @@ func BenchmarkHTTPProbeKernel(b *testing.B) {
 			b.Fatalf("%d calls captured for %d rounds of 4", s.captured, b.N)
 		}
 		b.ReportMetric(float64(s.ns)/float64(s.captured), "socket-ns/call")
+		b.ReportMetric(float64(s.exitNs)/float64(s.captured), "socket-exit-ns/call")
 	})
 	b.Run("eagain", func(b *testing.B) {
 		round := eagainRound(b)
@@ -202,20 +204,23 @@ func fileRound(b *testing.B) func() {
 	}
 }
 
-type runStats struct{ ns, runs, captured uint64 }
+type runStats struct{ ns, exitNs, runs, captured uint64 }
 
 // sample runs round n times and returns the increase of the programs'
 // run-time statistics and of the captured calls.
 func sample(b *testing.B, p *Probe, n int, round func()) runStats {
 	round()
 	snap := func() (s runStats) {
-		for _, prog := range p.programs() {
+		for name, prog := range p.programs() {
 			st, err := prog.Stats()
 			if err != nil {
 				b.Fatal(err)
 			}
 			s.ns += uint64(st.Runtime)
 			s.runs += st.RunCount
+			if name == "exit" {
+				s.exitNs += uint64(st.Runtime)
+			}
 		}
 		c, err := p.Counters()
 		if err != nil {
@@ -229,5 +234,5 @@ func sample(b *testing.B, p *Probe, n int, round func()) runStats {
 		round()
 	}
 	s1 := snap()
-	return runStats{s1.ns - s0.ns, s1.runs - s0.runs, s1.captured - s0.captured}
+	return runStats{s1.ns - s0.ns, s1.exitNs - s0.exitNs, s1.runs - s0.runs, s1.captured - s0.captured}
 }
