@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,12 +16,44 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 )
 
-type drain struct{}
+// tap drops what the probe reports but where each direction of each
+// connection has got to, for SkipBody.
+type tap struct {
+	mu  sync.Mutex
+	end map[[2]uint64]uint32 // by cookie and Dir: Seq after the last call
+}
 
-func (drain) Open(*observed.HTTPConn) {}
-func (drain) Chunk(*httpmatch.Chunk)  {}
-func (drain) Close(uint64, time.Time) {}
-func (drain) Tick(time.Time)          {}
+func (*tap) Open(*observed.HTTPConn) {}
+func (t *tap) Chunk(ch *httpmatch.Chunk) {
+	t.mu.Lock()
+	t.end[[2]uint64{ch.Conn, uint64(ch.Dir)}] = ch.Seq + ch.Size
+	t.mu.Unlock()
+}
+func (*tap) Close(uint64, time.Time) {}
+func (*tap) Tick(time.Time)          {}
+
+// skipAll tells the probe that everything fd's direction moves from now
+// on is body.
+func (t *tap) skipAll(b *testing.B, p *Probe, fd int, dir httpmatch.Dir) {
+	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		t.mu.Lock()
+		end, ok := t.end[[2]uint64{cookie, uint64(dir)}]
+		t.mu.Unlock()
+		if ok {
+			if err := p.SkipBody(cookie, dir == httpmatch.Sent, end, end+1<<30); err != nil {
+				b.Fatal(err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("no call of the connection reported")
+		}
+	}
+}
 
 // BenchmarkHTTPProbeKernel reports the in-kernel cost from BPF run-time
 // statistics (the enter and exit programs of each call, summed):
@@ -29,6 +62,9 @@ func (drain) Tick(time.Time)          {}
 //     client writes 120 bytes, the server reads them and writes 600, the
 //     client reads them): socket-ns/call per captured call, of which
 //     socket-exit-ns/call in the exit program (the copy and the record);
+//   - body, body-skipped: 16 KiB written and read in one call each, as a
+//     long body moves; ns/call per captured call, without and with the
+//     connection's bytes declared body (SkipBody);
 //   - eagain: a non-blocking read of a connection with nothing to read
 //     (what an event loop does after each batch): eagain-ns/call;
 //   - file: 64-byte writes to /dev/null and reads from /dev/zero: file-ns/call per call, the
@@ -54,7 +90,8 @@ func BenchmarkHTTPProbeKernel(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go p.Run(ctx, time.Now(), drain{})
+	t := &tap{end: map[[2]uint64]uint32{}}
+	go p.Run(ctx, time.Now(), t)
 
 	b.Run("socket", func(b *testing.B) {
 		round := tcpRound(b)
@@ -67,6 +104,24 @@ func BenchmarkHTTPProbeKernel(b *testing.B) {
 		b.ReportMetric(float64(s.ns)/float64(s.captured), "socket-ns/call")
 		b.ReportMetric(float64(s.exitNs)/float64(s.captured), "socket-exit-ns/call")
 	})
+	for _, skip := range []bool{false, true} {
+		name := "body"
+		if skip {
+			name = "body-skipped"
+		}
+		b.Run(name, func(b *testing.B) {
+			round, cfd, sfd := bodyRound(b)
+			round()
+			if skip {
+				t.skipAll(b, p, cfd, httpmatch.Sent)
+				t.skipAll(b, p, sfd, httpmatch.Received)
+			}
+			b.ResetTimer()
+			s := sample(b, p, b.N, round)
+			b.StopTimer()
+			b.ReportMetric(float64(s.ns)/float64(s.captured), "ns/call")
+		})
+	}
 	b.Run("eagain", func(b *testing.B) {
 		round := eagainRound(b)
 		b.ResetTimer()
@@ -134,6 +189,37 @@ func tcpRound(b *testing.B) func() {
 			n += max(k, 0)
 		}
 	}
+}
+
+// bodyRound is a 16 KiB write and its read on a loopback connection: the
+// calls of a body.
+func bodyRound(b *testing.B) (round func(), cfd, sfd int) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close(); s.Close() })
+	cfd, sfd = rawFD(b, c.(*net.TCPConn)), rawFD(b, s.(*net.TCPConn))
+	out, in := make([]byte, 16<<10), make([]byte, 16<<10)
+	return func() {
+		unix.Write(cfd, out)
+		for n := 0; n < len(out); {
+			k, err := unix.Read(sfd, in)
+			if err != nil && err != unix.EAGAIN {
+				b.Fatal(err)
+			}
+			n += max(k, 0)
+		}
+	}, cfd, sfd
 }
 
 // eagainRound is a read of an idle connection that returns EAGAIN.
