@@ -155,90 +155,44 @@ func BenchmarkFileCallsBare(b *testing.B) {
 
 // tcpRound is one request/response on a loopback connection, raw calls.
 func tcpRound(b *testing.B) func() {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close(); s.Close() })
-	cfd, sfd := rawFD(b, c.(*net.TCPConn)), rawFD(b, s.(*net.TCPConn))
+	c, s := loopbackPair(b)
+	cfd, sfd := rawFD(b, c), rawFD(b, s)
 	req, resp, buf := make([]byte, 120), make([]byte, 600), make([]byte, 1024)
 	return func() {
 		unix.Write(cfd, req)
-		for n := 0; n < len(req); {
-			k, err := unix.Read(sfd, buf)
-			if err != nil && err != unix.EAGAIN {
-				b.Fatal(err)
-			}
-			n += max(k, 0)
-		}
+		readN(b, sfd, buf, len(req))
 		unix.Write(sfd, resp)
-		for n := 0; n < len(resp); {
-			k, err := unix.Read(cfd, buf)
-			if err != nil && err != unix.EAGAIN {
-				b.Fatal(err)
-			}
-			n += max(k, 0)
-		}
+		readN(b, cfd, buf, len(resp))
 	}
 }
 
 // bodyRound is a 16 KiB write and its read on a loopback connection: the
 // calls of a body.
 func bodyRound(b *testing.B) (round func(), cfd, sfd int) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close(); s.Close() })
-	cfd, sfd = rawFD(b, c.(*net.TCPConn)), rawFD(b, s.(*net.TCPConn))
+	c, s := loopbackPair(b)
+	cfd, sfd = rawFD(b, c), rawFD(b, s)
 	out, in := make([]byte, 16<<10), make([]byte, 16<<10)
 	return func() {
 		unix.Write(cfd, out)
-		for n := 0; n < len(out); {
-			k, err := unix.Read(sfd, in)
-			if err != nil && err != unix.EAGAIN {
-				b.Fatal(err)
-			}
-			n += max(k, 0)
-		}
+		readN(b, sfd, in, len(out))
 	}, cfd, sfd
+}
+
+// readN reads n bytes from fd into buf, as many calls as it takes.
+func readN(b *testing.B, fd int, buf []byte, n int) {
+	for got := 0; got < n; {
+		k, err := unix.Read(fd, buf)
+		if err != nil && err != unix.EAGAIN {
+			b.Fatal(err)
+		}
+		got += max(k, 0)
+	}
 }
 
 // eagainRound is a read of an idle connection that returns EAGAIN.
 func eagainRound(b *testing.B) func() {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close(); s.Close() })
-	fd := rawFD(b, s.(*net.TCPConn))
+	c, s := loopbackPair(b)
+	fd := rawFD(b, s)
 	if err := unix.SetNonblock(fd, true); err != nil {
 		b.Fatal(err)
 	}
@@ -255,6 +209,25 @@ func eagainRound(b *testing.B) func() {
 			b.Fatalf("read of an idle connection: %v, want EAGAIN", err)
 		}
 	}
+}
+
+// loopbackPair is a connected client and server on 127.0.0.1.
+func loopbackPair(b *testing.B) (c, s *net.TCPConn) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	cc, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ss, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cc.Close(); ss.Close() })
+	return cc.(*net.TCPConn), ss.(*net.TCPConn)
 }
 
 func rawFD(b *testing.B, c *net.TCPConn) int {
