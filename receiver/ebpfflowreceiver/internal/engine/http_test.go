@@ -162,14 +162,14 @@ func TestHTTPSkipBody(t *testing.T) {
 	h.Open(&observed.HTTPConn{Cookie: 5, PID: 9})
 	req := "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"
 	call(httpmatch.Sent, len(req), req)
-	head := "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"
+	head := "HTTP/1.1 200 OK\r\nContent-Length: 8000000\r\n\r\n"
 	call(httpmatch.Received, len(head)+100, head+strings.Repeat("x", 100))
-	want := []skip{{5, false, seq[httpmatch.Received], seq[httpmatch.Received] + 1000000 - 100}}
+	want := []skip{{5, false, seq[httpmatch.Received], seq[httpmatch.Received] + 8000000 - 100}}
 	call(httpmatch.Received, 8192, strings.Repeat("x", 4096)) // copied before the kernel knew
 	call(httpmatch.Received, 8192, "")                        // skipped
-	call(httpmatch.Received, 1000000-100-2*8192, "")
+	call(httpmatch.Received, 8000000-100-2*8192, "")
 	call(httpmatch.Sent, len(req), req)
-	small := "HTTP/1.1 200 OK\r\nContent-Length: 60000\r\n\r\n"
+	small := "HTTP/1.1 200 OK\r\nContent-Length: 4000000\r\n\r\n"
 	call(httpmatch.Received, len(small), small)
 	if !slices.Equal(src.skips, want) {
 		t.Errorf("SkipBody calls %+v, want %+v", src.skips, want)
