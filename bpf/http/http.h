@@ -29,6 +29,22 @@ enum http_conn_flag {
 	HTTP_CONN_IGNORED = 1,
 };
 
+/* A range of one direction's TCP sequence numbers, [from, to): bytes user
+ * space knows to be message body it does not need (a Content-Length body,
+ * chunk data). A call lying wholly inside is reported by its size alone.
+ * from == to: none. */
+struct http_skip {
+	__u32 from;
+	__u32 to;
+};
+
+/* Value of a connection in the `conns` map. */
+struct http_conn_state {
+	__u32 flags;              /* enum http_conn_flag bits */
+	__u32 pad;
+	struct http_skip skip[2]; /* by direction: [0] sent, [1] received */
+};
+
 /* The header of every ring buffer record. */
 struct http_event {
 	__u64 ts_ns;     /* bpf_ktime_get_boot_ns when the call completed */

@@ -29,6 +29,7 @@ import (
 var (
 	httpLoadRuns     = flag.Int("httpload.runs", 7, "alternating runs of each variant")
 	httpLoadDuration = flag.Duration("httpload.duration", 8*time.Second, "wrk's -d of every run")
+	httpLoadBody     = flag.Int("httpload.body", 615, "bytes of the page served (615: nginx's welcome page); larger bodies take many reads")
 )
 
 // Goals of issue 9 with spans on.
@@ -86,8 +87,7 @@ func BenchmarkHTTPLoad(b *testing.B) {
 	if err := os.MkdirAll(www, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	// The size of nginx's own welcome page.
-	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte(strings.Repeat("x", 615)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte(strings.Repeat("x", *httpLoadBody)), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	srv.Start(b, filepath.Join(dir, "nginx.log"), "nginx", "-p", filepath.Join(dir, "nginx"), "-e", filepath.Join(dir, "nginx", "error.log"), "-c", writeHTTPNginxConf(b, dir, www, srv))
@@ -126,7 +126,7 @@ func BenchmarkHTTPLoad(b *testing.B) {
 		slices.Sort(xs)
 		return xs[len(xs)/2]
 	}
-	fmt.Printf("\nHTTP load, nginx + wrk -t1 -c4 -d%v, %d alternating runs per variant\n", *httpLoadDuration, *httpLoadRuns)
+	fmt.Printf("\nHTTP load, nginx + wrk -t1 -c4 -d%v, %d-byte page, %d alternating runs per variant\n", *httpLoadDuration, *httpLoadBody, *httpLoadRuns)
 	fmt.Printf("%-6s %5s %10s %10s %12s %12s %12s %8s %10s %8s %8s\n", "", "run", "requests", "req/s", "cpu ms/1k", "bpf ms/1k", "total/1k", "RSS MB", "spans/2req", "lost", "cut")
 	for _, v := range variants {
 		for i, r := range runs[v] {

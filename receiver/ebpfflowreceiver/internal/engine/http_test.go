@@ -4,9 +4,12 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/ebpfflow/ebpfflow/internal/semconv"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/httpmatch"
@@ -20,12 +23,26 @@ type fakeHTTP struct {
 	fed     chan struct{}
 	mu      sync.Mutex
 	ignored []uint64
+	skips   []skip
+}
+
+type skip struct {
+	conn     uint64
+	sent     bool
+	from, to uint32
 }
 
 func (f *fakeHTTP) Run(ctx context.Context, _ time.Time, h httpHandler) error {
 	f.script(h)
 	close(f.fed)
 	<-ctx.Done()
+	return nil
+}
+
+func (f *fakeHTTP) SkipBody(conn uint64, sent bool, from, to uint32) error {
+	f.mu.Lock()
+	f.skips = append(f.skips, skip{conn, sent, from, to})
+	f.mu.Unlock()
 	return nil
 }
 
@@ -122,6 +139,43 @@ func TestHTTPExchangesReported(t *testing.T) {
 		if flows[0].Protocol != want || flows[1].Protocol != "" {
 			t.Errorf("flush %d: protocols %q %q, want %q and none", i, flows[0].Protocol, flows[1].Protocol, want)
 		}
+	}
+}
+
+// TestHTTPSkipBody: the kernel is told once about a body long enough to
+// be worth it, in its direction, from the byte after those seen; not
+// about short ones.
+func TestHTTPSkipBody(t *testing.T) {
+	src := &fakeHTTP{}
+	h, err := newHTTPPath(src, HTTPConfig{Enabled: true, CaptureBytes: 4096, MaxConns: 16, RequestTimeout: time.Minute, MaxBuffered: 16}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var seq [3]uint32 // by Dir
+	seq[httpmatch.Sent], seq[httpmatch.Received] = 100, 500
+	call := func(dir httpmatch.Dir, size int, data string) {
+		h.Chunk(&httpmatch.Chunk{Conn: 5, PID: 9, Dir: dir, Time: now, Seq: seq[dir], HasSeq: true,
+			Size: uint32(size), Data: []byte(data)})
+		seq[dir] += uint32(size)
+	}
+	h.Open(&observed.HTTPConn{Cookie: 5, PID: 9})
+	req := "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"
+	call(httpmatch.Sent, len(req), req)
+	head := "HTTP/1.1 200 OK\r\nContent-Length: 8000000\r\n\r\n"
+	call(httpmatch.Received, len(head)+100, head+strings.Repeat("x", 100))
+	want := []skip{{5, false, seq[httpmatch.Received], seq[httpmatch.Received] + 8000000 - 100}}
+	call(httpmatch.Received, 8192, strings.Repeat("x", 4096)) // copied before the kernel knew
+	call(httpmatch.Received, 8192, "")                        // skipped
+	call(httpmatch.Received, 8000000-100-2*8192, "")
+	call(httpmatch.Sent, len(req), req)
+	small := "HTTP/1.1 200 OK\r\nContent-Length: 4000000\r\n\r\n"
+	call(httpmatch.Received, len(small), small)
+	if !slices.Equal(src.skips, want) {
+		t.Errorf("SkipBody calls %+v, want %+v", src.skips, want)
+	}
+	if st := h.m.Stats(); st.Requests != 2 || st.Outcomes[httpmatch.OutcomeOK] != 1 {
+		t.Errorf("matcher stats %+v", st)
 	}
 }
 

@@ -109,6 +109,7 @@ type Matcher struct {
 	shared   map[string]string // strings of requests, shared by connections (see str)
 
 	stats Stats
+	last  *conn // of the last chunk taken, for Body
 }
 
 // New returns a matcher that calls emit once for every exchange; a bad
@@ -163,6 +164,7 @@ func (m *Matcher) Add(ch *Chunk) bool {
 		m.lru.remove(c)
 	}
 	m.lru.pushBack(c)
+	m.last = c
 	c.last = ch.Time
 	if ch.PID != 0 && ch.PID != c.pid {
 		m.setPID(c, ch.PID)
@@ -172,6 +174,42 @@ func (m *Matcher) Add(ch *Chunk) bool {
 	}
 	m.order(c, ch)
 	return c.state != stIgnored
+}
+
+// maxBodyRange bounds a range Body reports: half the sequence space, so
+// that it is never taken for one behind.
+const maxBodyRange = 1 << 30
+
+// Body returns the bytes of conn's direction dir that the HTTP/1 parser,
+// as of the chunks taken so far, knows to be body it will not read: the
+// sequence numbers [from, to) from the next byte it expects, up to the end
+// of a Content-Length body or of the current chunk's data, or (a body
+// delimited by the close) as far as maxBodyRange. ok is false when there
+// are none: between messages, inside a head or chunk-size line, HTTP/2,
+// not HTTP, or Seq unknown. The capture may report calls lying wholly
+// inside by their size alone.
+func (m *Matcher) Body(conn uint64, dir Dir) (from, to uint32, ok bool) {
+	c := m.last // usually asked right after Add
+	if c == nil || c.id != conn {
+		c = m.conns[conn]
+	}
+	if c == nil || c.state != stHTTP1 || (dir != Sent && dir != Received) {
+		return 0, 0, false
+	}
+	d := c.dir(dir)
+	if !d.hasNext || d.h2 != nil {
+		return 0, 0, false
+	}
+	switch d.p.st {
+	case h1Body, h1ChunkData:
+		if d.p.rest <= 0 {
+			return 0, 0, false
+		}
+		return d.next, d.next + uint32(min(d.p.rest, maxBodyRange)), true
+	case h1Close:
+		return d.next, d.next + maxBodyRange, true
+	}
+	return 0, 0, false
 }
 
 // Close reports that the local socket was closed: what it still holds
@@ -243,6 +281,9 @@ func (m *Matcher) closeConn(c *conn, at time.Time) {
 }
 
 func (m *Matcher) forget(c *conn) {
+	if m.last == c {
+		m.last = nil
+	}
 	m.lru.remove(c)
 	m.setPID(c, 0)
 	delete(m.conns, c.id)

@@ -23,9 +23,13 @@ type httpHttpCall struct {
 	Seq      uint32
 	OtherSeq uint32
 	Tgid     uint32
-	Op       uint8
-	Pad      [3]uint8
-	_        [4]byte
+	Skip     struct {
+		_    structs.HostLayout
+		From uint32
+		To   uint32
+	}
+	Op  uint8
+	Pad [7]uint8
 }
 
 type httpHttpConn struct {
@@ -45,6 +49,17 @@ type httpHttpConnFlag uint32
 const (
 	httpHttpConnFlagHTTP_CONN_IGNORED httpHttpConnFlag = 1
 )
+
+type httpHttpConnState struct {
+	_     structs.HostLayout
+	Flags uint32
+	Pad   uint32
+	Skip  [2]struct {
+		_    structs.HostLayout
+		From uint32
+		To   uint32
+	}
+}
 
 type httpHttpEvent struct {
 	_        structs.HostLayout
@@ -87,30 +102,31 @@ type httpScratch struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	httpMapCalls              = "calls"
-	httpMapConns              = "conns"
-	httpMapEvents             = "events"
-	httpMapScratch            = "scratch"
-	httpMapStats              = "stats"
-	httpProgHttpEnterRead     = "http_enter_read"
-	httpProgHttpEnterReadv    = "http_enter_readv"
-	httpProgHttpEnterRecvfrom = "http_enter_recvfrom"
-	httpProgHttpEnterRecvmsg  = "http_enter_recvmsg"
-	httpProgHttpEnterSendfile = "http_enter_sendfile"
-	httpProgHttpEnterSendmsg  = "http_enter_sendmsg"
-	httpProgHttpEnterSendto   = "http_enter_sendto"
-	httpProgHttpEnterWrite    = "http_enter_write"
-	httpProgHttpEnterWritev   = "http_enter_writev"
-	httpProgHttpExit          = "http_exit"
-	httpProgHttpSetState      = "http_set_state"
-	httpVarCaptureBytes       = "capture_bytes"
-	httpVarSelfTgid           = "self_tgid"
-	httpVarUnusedHttpConn     = "unused_http_conn"
-	httpVarUnusedHttpConnFlag = "unused_http_conn_flag"
-	httpVarUnusedHttpEvent    = "unused_http_event"
-	httpVarUnusedHttpKind     = "unused_http_kind"
-	httpVarUnusedHttpLimits   = "unused_http_limits"
-	httpVarWakeupBytes        = "wakeup_bytes"
+	httpMapCalls               = "calls"
+	httpMapConns               = "conns"
+	httpMapEvents              = "events"
+	httpMapScratch             = "scratch"
+	httpMapStats               = "stats"
+	httpProgHttpEnterRead      = "http_enter_read"
+	httpProgHttpEnterReadv     = "http_enter_readv"
+	httpProgHttpEnterRecvfrom  = "http_enter_recvfrom"
+	httpProgHttpEnterRecvmsg   = "http_enter_recvmsg"
+	httpProgHttpEnterSendfile  = "http_enter_sendfile"
+	httpProgHttpEnterSendmsg   = "http_enter_sendmsg"
+	httpProgHttpEnterSendto    = "http_enter_sendto"
+	httpProgHttpEnterWrite     = "http_enter_write"
+	httpProgHttpEnterWritev    = "http_enter_writev"
+	httpProgHttpExit           = "http_exit"
+	httpProgHttpSetState       = "http_set_state"
+	httpVarCaptureBytes        = "capture_bytes"
+	httpVarSelfTgid            = "self_tgid"
+	httpVarUnusedHttpConn      = "unused_http_conn"
+	httpVarUnusedHttpConnFlag  = "unused_http_conn_flag"
+	httpVarUnusedHttpConnState = "unused_http_conn_state"
+	httpVarUnusedHttpEvent     = "unused_http_event"
+	httpVarUnusedHttpKind      = "unused_http_kind"
+	httpVarUnusedHttpLimits    = "unused_http_limits"
+	httpVarWakeupBytes         = "wakeup_bytes"
 )
 
 // loadHttp returns the embedded CollectionSpec for http.
@@ -183,14 +199,15 @@ type httpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type httpVariableSpecs struct {
-	CaptureBytes       *ebpf.VariableSpec `ebpf:"capture_bytes"`
-	SelfTgid           *ebpf.VariableSpec `ebpf:"self_tgid"`
-	UnusedHttpConn     *ebpf.VariableSpec `ebpf:"unused_http_conn"`
-	UnusedHttpConnFlag *ebpf.VariableSpec `ebpf:"unused_http_conn_flag"`
-	UnusedHttpEvent    *ebpf.VariableSpec `ebpf:"unused_http_event"`
-	UnusedHttpKind     *ebpf.VariableSpec `ebpf:"unused_http_kind"`
-	UnusedHttpLimits   *ebpf.VariableSpec `ebpf:"unused_http_limits"`
-	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	CaptureBytes        *ebpf.VariableSpec `ebpf:"capture_bytes"`
+	SelfTgid            *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnusedHttpConn      *ebpf.VariableSpec `ebpf:"unused_http_conn"`
+	UnusedHttpConnFlag  *ebpf.VariableSpec `ebpf:"unused_http_conn_flag"`
+	UnusedHttpConnState *ebpf.VariableSpec `ebpf:"unused_http_conn_state"`
+	UnusedHttpEvent     *ebpf.VariableSpec `ebpf:"unused_http_event"`
+	UnusedHttpKind      *ebpf.VariableSpec `ebpf:"unused_http_kind"`
+	UnusedHttpLimits    *ebpf.VariableSpec `ebpf:"unused_http_limits"`
+	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // httpObjects contains all objects after they have been loaded into the kernel.
@@ -234,14 +251,15 @@ func (m *httpMaps) Close() error {
 //
 // It can be passed to loadHttpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type httpVariables struct {
-	CaptureBytes       *ebpf.Variable `ebpf:"capture_bytes"`
-	SelfTgid           *ebpf.Variable `ebpf:"self_tgid"`
-	UnusedHttpConn     *ebpf.Variable `ebpf:"unused_http_conn"`
-	UnusedHttpConnFlag *ebpf.Variable `ebpf:"unused_http_conn_flag"`
-	UnusedHttpEvent    *ebpf.Variable `ebpf:"unused_http_event"`
-	UnusedHttpKind     *ebpf.Variable `ebpf:"unused_http_kind"`
-	UnusedHttpLimits   *ebpf.Variable `ebpf:"unused_http_limits"`
-	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
+	CaptureBytes        *ebpf.Variable `ebpf:"capture_bytes"`
+	SelfTgid            *ebpf.Variable `ebpf:"self_tgid"`
+	UnusedHttpConn      *ebpf.Variable `ebpf:"unused_http_conn"`
+	UnusedHttpConnFlag  *ebpf.Variable `ebpf:"unused_http_conn_flag"`
+	UnusedHttpConnState *ebpf.Variable `ebpf:"unused_http_conn_state"`
+	UnusedHttpEvent     *ebpf.Variable `ebpf:"unused_http_event"`
+	UnusedHttpKind      *ebpf.Variable `ebpf:"unused_http_kind"`
+	UnusedHttpLimits    *ebpf.Variable `ebpf:"unused_http_limits"`
+	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // httpPrograms contains all programs after they have been loaded into the kernel.

@@ -177,13 +177,44 @@ func (p *Probe) Run(ctx context.Context, boot time.Time, h Handler) error {
 // Ignore tells the kernel to stop copying a connection's bytes until it
 // closes. A connection already gone is not an error.
 func (p *Probe) Ignore(cookie uint64) error {
-	flags := uint32(httpHttpConnFlagHTTP_CONN_IGNORED)
-	err := p.objs.Conns.Update(&cookie, &flags, ebpf.UpdateExist)
+	st := httpHttpConnState{Flags: uint32(httpHttpConnFlagHTTP_CONN_IGNORED)}
+	err := p.objs.Conns.Update(&cookie, &st, ebpf.UpdateExist)
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("http probe: ignore connection: %w", err)
 	}
 	if err == nil {
 		p.ignored.Add(1)
+	}
+	return nil
+}
+
+// SkipBody tells the kernel that the bytes of one direction of a
+// connection (sent: the local process's) with TCP sequence numbers from
+// from up to to (exclusive, modulo 2^32) are message body whose bytes are
+// not needed: a call lying wholly inside the range is reported with its
+// size and sequence number and no bytes. It replaces the direction's
+// previous range; from == to clears it. The kernel forgets the range once
+// a call goes past it. A connection already gone is not an error.
+//
+// A range must only cover bytes past what the chunks delivered so far
+// have shown: the kernel may be ahead of them, and a call it made before
+// the range was set is copied as usual.
+func (p *Probe) SkipBody(cookie uint64, sent bool, from, to uint32) error {
+	var st httpHttpConnState
+	err := p.objs.Conns.Lookup(&cookie, &st)
+	if err == nil {
+		if st.Flags&uint32(httpHttpConnFlagHTTP_CONN_IGNORED) != 0 {
+			return nil
+		}
+		i := 1
+		if sent {
+			i = 0
+		}
+		st.Skip[i].From, st.Skip[i].To = from, to
+		err = p.objs.Conns.Update(&cookie, &st, ebpf.UpdateExist)
+	}
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("http probe: skip body: %w", err)
 	}
 	return nil
 }

@@ -572,6 +572,94 @@ func TestIgnore(t *testing.T) {
 	}
 }
 
+// TestSkipBody: calls lying wholly inside a body range are reported by
+// their size and sequence number without bytes, in both directions; the
+// call that goes past the range is copied as usual and the kernel forgets
+// the range; a range set on an ignored connection does not undo Ignore.
+func TestSkipBody(t *testing.T) {
+	c := startCapture(t, Config{CaptureBytes: 4096, MaxConns: 4096})
+	ns := testkit.NewNetns(t, "ebpfflow-httpskip")
+	cli, srv := socketPair(t, ns, 18083)
+	cliCookie, srvCookie := c.watchFD(t, cli), c.watchFD(t, srv)
+	head := randomBytes(100)
+	if _, err := unix.Write(cli, head); err != nil {
+		t.Fatal(err)
+	}
+	readFull(t, srv, len(head), len(head))
+	c.waitFor(t, "the head's chunks", func() bool { return len(c.chunks[cliCookie]) == 1 && len(c.chunks[srvCookie]) == 1 })
+	c.mu.Lock()
+	sendFrom := c.chunks[cliCookie][0].Seq + 100
+	recvFrom := c.chunks[srvCookie][0].Seq + 100
+	c.mu.Unlock()
+	// A 3500-byte body: three calls of 1000 inside, one of 1000 crossing
+	// its end, one of 500 after it.
+	if err := c.p.SkipBody(cliCookie, true, sendFrom, sendFrom+3500); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.p.SkipBody(srvCookie, false, recvFrom, recvFrom+3500); err != nil {
+		t.Fatal(err)
+	}
+	body := randomBytes(4500)
+	for off := 0; off < len(body); {
+		n := min(1000, len(body)-off)
+		if _, err := unix.Write(cli, body[off:off+n]); err != nil {
+			t.Fatal(err)
+		}
+		off += n
+	}
+	got, _ := readFull(t, srv, len(body), 1000)
+	if !bytes.Equal(got, body) {
+		t.Fatal("server read other bytes than the client wrote")
+	}
+	c.waitFor(t, "the body's chunks", func() bool { return len(c.chunks[cliCookie]) == 6 && len(c.chunks[srvCookie]) == 6 })
+	c.mu.Lock()
+	for _, side := range []struct {
+		name   string
+		cookie uint64
+		from   uint32
+	}{{"client", cliCookie, sendFrom}, {"server", srvCookie, recvFrom}} {
+		seq := side.from
+		for i, ch := range c.chunks[side.cookie][1:] {
+			size := uint32(min(1000, 4500-1000*i))
+			var want []byte
+			if i >= 3 { // the call crossing the end, and the one after
+				want = body[1000*i : 1000*i+int(size)]
+			}
+			if ch.Seq != seq || ch.Size != size || !bytes.Equal(ch.Data, want) {
+				t.Errorf("%s call %d: seq %d size %d, %d bytes captured; want seq %d size %d, %d bytes", side.name, i, ch.Seq, ch.Size, len(ch.Data), seq, size, len(want))
+			}
+			seq += size
+		}
+		var st httpHttpConnState
+		if err := c.p.objs.Conns.Lookup(&side.cookie, &st); err != nil {
+			t.Fatal(err)
+		}
+		for d, k := range st.Skip {
+			if k.From != k.To {
+				t.Errorf("%s: direction %d keeps its range [%d, %d) after a call went past it", side.name, d, k.From, k.To)
+			}
+		}
+	}
+	c.mu.Unlock()
+
+	if err := c.p.Ignore(srvCookie); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.p.SkipBody(srvCookie, false, recvFrom, recvFrom+1<<20); err != nil {
+		t.Fatal(err)
+	}
+	var st httpHttpConnState
+	if err := c.p.objs.Conns.Lookup(&srvCookie, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Flags&uint32(httpHttpConnFlagHTTP_CONN_IGNORED) == 0 {
+		t.Error("SkipBody undid Ignore")
+	}
+	if err := c.p.SkipBody(1<<62, true, 1, 2); err != nil {
+		t.Errorf("SkipBody of a connection not tracked: %v", err)
+	}
+}
+
 // TestMapFull: with the connection map full, a connection is not
 // captured and each of its calls is counted (map_full).
 func TestMapFull(t *testing.T) {
@@ -580,8 +668,8 @@ func TestMapFull(t *testing.T) {
 	// Fill the map with connections that do not exist (the machine's
 	// other sockets may take slots too: either way it is full).
 	for i := range uint64(maxConns) {
-		cookie, flags := 1<<62+i, uint32(0)
-		_ = c.p.objs.Conns.Update(&cookie, &flags, 0)
+		cookie, st := 1<<62+i, httpHttpConnState{}
+		_ = c.p.objs.Conns.Update(&cookie, &st, 0)
 	}
 	ns := testkit.NewNetns(t, "ebpfflow-httpfull")
 	cli, srv := socketPair(t, ns, 18082)
