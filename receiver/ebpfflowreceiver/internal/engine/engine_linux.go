@@ -80,6 +80,10 @@ func (e *Node) start() error {
 				e.log.Warn("flows carry no process.pid or process.executable.name: the kernel refused the socket-owner program",
 					zap.String("probe", ProbeFlowOwner), zap.Error(e.flowOwnerErr))
 			}
+			if err := fp.AcctError(); err != nil {
+				e.log.Info("flows of established TCP sockets take the hash path: the kernel refused the state-change program",
+					zap.String("probe", ProbeFlow), zap.Error(err))
+			}
 		}
 		tp, err := loadTCP(e.cfg.Flows.MaxFlows)
 		e.addSlot(ProbeTCP, tp, err)
