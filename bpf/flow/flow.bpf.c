@@ -10,11 +10,11 @@
  * counted in the socket's own sk_storage (struct sock_acct): one storage
  * lookup on lines the kernel just touched, no cookie, no key, no hash
  * lookup. Those counts are folded into the socket's `flows` entry at its
- * first packet of each clock tick (and its first egress packet, which reads
- * the TCP state) and when it leaves ESTABLISHED (tp_btf/inet_sock_set_state),
- * so user space, which cannot read the storage, sees them at most a tick
- * late for an active socket; the packets of a socket's last active tick
- * before it goes quiet reach `flows` at its next packet or when it leaves
+ * first packet once fold_ticks clock ticks have passed since the last fold
+ * and when it leaves ESTABLISHED (tp_btf/inet_sock_set_state), so user
+ * space, which cannot read the storage, sees an active socket's counts at
+ * most fold_ticks late; the packets since the last fold of a socket that
+ * goes quiet reach `flows` at its next packet or when it leaves
  * ESTABLISHED. Every other packet (handshake, closing states, request and
  * timewait sockets, UDP, no socket) is counted in `flows` directly. */
 #include "cgroup_skb.bpf.h"
@@ -36,6 +36,8 @@ const volatile bool dns_on = false;
 /* Per-socket accounting (accts): off when the kernel refuses the
  * tracepoint that folds it at the end of ESTABLISHED. */
 const volatile bool sk_acct_on = true;
+/* Clock ticks between two folds of a socket's storage (set before load). */
+const volatile __u32 fold_ticks = 1;
 
 /* Sized from Config.MaxFlows before load (default 64Ki entries, 192 B each
  * with the LRU bookkeeping, and a 16 B hash bucket: 13 MiB). One entry per
@@ -190,8 +192,6 @@ static __always_inline void set_key(struct sock_flow_key *key, const struct l3 *
 static __always_inline void fold(struct sock_acct *a, void *sk, __u64 jiffies, bool read_tcp)
 {
 	a->fold_tick = jiffies;
-	if (read_tcp)
-		a->tcp_tick = jiffies;
 	__u64 tx_bytes = __sync_lock_test_and_set(&a->tx_bytes, 0);
 	__u64 tx_packets = __sync_lock_test_and_set(&a->tx_packets, 0);
 	__u64 rx_bytes = __sync_lock_test_and_set(&a->rx_bytes, 0);
@@ -212,6 +212,9 @@ static __always_inline void fold(struct sock_acct *a, void *sk, __u64 jiffies, b
 		init.rx_bytes = rx_bytes;
 		init.rx_packets = rx_packets;
 		init.tcp_flags = a->tcp_flags;
+		init.srtt_us = a->srtt_us;
+		init.retrans = a->retrans;
+		init.tcp_tick = a->tcp_tick;
 		if (read_tcp)
 			tcp_state(&init, sk, jiffies);
 		long err = bpf_map_update_elem(&flows, &a->key, &init, BPF_NOEXIST);
@@ -238,8 +241,13 @@ static __always_inline void fold(struct sock_acct *a, void *sk, __u64 jiffies, b
 	__u8 seen = st->tcp_flags | a->tcp_flags;
 	if (seen != st->tcp_flags)
 		st->tcp_flags = seen;
-	if (read_tcp)
+	if (read_tcp) {
 		tcp_state(st, sk, jiffies);
+	} else if (a->tcp_tick && st->tcp_tick != a->tcp_tick) {
+		st->srtt_us = a->srtt_us;
+		st->retrans = a->retrans;
+		st->tcp_tick = a->tcp_tick;
+	}
 }
 
 /* Counts a packet of an ESTABLISHED TCP socket in its sk_storage. False
@@ -275,10 +283,20 @@ static __always_inline bool sock_account(struct __sk_buff *skb, struct bpf_sock 
 		a->tcp_flags = seen;
 	__u64 jiffies = bpf_jiffies64();
 	__u32 tick = jiffies;
+	/* The TCP state, as the hash path reads it: once per clock tick, on
+	 * egress (see tcp_state). */
+	if (egress && a->tcp_tick != tick) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+		a->tcp_tick = tick;
+		if (tp) {
+			a->srtt_us = tp->srtt_us >> 3;
+			a->retrans = tp->total_retrans;
+		}
+	}
 	/* A state change between the check in account() and the add above
 	 * may have folded already: fold again (nothing is counted twice). */
-	if (a->fold_tick != tick || (egress && a->tcp_tick != tick) || sk->state != BPF_TCP_ESTABLISHED)
-		fold(a, sk, jiffies, egress);
+	if (tick - a->fold_tick >= fold_ticks || sk->state != BPF_TCP_ESTABLISHED)
+		fold(a, sk, jiffies, false);
 	return true;
 }
 

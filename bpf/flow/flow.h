@@ -60,7 +60,9 @@ struct sock_acct {
 	__u64 rx_bytes;
 	__u64 rx_packets;
 	__u32 fold_tick;  /* packet clock tick (low 32 bits) of the latest fold */
-	__u32 tcp_tick;   /* ... of the latest TCP state read (egress folds) */
+	__u32 tcp_tick;   /* ... of the latest TCP state read (egress) */
+	__u32 srtt_us;    /* TCP state as read then */
+	__u32 retrans;
 	__u8 tcp_flags;   /* union of the flags seen here */
 	__u8 pad[7];
 	struct sock_flow_key key;    /* the socket's flow, from its first packet here */

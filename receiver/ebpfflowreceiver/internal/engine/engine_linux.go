@@ -72,7 +72,9 @@ func (e *Node) start() error {
 	// with both enabled, the dns probe reads the flow probe's capture.
 	var fp *flowprobe.Probe
 	if e.cfg.Flows.Enabled {
-		fp, err = loadFlow(e.cfg.Flows.MaxFlows, e.cfg.DNS.Enabled, pre.CgroupV2Root)
+		// Per-socket counts reach the flow map within a tenth of an
+		// interval of an active socket's traffic.
+		fp, err = loadFlow(flowprobe.Config{MaxFlows: e.cfg.Flows.MaxFlows, DNS: e.cfg.DNS.Enabled, FoldInterval: e.cfg.FlushInterval / 10}, pre.CgroupV2Root)
 		e.addSlot(ProbeFlow, fp, err)
 		if err == nil {
 			e.flows = fp
@@ -196,8 +198,8 @@ func (e *Node) addSlot(name string, p probe.Probe, err error) {
 	e.slots = append(e.slots, s)
 }
 
-func loadFlow(maxFlows uint32, dns bool, cgroupRoot string) (*flowprobe.Probe, error) {
-	p, err := flowprobe.Load(flowprobe.Config{MaxFlows: maxFlows, DNS: dns})
+func loadFlow(cfg flowprobe.Config, cgroupRoot string) (*flowprobe.Probe, error) {
+	p, err := flowprobe.Load(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}

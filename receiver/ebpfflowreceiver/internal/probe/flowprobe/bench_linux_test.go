@@ -4,12 +4,17 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
+
+// benchFold is the receiver's default fold interval (a tenth of the 10 s
+// flush interval).
+const benchFold = time.Second
 
 // BenchmarkFlowProbeKernel reports the in-kernel cost of flow accounting
 // per packet from BPF run-time statistics (run_time_ns / run_cnt of the
@@ -25,7 +30,7 @@ func BenchmarkFlowProbeKernel(b *testing.B) {
 	}
 	defer stats.Close()
 	root := testkit.CgroupV2Mount(b)
-	p, err := Load(Config{MaxFlows: 65536})
+	p, err := Load(Config{MaxFlows: 65536, FoldInterval: benchFold})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -164,7 +169,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 		b.Fatalf("enable BPF run-time stats: %v", err)
 	}
 	defer stats.Close()
-	p, err := Load(Config{MaxFlows: 65536})
+	p, err := Load(Config{MaxFlows: 65536, FoldInterval: benchFold})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -242,7 +247,7 @@ func BenchmarkFlowProbeKernelManyTCPFlows(b *testing.B) {
 		b.Fatalf("enable BPF run-time stats: %v", err)
 	}
 	defer stats.Close()
-	p, err := Load(Config{MaxFlows: 65536})
+	p, err := Load(Config{MaxFlows: 65536, FoldInterval: benchFold})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -53,6 +53,8 @@ type flowSockAcct struct {
 	RxPackets uint64
 	FoldTick  uint32
 	TcpTick   uint32
+	SrttUs    uint32
+	Retrans   uint32
 	TcpFlags  uint8
 	Pad       [7]uint8
 	Key       flowSockFlowKey
@@ -115,6 +117,7 @@ const (
 	flowVarDnsOn               = "dns_on"
 	flowVarDnsWakeupBytes      = "dns_wakeup_bytes"
 	flowVarFlowsOn             = "flows_on"
+	flowVarFoldTicks           = "fold_ticks"
 	flowVarSkAcctOn            = "sk_acct_on"
 	flowVarTickNs              = "tick_ns"
 	flowVarUnusedDnsEvent      = "unused_dns_event"
@@ -190,6 +193,7 @@ type flowVariableSpecs struct {
 	DnsOn               *ebpf.VariableSpec `ebpf:"dns_on"`
 	DnsWakeupBytes      *ebpf.VariableSpec `ebpf:"dns_wakeup_bytes"`
 	FlowsOn             *ebpf.VariableSpec `ebpf:"flows_on"`
+	FoldTicks           *ebpf.VariableSpec `ebpf:"fold_ticks"`
 	SkAcctOn            *ebpf.VariableSpec `ebpf:"sk_acct_on"`
 	TickNs              *ebpf.VariableSpec `ebpf:"tick_ns"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
@@ -244,6 +248,7 @@ type flowVariables struct {
 	DnsOn               *ebpf.Variable `ebpf:"dns_on"`
 	DnsWakeupBytes      *ebpf.Variable `ebpf:"dns_wakeup_bytes"`
 	FlowsOn             *ebpf.Variable `ebpf:"flows_on"`
+	FoldTicks           *ebpf.Variable `ebpf:"fold_ticks"`
 	SkAcctOn            *ebpf.Variable `ebpf:"sk_acct_on"`
 	TickNs              *ebpf.Variable `ebpf:"tick_ns"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`

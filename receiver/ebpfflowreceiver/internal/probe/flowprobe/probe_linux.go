@@ -38,6 +38,12 @@ type Config struct {
 	// DNSRingBytes sizes that ring buffer: a power of two, at least one
 	// page; 0 is DefaultDNSRingBytes.
 	DNSRingBytes int
+	// FoldInterval is how long an ESTABLISHED TCP socket's packets may
+	// stay counted in its own storage before its next packet folds them
+	// into the flow map (user space reads only that map): the lag of an
+	// active socket's counts. Longer folds less often, which is what many
+	// sockets with sparse traffic pay for. 0 is one clock tick.
+	FoldInterval time.Duration
 }
 
 // Probe is the loaded flow probe.
@@ -94,6 +100,7 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 		"flows_on":         cfg.MaxFlows > 0,
 		"dns_on":           cfg.DNS,
 		"dns_wakeup_bytes": uint64(ring / 4),
+		"fold_ticks":       uint32(max(1, cfg.FoldInterval.Nanoseconds()/res.Nano())),
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("flow probe: set %s: %w", name, err)
