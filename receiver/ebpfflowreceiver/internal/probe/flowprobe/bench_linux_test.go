@@ -130,12 +130,7 @@ func measure(b *testing.B, progs []*ebpf.Program, floor []*ebpf.Program, round f
 // socket pairs (10k flows, more than the caches hold) each send one datagram
 // per round, so most packets miss the CPU caches on their flow entry.
 func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
-	var rl unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < 20000 {
-		rl.Cur = max(rl.Max, 20000)
-		rl.Max = rl.Cur
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
-	}
+	raiseNoFile()
 	const pairs = 5000
 	type pair struct{ tx, rx int }
 	ps := make([]pair, 0, pairs)
@@ -164,19 +159,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		b.Fatalf("enable BPF run-time stats: %v", err)
-	}
-	defer stats.Close()
-	p, err := Load(Config{MaxFlows: 65536, FoldInterval: benchFold})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Attach(testkit.CgroupV2Mount(b)); err != nil {
-		b.Fatal(err)
-	}
+	p := attachedWithStats(b)
 	buf := make([]byte, 64)
 	round := func() {
 		for _, pr := range ps {
@@ -187,25 +170,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 		}
 	}
 	round() // create the flows: the measured rounds hit existing entries
-	var base [2]ebpf.ProgramStats
-	for i, prog := range p.Programs() {
-		st, _ := prog.Stats()
-		base[i] = *st
-	}
-	b.ResetTimer()
-	for range b.N {
-		round()
-	}
-	b.StopTimer()
-	for i, prog := range p.Programs() {
-		st, err := prog.Stats()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if runs := st.RunCount - base[i].RunCount; runs > 0 {
-			b.ReportMetric(float64(st.Runtime-base[i].Runtime)/float64(runs), []string{"egress", "ingress"}[i]+"-ns/packet")
-		}
-	}
+	measurePerProgram(b, p, round)
 }
 
 // BenchmarkFlowProbeKernelManyTCPFlows is the live case for ESTABLISHED
@@ -214,12 +179,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 // far apart and miss the CPU caches, as with many idle-ish keep-alive
 // connections.
 func BenchmarkFlowProbeKernelManyTCPFlows(b *testing.B) {
-	var rl unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < 20000 {
-		rl.Cur = max(rl.Max, 20000)
-		rl.Max = rl.Cur
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
-	}
+	raiseNoFile()
 	const conns = 5000
 	type conn struct{ cli, srv int }
 	cs := make([]conn, 0, conns)
@@ -242,19 +202,7 @@ func BenchmarkFlowProbeKernelManyTCPFlows(b *testing.B) {
 		b.Fatal(err)
 	}
 	sa, _ := unix.Getsockname(ln)
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		b.Fatalf("enable BPF run-time stats: %v", err)
-	}
-	defer stats.Close()
-	p, err := Load(Config{MaxFlows: 65536, FoldInterval: benchFold})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Attach(testkit.CgroupV2Mount(b)); err != nil {
-		b.Fatal(err)
-	}
+	p := attachedWithStats(b)
 	for range conns {
 		cli, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 		if err != nil {
@@ -287,6 +235,41 @@ func BenchmarkFlowProbeKernelManyTCPFlows(b *testing.B) {
 		}
 	}
 	round() // the first packets after the handshake create the entries
+	measurePerProgram(b, p, round)
+}
+
+// attachedWithStats enables BPF run-time statistics, then loads and
+// attaches the probe, both until b ends.
+func attachedWithStats(b *testing.B) *Probe {
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF run-time stats: %v", err)
+	}
+	b.Cleanup(func() { stats.Close() })
+	p, err := Load(Config{MaxFlows: 65536, FoldInterval: benchFold})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	if err := p.Attach(testkit.CgroupV2Mount(b)); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// raiseNoFile lifts the open-file limit for thousands of sockets.
+func raiseNoFile() {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < 20000 {
+		rl.Cur = max(rl.Max, 20000)
+		rl.Max = rl.Cur
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+	}
+}
+
+// measurePerProgram runs round b.N times and reports the run-time
+// statistics of the egress and the ingress program, per run.
+func measurePerProgram(b *testing.B, p *Probe, round func()) {
 	var base [2]ebpf.ProgramStats
 	for i, prog := range p.Programs() {
 		st, _ := prog.Stats()
