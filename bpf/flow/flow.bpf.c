@@ -228,11 +228,13 @@ static __always_inline void fold(struct sock_acct *a, void *sk, __u64 jiffies, b
 		if (!st)
 			return;
 	}
-	if (tx_packets) {
+	/* Bytes and packets are two exchanges: a packet added between them
+	 * splits across two folds, so either may come alone. */
+	if (tx_bytes | tx_packets) {
 		__sync_fetch_and_add(&st->tx_bytes, tx_bytes);
 		__sync_fetch_and_add(&st->tx_packets, tx_packets);
 	}
-	if (rx_packets) {
+	if (rx_bytes | rx_packets) {
 		__sync_fetch_and_add(&st->rx_bytes, rx_bytes);
 		__sync_fetch_and_add(&st->rx_packets, rx_packets);
 	}
