@@ -4,23 +4,10 @@
  * on the cgroup v2 root, so every local socket in any network namespace is
  * seen and each packet pays for one program run and one parse; DNS costs
  * other packets a port compare. The programs always return 1: ebpfflow
- * observes, it never filters.
- *
- * Two paths feed the `flows` hash. A packet of an ESTABLISHED TCP socket is
- * counted in the socket's own sk_storage (struct sock_acct): one storage
- * lookup on lines the kernel just touched, no cookie, no key, no hash
- * lookup. Those counts are folded into the socket's `flows` entry at its
- * first packet once fold_ticks clock ticks have passed since the last fold
- * and when it leaves ESTABLISHED (tp_btf/inet_sock_set_state), so user
- * space, which cannot read the storage, sees an active socket's counts at
- * most fold_ticks late; the packets since the last fold of a socket that
- * goes quiet reach `flows` at its next packet or when it leaves
- * ESTABLISHED. Every other packet (handshake, closing states, request and
- * timewait sockets, UDP, no socket) is counted in `flows` directly. */
+ * observes, it never filters. */
 #include "cgroup_skb.bpf.h"
 #include "flow.h"
 #include "../dns/dns.bpf.h"
-#include <bpf/bpf_tracing.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -33,11 +20,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * both (the verifier drops the code of what is off). */
 const volatile bool flows_on = true;
 const volatile bool dns_on = false;
-/* Per-socket accounting (accts): off when the kernel refuses the
- * tracepoint that folds it at the end of ESTABLISHED. */
-const volatile bool sk_acct_on = true;
-/* Clock ticks between two folds of a socket's storage (set before load). */
-const volatile __u32 fold_ticks = 1;
 
 /* Sized from Config.MaxFlows before load (default 64Ki entries, 192 B each
  * with the LRU bookkeeping, and a 16 B hash bucket: 13 MiB). One entry per
@@ -63,16 +45,6 @@ struct {
 	__type(value, struct sock_owner);
 } owners SEC(".maps");
 
-/* Per-socket accounting of ESTABLISHED TCP sockets (see the top). Not
- * cloned: an accepted socket starts its own. Freed with the socket, after
- * the state change that folded it. */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sock_acct);
-} accts SEC(".maps");
-
 /* Packet clock. bpf_ktime_get_coarse_ns is a helper call (~35 ns per packet
  * on a CPU with return-thunk mitigations); bpf_jiffies64 is inlined by the
  * verifier into one load. Stamps are CLOCK_MONOTONIC ns at tick resolution:
@@ -85,14 +57,6 @@ __u64 clock_offset = 0;
 static __always_inline __u64 stamp_ns(__u64 jiffies)
 {
 	return jiffies * tick_ns + clock_offset;
-}
-
-/* The first new flow pins the packet clock to CLOCK_MONOTONIC, once
- * (compare-and-swap), so no stamp ever goes backwards. */
-static __always_inline void pin_clock(void)
-{
-	if (!clock_offset)
-		__sync_val_compare_and_swap(&clock_offset, 0, bpf_ktime_get_coarse_ns() - bpf_jiffies64() * tick_ns);
 }
 
 /* Only here so the enum reaches BTF, and Go through bpf2go -type. */
@@ -153,9 +117,10 @@ static __always_inline void set_owner(struct sock_flow_stats *st, struct bpf_soc
  * packet after the flow lookup: the caller makes it once per clock tick of a
  * flow, and on every packet once the connection closes, so the final values
  * are exact. */
-static __always_inline void tcp_state(struct sock_flow_stats *st, void *sk, __u64 jiffies)
+static __always_inline void tcp_state(struct sock_flow_stats *st, struct __sk_buff *skb, __u64 jiffies)
 {
 	st->tcp_tick = jiffies;
+	struct bpf_sock *sk = skb->sk;
 	if (!sk)
 		return;
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk); /* NULL unless a full TCP socket */
@@ -163,143 +128,6 @@ static __always_inline void tcp_state(struct sock_flow_stats *st, void *sk, __u6
 		return;
 	st->srtt_us = tp->srtt_us >> 3;
 	st->retrans = tp->total_retrans;
-}
-
-/* The flow key of a packet, but for the cookie. */
-static __always_inline void set_key(struct sock_flow_key *key, const struct l3 *l3, __u16 sport, __u16 dport, bool egress)
-{
-	key->proto = l3->proto;
-	key->family = l3->family;
-	if (egress) {
-		__builtin_memcpy(key->local_addr, l3->src.v6, 16);
-		__builtin_memcpy(key->remote_addr, l3->dst.v6, 16);
-		key->local_port = sport;
-		key->remote_port = dport;
-	} else {
-		__builtin_memcpy(key->local_addr, l3->dst.v6, 16);
-		__builtin_memcpy(key->remote_addr, l3->src.v6, 16);
-		key->local_port = dport;
-		key->remote_port = sport;
-	}
-}
-
-/* Moves a socket's pending counts into its `flows` entry, creating it if
- * need be. The counters are taken with atomic exchanges and added with
- * atomics, so a packet counted on another CPU meanwhile lands in this fold
- * or in the next one: never lost, never twice. read_tcp also copies the
- * TCP state (egress, and the state change). sk is the socket: the
- * packet's, or the tracepoint's. */
-static __always_inline void fold(struct sock_acct *a, void *sk, __u64 jiffies, bool read_tcp)
-{
-	a->fold_tick = jiffies;
-	__u64 tx_bytes = __sync_lock_test_and_set(&a->tx_bytes, 0);
-	__u64 tx_packets = __sync_lock_test_and_set(&a->tx_packets, 0);
-	__u64 rx_bytes = __sync_lock_test_and_set(&a->rx_bytes, 0);
-	__u64 rx_packets = __sync_lock_test_and_set(&a->rx_packets, 0);
-	__u64 now = stamp_ns(jiffies);
-	__u64 since = a->init.first_ns;
-	/* A later entry of this socket (user space deleted the flow as idle)
-	 * starts no earlier than this fold. */
-	a->init.first_ns = now;
-
-	struct sock_flow_stats *st = bpf_map_lookup_elem(&flows, &a->key);
-	if (!st) {
-		struct sock_flow_stats init = a->init;
-		init.first_ns = since;
-		init.last_ns = now;
-		init.tx_bytes = tx_bytes;
-		init.tx_packets = tx_packets;
-		init.rx_bytes = rx_bytes;
-		init.rx_packets = rx_packets;
-		init.tcp_flags = a->tcp_flags;
-		init.srtt_us = a->srtt_us;
-		init.retrans = a->retrans;
-		init.tcp_tick = a->tcp_tick;
-		if (read_tcp)
-			tcp_state(&init, sk, jiffies);
-		long err = bpf_map_update_elem(&flows, &a->key, &init, BPF_NOEXIST);
-		if (!err)
-			return;
-		if (err != -EEXIST_) {
-			stat_inc(STAT_MAP_FULL);
-			return;
-		}
-		st = bpf_map_lookup_elem(&flows, &a->key);
-		if (!st)
-			return;
-	}
-	/* Bytes and packets are two exchanges: a packet added between them
-	 * splits across two folds, so either may come alone. */
-	if (tx_bytes | tx_packets) {
-		__sync_fetch_and_add(&st->tx_bytes, tx_bytes);
-		__sync_fetch_and_add(&st->tx_packets, tx_packets);
-	}
-	if (rx_bytes | rx_packets) {
-		__sync_fetch_and_add(&st->rx_bytes, rx_bytes);
-		__sync_fetch_and_add(&st->rx_packets, rx_packets);
-	}
-	if (st->last_ns < now)
-		st->last_ns = now;
-	__u8 seen = st->tcp_flags | a->tcp_flags;
-	if (seen != st->tcp_flags)
-		st->tcp_flags = seen;
-	if (read_tcp) {
-		tcp_state(st, sk, jiffies);
-	} else if (a->tcp_tick && st->tcp_tick != a->tcp_tick) {
-		st->srtt_us = a->srtt_us;
-		st->retrans = a->retrans;
-		st->tcp_tick = a->tcp_tick;
-	}
-}
-
-/* Counts a packet of an ESTABLISHED TCP socket in its sk_storage. False
- * when the storage could not be allocated (counted): the packet then takes
- * the hash path. */
-static __always_inline bool sock_account(struct __sk_buff *skb, struct bpf_sock *sk, const struct l3 *l3,
-					 __u16 sport, __u16 dport, __u8 flags, __u64 bytes, __u32 segs, bool egress)
-{
-	struct sock_acct *a = bpf_sk_storage_get(&accts, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!a) {
-		stat_inc(STAT_MAP_FULL);
-		return false;
-	}
-	if (!a->key.cookie) {
-		/* New storage: name the flow once. The cookie is written last,
-		 * as the sign that the rest is there. */
-		pin_clock();
-		set_key(&a->key, l3, sport, dport, egress);
-		a->init.first_ns = stamp_ns(bpf_jiffies64());
-		a->init.cgroup_id = bpf_skb_cgroup_id(skb);
-		set_owner(&a->init, sk);
-		a->key.cookie = bpf_get_socket_cookie(skb);
-	}
-	if (egress) {
-		__sync_fetch_and_add(&a->tx_bytes, bytes);
-		__sync_fetch_and_add(&a->tx_packets, segs);
-	} else {
-		__sync_fetch_and_add(&a->rx_bytes, bytes);
-		__sync_fetch_and_add(&a->rx_packets, segs);
-	}
-	__u8 seen = a->tcp_flags | flags;
-	if (seen != a->tcp_flags)
-		a->tcp_flags = seen;
-	__u64 jiffies = bpf_jiffies64();
-	__u32 tick = jiffies;
-	/* The TCP state, as the hash path reads it: once per clock tick, on
-	 * egress (see tcp_state). */
-	if (egress && a->tcp_tick != tick) {
-		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-		a->tcp_tick = tick;
-		if (tp) {
-			a->srtt_us = tp->srtt_us >> 3;
-			a->retrans = tp->total_retrans;
-		}
-	}
-	/* A state change between the check in account() and the add above
-	 * may have folded already: fold again (nothing is counted twice). */
-	if (tick - a->fold_tick >= fold_ticks || sk->state != BPF_TCP_ESTABLISHED)
-		fold(a, sk, jiffies, false);
-	return true;
 }
 
 static __always_inline void account(struct __sk_buff *skb, bool egress)
@@ -329,27 +157,33 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	__u16 sport = l4_sport(&l4), dport = l4_dport(&l4);
 	__u8 flags = l4_tcp_flags(&l4);
 
+	key.cookie = bpf_get_socket_cookie(skb);
+	key.proto = proto;
+	key.family = l3.family;
+	if (egress) {
+		__builtin_memcpy(key.local_addr, l3.src.v6, 16);
+		__builtin_memcpy(key.remote_addr, l3.dst.v6, 16);
+		key.local_port = sport;
+		key.remote_port = dport;
+	} else {
+		__builtin_memcpy(key.local_addr, l3.dst.v6, 16);
+		__builtin_memcpy(key.remote_addr, l3.src.v6, 16);
+		key.local_port = dport;
+		key.remote_port = sport;
+	}
+
 	/* A GSO/GRO skb is one super-packet of `segs` wire packets that each
 	 * carry the IP + L4 headers: count the wire. */
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
 	__u64 bytes = skb->len - jumbo + (__u64)(segs - 1) * (l3len - jumbo + l4_hlen(&l4));
 
-	/* An ESTABLISHED TCP socket (sock_common's state: no helper) counts in
-	 * its storage. The ports must be the socket's own: a raw socket
-	 * connected and sending TCP is not one flow. Request and timewait
-	 * sockets are never ESTABLISHED. */
-	struct bpf_sock *sk = skb->sk;
-	if (sk_acct_on && proto == IPPROTO_TCP_ && sk && sk->state == BPF_TCP_ESTABLISHED &&
-	    sk->src_port == (egress ? sport : dport) && bpf_ntohs(sk->dst_port) == (egress ? dport : sport) &&
-	    sock_account(skb, sk, &l3, sport, dport, flags, bytes, segs, egress))
-		return;
-
-	key.cookie = bpf_get_socket_cookie(skb);
-	set_key(&key, &l3, sport, dport, egress);
-
 	struct sock_flow_stats *st = bpf_map_lookup_elem(&flows, &key);
 	if (!st) {
-		pin_clock();
+		/* The first new flow pins the packet clock to CLOCK_MONOTONIC,
+		 * once (compare-and-swap), so no stamp ever goes backwards. */
+		if (!clock_offset)
+			__sync_val_compare_and_swap(&clock_offset, 0,
+						    bpf_ktime_get_coarse_ns() - bpf_jiffies64() * tick_ns);
 		__u64 jiffies = bpf_jiffies64(), now = stamp_ns(jiffies);
 		/* A new flow is inserted with this packet already counted: no
 		 * second lookup. If another CPU inserted it first (-EEXIST), the
@@ -371,10 +205,11 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			      ((flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_);
 		if (opener)
 			init.initiator = egress ? FLOW_INITIATOR_LOCAL : FLOW_INITIATOR_REMOTE;
+		struct bpf_sock *sk = skb->sk;
 		if (sk)
 			set_owner(&init, sk);
 		if (proto == IPPROTO_TCP_ && egress)
-			tcp_state(&init, skb->sk, jiffies);
+			tcp_state(&init, skb, jiffies);
 		long err = bpf_map_update_elem(&flows, &key, &init, BPF_NOEXIST);
 		if (!err)
 			return; /* counted by the insert */
@@ -406,7 +241,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	if (seen != st->tcp_flags)
 		st->tcp_flags = seen;
 	if (egress && (st->tcp_tick != (__u32)jiffies || (seen & (TCP_FIN_ | TCP_RST_))))
-		tcp_state(st, skb->sk, jiffies);
+		tcp_state(st, skb, jiffies);
 	return;
 
 parse_error:
@@ -428,22 +263,4 @@ int flow_ingress(struct __sk_buff *skb)
 {
 	account(skb, false);
 	return 1;
-}
-
-/* A socket leaving ESTABLISHED folds what its storage holds into its flow
- * entry before any packet of the new state is counted there (the
- * tracepoint runs before the state is stored), and again on reaching
- * TCP_CLOSE for a packet that raced the first fold. */
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(flow_sock_state, struct sock *sk, int oldstate, int newstate)
-{
-	if (oldstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
-		return 0;
-	if (sk->sk_protocol != IPPROTO_TCP_)
-		return 0;
-	struct sock_acct *a = bpf_sk_storage_get(&accts, sk, 0, 0);
-	if (!a || !a->key.cookie)
-		return 0;
-	fold(a, sk, bpf_jiffies64(), true);
-	return 0;
 }

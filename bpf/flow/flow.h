@@ -48,27 +48,6 @@ struct sock_flow_stats {
 			  * counters on one of them */
 };
 
-/* Per-socket accounting of an ESTABLISHED TCP socket (sk_storage): the
- * packets since the socket's last fold into its `flows` entry, and what a
- * fold needs to find or create that entry. Written by the packet programs,
- * folded at the first packet of each clock tick and when the socket leaves
- * ESTABLISHED; user space never reads it (the kernel refuses iterators
- * here), so every count reaches user space through `flows`. */
-struct sock_acct {
-	__u64 tx_bytes;   /* pending since the last fold */
-	__u64 tx_packets;
-	__u64 rx_bytes;
-	__u64 rx_packets;
-	__u32 fold_tick;  /* packet clock tick (low 32 bits) of the latest fold */
-	__u32 tcp_tick;   /* ... of the latest TCP state read (egress) */
-	__u32 srtt_us;    /* TCP state as read then */
-	__u32 retrans;
-	__u8 tcp_flags;   /* union of the flags seen here */
-	__u8 pad[7];
-	struct sock_flow_key key;    /* the socket's flow, from its first packet here */
-	struct sock_flow_stats init; /* first_ns, cgroup, owner: for a new entry */
-};
-
 /* Who created a socket: sk_storage written by cgroup/sock_create. */
 struct sock_owner {
 	__u32 pid;

@@ -72,19 +72,13 @@ func (e *Node) start() error {
 	// with both enabled, the dns probe reads the flow probe's capture.
 	var fp *flowprobe.Probe
 	if e.cfg.Flows.Enabled {
-		// Per-socket counts reach the flow map within a tenth of an
-		// interval of an active socket's traffic.
-		fp, err = loadFlow(flowprobe.Config{MaxFlows: e.cfg.Flows.MaxFlows, DNS: e.cfg.DNS.Enabled, FoldInterval: e.cfg.FlushInterval / 10}, pre.CgroupV2Root)
+		fp, err = loadFlow(e.cfg.Flows.MaxFlows, e.cfg.DNS.Enabled, pre.CgroupV2Root)
 		e.addSlot(ProbeFlow, fp, err)
 		if err == nil {
 			e.flows = fp
 			if e.flowOwnerErr = fp.OwnerError(); e.flowOwnerErr != nil {
 				e.log.Warn("flows carry no process.pid or process.executable.name: the kernel refused the socket-owner program",
 					zap.String("probe", ProbeFlowOwner), zap.Error(e.flowOwnerErr))
-			}
-			if err := fp.AcctError(); err != nil {
-				e.log.Info("flows of established TCP sockets take the hash path: the kernel refused the state-change program",
-					zap.String("probe", ProbeFlow), zap.Error(err))
 			}
 		}
 		tp, err := loadTCP(e.cfg.Flows.MaxFlows)
@@ -198,8 +192,8 @@ func (e *Node) addSlot(name string, p probe.Probe, err error) {
 	e.slots = append(e.slots, s)
 }
 
-func loadFlow(cfg flowprobe.Config, cgroupRoot string) (*flowprobe.Probe, error) {
-	p, err := flowprobe.Load(cfg)
+func loadFlow(maxFlows uint32, dns bool, cgroupRoot string) (*flowprobe.Probe, error) {
+	p, err := flowprobe.Load(flowprobe.Config{MaxFlows: maxFlows, DNS: dns})
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}

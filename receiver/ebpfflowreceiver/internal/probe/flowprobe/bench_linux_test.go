@@ -4,17 +4,12 @@ import (
 	"io"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
 )
-
-// benchFold is the receiver's default fold interval (a tenth of the 10 s
-// flush interval).
-const benchFold = time.Second
 
 // BenchmarkFlowProbeKernel reports the in-kernel cost of flow accounting
 // per packet from BPF run-time statistics (run_time_ns / run_cnt of the
@@ -30,7 +25,7 @@ func BenchmarkFlowProbeKernel(b *testing.B) {
 	}
 	defer stats.Close()
 	root := testkit.CgroupV2Mount(b)
-	p, err := Load(Config{MaxFlows: 65536, FoldInterval: benchFold})
+	p, err := Load(Config{MaxFlows: 65536})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -246,7 +241,7 @@ func attachedWithStats(b *testing.B) *Probe {
 		b.Fatalf("enable BPF run-time stats: %v", err)
 	}
 	b.Cleanup(func() { stats.Close() })
-	p, err := Load(Config{MaxFlows: 65536, FoldInterval: benchFold})
+	p, err := Load(Config{MaxFlows: 65536})
 	if err != nil {
 		b.Fatal(err)
 	}

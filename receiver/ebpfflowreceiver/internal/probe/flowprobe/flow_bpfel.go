@@ -45,22 +45,6 @@ const (
 	flowFlowInitiatorFLOW_INITIATOR_REMOTE  flowFlowInitiator = 2
 )
 
-type flowSockAcct struct {
-	_         structs.HostLayout
-	TxBytes   uint64
-	TxPackets uint64
-	RxBytes   uint64
-	RxPackets uint64
-	FoldTick  uint32
-	TcpTick   uint32
-	SrttUs    uint32
-	Retrans   uint32
-	TcpFlags  uint8
-	Pad       [7]uint8
-	Key       flowSockFlowKey
-	Init      flowSockFlowStats
-}
-
 type flowSockFlowKey struct {
 	_          structs.HostLayout
 	Cookie     uint64
@@ -103,7 +87,6 @@ type flowSockOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	flowMapAccts               = "accts"
 	flowMapDnsEvents           = "dns_events"
 	flowMapDnsStats            = "dns_stats"
 	flowMapFlows               = "flows"
@@ -112,13 +95,10 @@ const (
 	flowProgFlowEgress         = "flow_egress"
 	flowProgFlowIngress        = "flow_ingress"
 	flowProgFlowSockCreate     = "flow_sock_create"
-	flowProgFlowSockState      = "flow_sock_state"
 	flowVarClockOffset         = "clock_offset"
 	flowVarDnsOn               = "dns_on"
 	flowVarDnsWakeupBytes      = "dns_wakeup_bytes"
 	flowVarFlowsOn             = "flows_on"
-	flowVarFoldTicks           = "fold_ticks"
-	flowVarSkAcctOn            = "sk_acct_on"
 	flowVarTickNs              = "tick_ns"
 	flowVarUnusedDnsEvent      = "unused_dns_event"
 	flowVarUnusedDnsLimits     = "unused_dns_limits"
@@ -170,14 +150,12 @@ type flowProgramSpecs struct {
 	FlowEgress     *ebpf.ProgramSpec `ebpf:"flow_egress"`
 	FlowIngress    *ebpf.ProgramSpec `ebpf:"flow_ingress"`
 	FlowSockCreate *ebpf.ProgramSpec `ebpf:"flow_sock_create"`
-	FlowSockState  *ebpf.ProgramSpec `ebpf:"flow_sock_state"`
 }
 
 // flowMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowMapSpecs struct {
-	Accts     *ebpf.MapSpec `ebpf:"accts"`
 	DnsEvents *ebpf.MapSpec `ebpf:"dns_events"`
 	DnsStats  *ebpf.MapSpec `ebpf:"dns_stats"`
 	Flows     *ebpf.MapSpec `ebpf:"flows"`
@@ -193,8 +171,6 @@ type flowVariableSpecs struct {
 	DnsOn               *ebpf.VariableSpec `ebpf:"dns_on"`
 	DnsWakeupBytes      *ebpf.VariableSpec `ebpf:"dns_wakeup_bytes"`
 	FlowsOn             *ebpf.VariableSpec `ebpf:"flows_on"`
-	FoldTicks           *ebpf.VariableSpec `ebpf:"fold_ticks"`
-	SkAcctOn            *ebpf.VariableSpec `ebpf:"sk_acct_on"`
 	TickNs              *ebpf.VariableSpec `ebpf:"tick_ns"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedDnsLimits     *ebpf.VariableSpec `ebpf:"unused_dns_limits"`
@@ -221,7 +197,6 @@ func (o *flowObjects) Close() error {
 //
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowMaps struct {
-	Accts     *ebpf.Map `ebpf:"accts"`
 	DnsEvents *ebpf.Map `ebpf:"dns_events"`
 	DnsStats  *ebpf.Map `ebpf:"dns_stats"`
 	Flows     *ebpf.Map `ebpf:"flows"`
@@ -231,7 +206,6 @@ type flowMaps struct {
 
 func (m *flowMaps) Close() error {
 	return _FlowClose(
-		m.Accts,
 		m.DnsEvents,
 		m.DnsStats,
 		m.Flows,
@@ -248,8 +222,6 @@ type flowVariables struct {
 	DnsOn               *ebpf.Variable `ebpf:"dns_on"`
 	DnsWakeupBytes      *ebpf.Variable `ebpf:"dns_wakeup_bytes"`
 	FlowsOn             *ebpf.Variable `ebpf:"flows_on"`
-	FoldTicks           *ebpf.Variable `ebpf:"fold_ticks"`
-	SkAcctOn            *ebpf.Variable `ebpf:"sk_acct_on"`
 	TickNs              *ebpf.Variable `ebpf:"tick_ns"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedDnsLimits     *ebpf.Variable `ebpf:"unused_dns_limits"`
@@ -263,7 +235,6 @@ type flowPrograms struct {
 	FlowEgress     *ebpf.Program `ebpf:"flow_egress"`
 	FlowIngress    *ebpf.Program `ebpf:"flow_ingress"`
 	FlowSockCreate *ebpf.Program `ebpf:"flow_sock_create"`
-	FlowSockState  *ebpf.Program `ebpf:"flow_sock_state"`
 }
 
 func (p *flowPrograms) Close() error {
@@ -271,7 +242,6 @@ func (p *flowPrograms) Close() error {
 		p.FlowEgress,
 		p.FlowIngress,
 		p.FlowSockCreate,
-		p.FlowSockState,
 	)
 }
 

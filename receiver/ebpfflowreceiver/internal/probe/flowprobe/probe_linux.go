@@ -38,12 +38,6 @@ type Config struct {
 	// DNSRingBytes sizes that ring buffer: a power of two, at least one
 	// page; 0 is DefaultDNSRingBytes.
 	DNSRingBytes int
-	// FoldInterval is how long an ESTABLISHED TCP socket's packets may
-	// stay counted in its own storage before its next packet folds them
-	// into the flow map (user space reads only that map): the lag of an
-	// active socket's counts. Longer folds less often, which is what many
-	// sockets with sparse traffic pay for. 0 is one clock tick.
-	FoldInterval time.Duration
 }
 
 // Probe is the loaded flow probe.
@@ -58,7 +52,6 @@ type Probe struct {
 	// always decodes to the same time.
 	suspended time.Duration
 	ownerErr  error // why FlowSockCreate is nil
-	acctErr   error // why FlowSockState is nil (no per-socket accounting)
 }
 
 // Load loads the programs and maps into the kernel without attaching them.
@@ -100,7 +93,6 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 		"flows_on":         cfg.MaxFlows > 0,
 		"dns_on":           cfg.DNS,
 		"dns_wakeup_bytes": uint64(ring / 4),
-		"fold_ticks":       uint32(max(1, cfg.FoldInterval.Nanoseconds()/res.Nano())),
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("flow probe: set %s: %w", name, err)
@@ -113,43 +105,14 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 		p.suspended = time.Duration(bt.Nano() - mono.Nano()).Round(time.Millisecond)
 	}
 	// The packet programs and every map: without them there is no probe.
-	// With flows, the state-change program that folds per-socket counts
-	// comes in the same collection (it shares the maps and the clock); a
-	// kernel that refuses it gets the packet programs without per-socket
-	// accounting, every packet on the hash path.
 	var core struct {
 		flowMaps
 		flowVariables
 		FlowEgress  *ebpf.Program `ebpf:"flow_egress"`
 		FlowIngress *ebpf.Program `ebpf:"flow_ingress"`
 	}
-	var err2 error
-	if cfg.MaxFlows > 0 {
-		var withState struct {
-			flowMaps
-			flowVariables
-			FlowEgress    *ebpf.Program `ebpf:"flow_egress"`
-			FlowIngress   *ebpf.Program `ebpf:"flow_ingress"`
-			FlowSockState *ebpf.Program `ebpf:"flow_sock_state"`
-		}
-		if err2 = spec.LoadAndAssign(&withState, nil); err2 == nil {
-			core.flowMaps, core.flowVariables = withState.flowMaps, withState.flowVariables
-			core.FlowEgress, core.FlowIngress = withState.FlowEgress, withState.FlowIngress
-			p.objs.FlowSockState = withState.FlowSockState
-		} else {
-			p.acctErr = fmt.Errorf("flow probe without per-socket accounting: load tp_btf/inet_sock_set_state: %w", verbose(err2))
-		}
-	}
-	if p.objs.FlowSockState == nil {
-		if err := spec.Variables["sk_acct_on"].Set(false); err != nil {
-			return nil, fmt.Errorf("flow probe: set sk_acct_on: %w", err)
-		}
-		if err := spec.LoadAndAssign(&core, nil); err != nil {
-			if err2 != nil && !errors.Is(err, os.ErrPermission) {
-				err = errors.Join(err, err2)
-			}
-			return nil, fmt.Errorf("load flow probe: %w", permissionHint(verbose(err), "root, or CAP_BPF and CAP_PERFMON"))
-		}
+	if err := spec.LoadAndAssign(&core, nil); err != nil {
+		return nil, fmt.Errorf("load flow probe: %w", permissionHint(verbose(err), "root, or CAP_BPF and CAP_PERFMON"))
 	}
 	p.objs.flowMaps, p.objs.flowVariables = core.flowMaps, core.flowVariables
 	p.objs.FlowEgress, p.objs.FlowIngress = core.FlowEgress, core.FlowIngress
@@ -191,23 +154,10 @@ func permissionHint(err error, need string) error {
 // cgroup/sock_create program), or is nil.
 func (p *Probe) OwnerError() error { return p.ownerErr }
 
-// AcctError says why every packet takes the hash path (the kernel refused
-// the state-change program that folds per-socket counts), or is nil.
-func (p *Probe) AcctError() error { return p.acctErr }
-
 // Attach attaches the programs to the cgroup v2 root, which covers every
 // socket on the node. bpf_link attachments are multi-attach: they coexist
 // with other cgroup programs (systemd's, a CNI's) and never replace them.
-// The state-change program goes first: per-socket counts must never be
-// left in a socket that closes.
 func (p *Probe) Attach(cgroupV2Root string) error {
-	if p.objs.FlowSockState != nil {
-		l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.FlowSockState})
-		if err != nil {
-			return fmt.Errorf("attach flow tp_btf/inet_sock_set_state: %w", permissionHint(err, "root, or CAP_BPF and CAP_PERFMON"))
-		}
-		p.links = append(p.links, l)
-	}
 	progs := []struct {
 		name   string
 		prog   *ebpf.Program
