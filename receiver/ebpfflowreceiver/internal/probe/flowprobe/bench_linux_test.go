@@ -125,12 +125,7 @@ func measure(b *testing.B, progs []*ebpf.Program, floor []*ebpf.Program, round f
 // socket pairs (10k flows, more than the caches hold) each send one datagram
 // per round, so most packets miss the CPU caches on their flow entry.
 func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
-	var rl unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < 20000 {
-		rl.Cur = max(rl.Max, 20000)
-		rl.Max = rl.Cur
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
-	}
+	raiseNoFile()
 	const pairs = 5000
 	type pair struct{ tx, rx int }
 	ps := make([]pair, 0, pairs)
@@ -159,19 +154,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		b.Fatalf("enable BPF run-time stats: %v", err)
-	}
-	defer stats.Close()
-	p, err := Load(Config{MaxFlows: 65536})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Attach(testkit.CgroupV2Mount(b)); err != nil {
-		b.Fatal(err)
-	}
+	p := attachedWithStats(b)
 	buf := make([]byte, 64)
 	round := func() {
 		for _, pr := range ps {
@@ -182,6 +165,106 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 		}
 	}
 	round() // create the flows: the measured rounds hit existing entries
+	measurePerProgram(b, p, round)
+}
+
+// BenchmarkFlowProbeKernelManyTCPFlows is the live case for ESTABLISHED
+// TCP sockets: 5k loopback connections (10k flows, one per end) each carry
+// one 64-byte write and its echo per round, so every socket's packets are
+// far apart and miss the CPU caches, as with many idle-ish keep-alive
+// connections.
+func BenchmarkFlowProbeKernelManyTCPFlows(b *testing.B) {
+	raiseNoFile()
+	const conns = 5000
+	type conn struct{ cli, srv int }
+	cs := make([]conn, 0, conns)
+	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		for _, c := range cs {
+			unix.Close(c.cli)
+			unix.Close(c.srv)
+		}
+		unix.Close(ln)
+	}()
+	lo := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	if err := unix.Bind(ln, lo); err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Listen(ln, 1024); err != nil {
+		b.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(ln)
+	p := attachedWithStats(b)
+	for range conns {
+		cli, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.Connect(cli, sa); err != nil {
+			unix.Close(cli)
+			b.Fatal(err)
+		}
+		srv, _, err := unix.Accept(ln)
+		if err != nil {
+			unix.Close(cli)
+			b.Fatal(err)
+		}
+		unix.SetsockoptInt(cli, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		unix.SetsockoptInt(srv, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		cs = append(cs, conn{cli, srv})
+	}
+	buf := make([]byte, 64)
+	round := func() {
+		for _, c := range cs {
+			unix.Write(c.cli, buf)
+		}
+		for _, c := range cs {
+			unix.Read(c.srv, buf)
+			unix.Write(c.srv, buf)
+		}
+		for _, c := range cs {
+			unix.Read(c.cli, buf)
+		}
+	}
+	round() // the first packets after the handshake create the entries
+	measurePerProgram(b, p, round)
+}
+
+// attachedWithStats enables BPF run-time statistics, then loads and
+// attaches the probe, both until b ends.
+func attachedWithStats(b *testing.B) *Probe {
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF run-time stats: %v", err)
+	}
+	b.Cleanup(func() { stats.Close() })
+	p, err := Load(Config{MaxFlows: 65536})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	if err := p.Attach(testkit.CgroupV2Mount(b)); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// raiseNoFile lifts the open-file limit for thousands of sockets.
+func raiseNoFile() {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < 20000 {
+		rl.Cur = max(rl.Max, 20000)
+		rl.Max = rl.Cur
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+	}
+}
+
+// measurePerProgram runs round b.N times and reports the run-time
+// statistics of the egress and the ingress program, per run.
+func measurePerProgram(b *testing.B, p *Probe, round func()) {
 	var base [2]ebpf.ProgramStats
 	for i, prog := range p.Programs() {
 		st, _ := prog.Stats()

@@ -631,3 +631,94 @@ func TestWithoutOwnerProgram(t *testing.T) {
 		t.Errorf("flow tx %d pid %d comm %q, want 1 packet and no owner", f.TxPackets, f.PID, f.Comm)
 	}
 }
+
+// TestConnectionOlderThanProbe: a connection ESTABLISHED before the probe
+// loads (no SYN seen, no storage yet) is reported from its first packet
+// after, with no initiator, and exactly: the sockets' own segment counters
+// (TCP_INFO segs_out / segs_in) before the load and after the close are the
+// oracle, on both ends.
+func TestConnectionOlderThanProbe(t *testing.T) {
+	testkit.RequireRoot(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	cli, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	srv, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	defer srv.Close()
+	c, s := cli.(*net.TCPConn), srv.(*net.TCPConn)
+	cliBefore, srvBefore := tcpInfo(t, c), tcpInfo(t, s)
+
+	p, err := Load(Config{MaxFlows: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(testkit.CgroupV2Mount(t)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for range 20 { // request, response
+		if _, err := c.Write(buf[:1000]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, buf[:1000]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(buf[:3000]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:3000]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.CloseWrite()
+	if _, err := io.Copy(io.Discard, s); err != nil {
+		t.Fatal(err)
+	}
+	s.CloseWrite()
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the last ACK
+	cliAfter, srvAfter := tcpInfo(t, c), tcpInfo(t, s)
+
+	boot := testkit.BootTime(t)
+	for _, end := range []struct {
+		name          string
+		local, remote netip.AddrPort
+		before, after *unix.TCPInfo
+		payload       uint64
+	}{
+		{"client", addrPort(c.LocalAddr()), addrPort(c.RemoteAddr()), cliBefore, cliAfter, 20 * 1000},
+		{"server", addrPort(s.LocalAddr()), addrPort(s.RemoteAddr()), srvBefore, srvAfter, 20 * 3000},
+	} {
+		f := find(t, p, boot, end.local, end.remote)
+		tx, rx := uint64(end.after.Segs_out-end.before.Segs_out), uint64(end.after.Segs_in-end.before.Segs_in)
+		if f.TxPackets != tx || f.RxPackets != rx || f.Initiator != observed.InitiatorUnknown {
+			t.Errorf("%s flow tx %d rx %d packets initiator %d, TCP_INFO says tx %d rx %d (no initiator)",
+				end.name, f.TxPackets, f.RxPackets, f.Initiator, tx, rx)
+		}
+		// Payload plus an IPv4 + TCP header of 40..80 bytes per packet.
+		if f.TxBytes < end.payload+40*tx || f.TxBytes > end.payload+80*tx || f.SRTT <= 0 {
+			t.Errorf("%s flow tx %d bytes (payload %d in %d packets) srtt %s", end.name, f.TxBytes, end.payload, tx, f.SRTT)
+		}
+	}
+}
