@@ -37,21 +37,24 @@ const (
 	MaxGCPercent = 100
 )
 
-// TuneGC starts the tuner with HeapTarget unless GOGC or GOMEMLIMIT is set
-// in the environment (an operator's choice wins; the tuner is then nil). It
-// returns what is in effect, for the start-up line.
+// TuneGC starts the tuner with HeapTarget unless GOGC is set in the
+// environment (an operator's choice wins; the tuner is then nil). A
+// GOMEMLIMIT from the environment stays in effect either way: the runtime
+// collects at the lower of the two goals, so the limit remains a ceiling
+// (the Helm chart sets one under the pod's memory limit). It returns what
+// is in effect, for the start-up line.
 func TuneGC() (*Tuner, string) {
-	gogc, gcSet := os.LookupEnv("GOGC")
-	limit, limitSet := os.LookupEnv("GOMEMLIMIT")
-	switch {
-	case gcSet && limitSet:
-		return nil, fmt.Sprintf("GOGC=%s GOMEMLIMIT=%s from the environment", gogc, limit)
-	case gcSet:
-		return nil, fmt.Sprintf("GOGC=%s from the environment", gogc)
-	case limitSet:
-		return nil, fmt.Sprintf("GOMEMLIMIT=%s from the environment", limit)
+	var t *Tuner
+	gc := fmt.Sprintf("GOGC %d-%d by live heap, heap target %d MiB", MinGCPercent, MaxGCPercent, HeapTarget>>20)
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		gc = "GOGC=" + v + " from the environment"
+	} else {
+		t = StartTuner(HeapTarget)
 	}
-	return StartTuner(HeapTarget), fmt.Sprintf("GOGC %d-%d by live heap, heap target %d MiB", MinGCPercent, MaxGCPercent, HeapTarget>>20)
+	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		gc += ", GOMEMLIMIT=" + v + " from the environment"
+	}
+	return t, gc
 }
 
 // Tuner sets GOGC after every GC cycle so that the next heap goal is
