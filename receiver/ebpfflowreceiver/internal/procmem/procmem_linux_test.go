@@ -1,6 +1,7 @@
 package procmem
 
 import (
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -67,7 +68,7 @@ func readMetric(t *testing.T, name string) uint64 {
 func restoreGC(t *testing.T) {
 	t.Cleanup(func() {
 		debug.SetGCPercent(100)
-		debug.SetMemoryLimit(-1)
+		debug.SetMemoryLimit(math.MaxInt64) // no limit: a negative value would leave it
 	})
 }
 
@@ -176,7 +177,7 @@ func TestTunerNoContinuousGC(t *testing.T) {
 	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(target)
 	limited := cycles(alloc)
-	debug.SetMemoryLimit(-1)
+	debug.SetMemoryLimit(math.MaxInt64) // no limit: a negative value would leave it
 	t.Logf("%d MiB allocated over %d MiB live: %d GC cycles tuned, %d under a %d MiB memory limit", alloc>>20, live>>20, tuned, limited, target>>20)
 }
 
