@@ -140,14 +140,15 @@ var tuneMemory sync.Once
 const releaseStartupAfter = 2 * time.Second
 
 func (r *ebpfflowReceiver) tuneMemory() {
-	gogc := procmem.SetGCPercent()
+	_, gc := procmem.TuneGC()
+	r.set.Logger.Info("collector memory", zap.String("gc", gc))
 	time.AfterFunc(releaseStartupAfter, func() {
 		n, err := procmem.ReleaseStartupPages()
 		if err != nil {
 			r.set.Logger.Info("start-up pages of the executable stay resident", zap.Error(err))
 			return
 		}
-		r.set.Logger.Debug("released start-up pages of the executable", zap.Int("advised_bytes", n), zap.String("gogc", gogc))
+		r.set.Logger.Debug("released start-up pages of the executable", zap.Int("advised_bytes", n))
 	})
 }
 
