@@ -55,6 +55,23 @@ func find(t *testing.T, p *Probe, boot time.Time, local, remote netip.AddrPort) 
 	return observed.FlowSample{}
 }
 
+// udpPair is a loopback UDP server and a client connected to it, closed
+// when t ends.
+func udpPair(t *testing.T) (srv, cli *net.UDPConn) {
+	t.Helper()
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cli, err = net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return srv, cli
+}
+
 func addrPort(a net.Addr) netip.AddrPort {
 	switch a := a.(type) {
 	case *net.UDPAddr:
@@ -158,16 +175,7 @@ func TestFlowClock(t *testing.T) {
 	var res unix.Timespec
 	unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res)
 	tick := time.Duration(res.Nano())
-	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	srv, cli := udpPair(t)
 	cli.Write([]byte("first"))
 	t0 := time.Now()
 	time.Sleep(200 * time.Millisecond)
@@ -615,16 +623,7 @@ func TestWithoutOwnerProgram(t *testing.T) {
 	if err := p.Attach(testkit.CgroupV2Mount(t)); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	srv, cli := udpPair(t)
 	cli.Write([]byte("no owner"))
 	f := find(t, p, testkit.BootTime(t), addrPort(cli.LocalAddr()), addrPort(srv.LocalAddr()))
 	if f.TxPackets != 1 || f.PID != 0 || f.Comm != "" {
@@ -729,16 +728,7 @@ func TestConnectionOlderThanProbe(t *testing.T) {
 // stepped entry, not the other one.
 func TestHashCollision(t *testing.T) {
 	p, _, boot := attached(t)
-	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	srv, cli := udpPair(t)
 	raw, err := cli.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
