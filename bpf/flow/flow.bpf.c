@@ -288,8 +288,8 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	__u8 seen = st->tcp_flags | flags;
 	if (seen != st->tcp_flags)
 		st->tcp_flags = seen;
-	/* DIAGNOSTIC ONLY (reverted): no per-packet TCP state read, to
-	 * measure its share of the 10k-flow cost. */
+	if (egress && (st->tcp_tick != (__u32)jiffies || (seen & (TCP_FIN_ | TCP_RST_))))
+		tcp_state(st, skb, jiffies);
 	return;
 
 parse_error:
