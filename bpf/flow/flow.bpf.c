@@ -22,8 +22,7 @@ const volatile bool flows_on = true;
 const volatile bool dns_on = false;
 
 /* Sized from Config.MaxFlows before load (default 64Ki entries, 192 B each
- * with the LRU bookkeeping, three cache lines of which a packet touches two,
- * and a 16 B hash bucket: 13 MiB). One entry per
+ * with the LRU bookkeeping, and a 16 B hash bucket: 13 MiB). One entry per
  * local socket and peer, and user space deletes finished flows every flush
  * interval, so it holds a busy node's concurrent flows. LRU so that a flood
  * of short flows evicts the least recently active entry (user space counts
@@ -131,41 +130,6 @@ static __always_inline void tcp_state(struct sock_flow_stats *st, struct __sk_bu
 	st->retrans = tp->total_retrans;
 }
 
-/* Collisions of the key's hash are resolved by probing the next hash
- * values: a flow whose FLOW_PROBES slots all hold other flows is counted in
- * STAT_MAP_FULL (never seen in practice: it takes FLOW_PROBES flows of one
- * socket and port pair whose 32-bit hashes are consecutive). */
-#define FLOW_PROBES 4
-
-/* FNV-1a over 32-bit words of family, protocol and both addresses
- * (decode.go's flowHash is the same function). */
-static __always_inline __u32 flow_hash(__u8 family, __u8 proto, const __u8 *local, const __u8 *remote)
-{
-	__u32 w[8], h = 0x811c9dc5u ^ ((__u32)family << 8 | proto);
-	__builtin_memcpy(w, local, 16);
-	__builtin_memcpy(w + 4, remote, 16);
-#pragma unroll
-	for (int i = 0; i < 8; i++)
-		h = (h ^ w[i]) * 0x01000193u;
-	return h;
-}
-
-/* Whether an entry is the packet's flow: family, protocol and the address
- * heads are on the entry's hot line; the tails (zero for IPv4) are only
- * read for IPv6. */
-static __always_inline bool flow_match(const struct sock_flow_stats *st, __u8 family, __u8 proto,
-				       const __u8 *local, const __u8 *remote)
-{
-	if (st->family != family || st->proto != proto ||
-	    *(const __u32 *)st->local_head != *(const __u32 *)local ||
-	    *(const __u32 *)st->remote_head != *(const __u32 *)remote)
-		return false;
-	if (family != AF_INET6)
-		return true;
-	return !__builtin_memcmp(st->local_tail, local + 4, 12) &&
-	       !__builtin_memcmp(st->remote_tail, remote + 4, 12);
-}
-
 static __always_inline void account(struct __sk_buff *skb, bool egress)
 {
 	struct sock_flow_key key = {};
@@ -194,28 +158,27 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	__u8 flags = l4_tcp_flags(&l4);
 
 	key.cookie = bpf_get_socket_cookie(skb);
-	const __u8 *local = egress ? l3.src.v6 : l3.dst.v6;
-	const __u8 *remote = egress ? l3.dst.v6 : l3.src.v6;
-	key.local_port = egress ? sport : dport;
-	key.remote_port = egress ? dport : sport;
-	__u32 hash = flow_hash(l3.family, proto, local, remote);
+	key.proto = proto;
+	key.family = l3.family;
+	if (egress) {
+		__builtin_memcpy(key.local_addr, l3.src.v6, 16);
+		__builtin_memcpy(key.remote_addr, l3.dst.v6, 16);
+		key.local_port = sport;
+		key.remote_port = dport;
+	} else {
+		__builtin_memcpy(key.local_addr, l3.dst.v6, 16);
+		__builtin_memcpy(key.remote_addr, l3.src.v6, 16);
+		key.local_port = dport;
+		key.remote_port = sport;
+	}
 
 	/* A GSO/GRO skb is one super-packet of `segs` wire packets that each
 	 * carry the IP + L4 headers: count the wire. */
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
 	__u64 bytes = skb->len - jumbo + (__u64)(segs - 1) * (l3len - jumbo + l4_hlen(&l4));
 
-	struct sock_flow_stats *st = NULL;
-#pragma clang loop unroll(disable)
-	for (__u32 i = 0; i < FLOW_PROBES; i++) {
-		key.hash = hash + i;
-		st = bpf_map_lookup_elem(&flows, &key);
-		if (st) {
-			if (flow_match(st, l3.family, proto, local, remote))
-				break;
-			st = NULL;
-			continue; /* another flow of this socket: next slot */
-		}
+	struct sock_flow_stats *st = bpf_map_lookup_elem(&flows, &key);
+	if (!st) {
 		/* The first new flow pins the packet clock to CLOCK_MONOTONIC,
 		 * once (compare-and-swap), so no stamp ever goes backwards. */
 		if (!clock_offset)
@@ -230,13 +193,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			.last_ns = now,
 			.cgroup_id = bpf_skb_cgroup_id(skb),
 			.tcp_flags = flags,
-			.family = l3.family,
-			.proto = proto,
 		};
-		__builtin_memcpy(init.local_head, local, 4);
-		__builtin_memcpy(init.remote_head, remote, 4);
-		__builtin_memcpy(init.local_tail, local + 4, 12);
-		__builtin_memcpy(init.remote_tail, remote + 4, 12);
 		if (egress) {
 			init.tx_bytes = bytes;
 			init.tx_packets = segs;
@@ -261,13 +218,8 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			return;
 		}
 		st = bpf_map_lookup_elem(&flows, &key);
-		if (st && flow_match(st, l3.family, proto, local, remote))
-			break;
-		st = NULL;
-	}
-	if (!st) {
-		stat_inc(STAT_MAP_FULL); /* every probe slot holds another flow */
-		return;
+		if (!st)
+			return;
 	}
 
 	if (egress) {

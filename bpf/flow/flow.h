@@ -11,48 +11,41 @@ enum flow_initiator {
 };
 
 /* One socket flow: a socket cookie plus the local/remote pair, so an
- * unconnected UDP socket yields one flow per peer. The key is 16 B so that
- * with the LRU map's 48 B element header it fills the element's first cache
- * line: ports in host order, and `hash` (flow_hash of family, protocol and
- * both addresses, plus a probe step 0..FLOW_PROBES-1 on a collision) instead
- * of the addresses, which the value keeps and the lookup checks exactly. */
+ * unconnected UDP socket yields one flow per peer. Ports in host order,
+ * IPv4 addresses in the first 4 bytes (network order). */
 struct sock_flow_key {
 	__u64 cookie;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
 	__u16 local_port;
 	__u16 remote_port;
-	__u32 hash;
+	__u8 family; /* AF_INET / AF_INET6 */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 pad[2];
 };
 
 /* Cumulative counters of one flow. Bytes are IP-layer (IP header + payload);
- * a GSO/GRO skb counts as its wire segments. 128 B: the first 64 B are what
- * a packet reads and writes (counters, stamps, TCP state, and what the
- * exact match compares for IPv4), the second 64 B are written once, when the
- * flow is created. Addresses: network order, IPv4 in the first 4 bytes, split
- * into a head (first 4 bytes) and a tail (last 12). */
+ * a GSO/GRO skb counts as its wire segments. */
 struct sock_flow_stats {
 	__u64 tx_bytes;
 	__u64 tx_packets;
 	__u64 rx_bytes;
 	__u64 rx_packets;
-	__u64 last_ns;   /* CLOCK_MONOTONIC ns of the latest packet, at tick resolution */
+	__u64 first_ns;  /* CLOCK_MONOTONIC ns of the first packet, at tick resolution */
+	__u64 last_ns;   /* ... of the latest packet */
+	__u64 cgroup_id; /* cgroup v2 id of the socket owner */
+	__u32 pid;       /* process that created the socket (or its listener); 0 if unknown */
 	__u32 srtt_us;   /* tcp_sock srtt_us >> 3, read by egress packets once per clock
 			  * tick and on every packet from the first FIN/RST on; TCP only */
 	__u32 retrans;   /* tcp_sock total_retrans, likewise */
 	__u32 tcp_tick;  /* packet clock tick (low 32 bits) of the latest TCP state read */
 	__u8 initiator;  /* enum flow_initiator */
 	__u8 tcp_flags;  /* union of TCP flags seen */
-	__u8 family;     /* AF_INET / AF_INET6 */
-	__u8 proto;      /* IPPROTO_TCP / IPPROTO_UDP */
-	__u8 local_head[4];
-	__u8 remote_head[4];
-	/* second cache line: written once */
-	__u8 local_tail[12];
-	__u8 remote_tail[12];
-	__u64 first_ns;  /* ... of the first packet */
-	__u64 cgroup_id; /* cgroup v2 id of the socket owner */
-	__u32 pid;       /* process that created the socket (or its listener); 0 if unknown */
+	__u8 pad[2];
 	char comm[16];
-	__u8 pad[4];
+	__u8 pad2[4];    /* 96 B: with the 48 B key and the map's 48 B header an entry
+			  * is three whole cache lines, the key's tail and the
+			  * counters on one of them */
 };
 
 /* Who created a socket: sk_storage written by cgroup/sock_create. */

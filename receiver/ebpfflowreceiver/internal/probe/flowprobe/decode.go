@@ -1,7 +1,6 @@
 package flowprobe
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,12 +11,11 @@ import (
 )
 
 func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (observed.FlowSample, error) {
-	t := observed.Transport(v.Proto)
+	t := observed.Transport(k.Proto)
 	if t != observed.TransportTCP && t != observed.TransportUDP {
-		return observed.FlowSample{}, fmt.Errorf("flow: protocol %d is not TCP or UDP", v.Proto)
+		return observed.FlowSample{}, fmt.Errorf("flow: protocol %d is not TCP or UDP", k.Proto)
 	}
-	la, ra := addrs(v)
-	local, remote, err := probe.Addrs(v.Family, la, ra)
+	local, remote, err := probe.Addrs(k.Family, k.LocalAddr, k.RemoteAddr)
 	if err != nil {
 		return observed.FlowSample{}, fmt.Errorf("flow: %w", err)
 	}
@@ -51,38 +49,15 @@ func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (observed.
 	}, nil
 }
 
-// addrs joins the head and tail the kernel stores each address in.
-func addrs(v *flowSockFlowStats) (local, remote [16]uint8) {
-	copy(local[:4], v.LocalHead[:])
-	copy(local[4:], v.LocalTail[:])
-	copy(remote[:4], v.RemoteHead[:])
-	copy(remote[4:], v.RemoteTail[:])
-	return local, remote
-}
-
-// flowHash is flow.bpf.c's flow_hash: FNV-1a over the 32-bit words (host
-// order, little-endian like the BPF target) of family, protocol and both
-// addresses.
-func flowHash(family, proto uint8, local, remote [16]uint8) uint32 {
-	h := uint32(0x811c9dc5) ^ (uint32(family)<<8 | uint32(proto))
-	for _, a := range [2][16]uint8{local, remote} {
-		for i := 0; i < 16; i += 4 {
-			h = (h ^ binary.LittleEndian.Uint32(a[i:])) * 0x01000193
-		}
-	}
-	return h
-}
-
-// encodeKey rebuilds the kernel key of a sample, to delete its entry, at
-// probe step 0 (Probe.Delete knows the flows stored at another step).
+// encodeKey rebuilds the kernel key of a sample, to delete its entry.
 func encodeKey(s observed.FlowSample) flowSockFlowKey {
-	var la, ra [16]uint8
-	family := probe.PutAddr(&la, s.Local.Addr())
-	probe.PutAddr(&ra, s.Remote.Addr())
-	return flowSockFlowKey{
+	k := flowSockFlowKey{
 		Cookie:     s.Cookie,
 		LocalPort:  s.Local.Port(),
 		RemotePort: s.Remote.Port(),
-		Hash:       flowHash(family, uint8(s.Transport), la, ra),
+		Proto:      uint8(s.Transport),
 	}
+	k.Family = probe.PutAddr(&k.LocalAddr, s.Local.Addr())
+	probe.PutAddr(&k.RemoteAddr, s.Remote.Addr())
+	return k
 }

@@ -48,34 +48,33 @@ const (
 type flowSockFlowKey struct {
 	_          structs.HostLayout
 	Cookie     uint64
+	LocalAddr  [16]uint8
+	RemoteAddr [16]uint8
 	LocalPort  uint16
 	RemotePort uint16
-	Hash       uint32
+	Family     uint8
+	Proto      uint8
+	Pad        [2]uint8
 }
 
 type flowSockFlowStats struct {
-	_          structs.HostLayout
-	TxBytes    uint64
-	TxPackets  uint64
-	RxBytes    uint64
-	RxPackets  uint64
-	LastNs     uint64
-	SrttUs     uint32
-	Retrans    uint32
-	TcpTick    uint32
-	Initiator  uint8
-	TcpFlags   uint8
-	Family     uint8
-	Proto      uint8
-	LocalHead  [4]uint8
-	RemoteHead [4]uint8
-	LocalTail  [12]uint8
-	RemoteTail [12]uint8
-	FirstNs    uint64
-	CgroupId   uint64
-	Pid        uint32
-	Comm       [16]int8
-	Pad        [4]uint8
+	_         structs.HostLayout
+	TxBytes   uint64
+	TxPackets uint64
+	RxBytes   uint64
+	RxPackets uint64
+	FirstNs   uint64
+	LastNs    uint64
+	CgroupId  uint64
+	Pid       uint32
+	SrttUs    uint32
+	Retrans   uint32
+	TcpTick   uint32
+	Initiator uint8
+	TcpFlags  uint8
+	Pad       [2]uint8
+	Comm      [16]int8
+	Pad2      [4]uint8
 }
 
 type flowSockOwner struct {

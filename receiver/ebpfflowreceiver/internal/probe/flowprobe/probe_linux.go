@@ -3,9 +3,7 @@ package flowprobe
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,22 +52,6 @@ type Probe struct {
 	// always decodes to the same time.
 	suspended time.Duration
 	ownerErr  error // why FlowSockCreate is nil
-	// stepped holds the keys of the flows of the latest Snapshot that the
-	// kernel stored at a probe step other than 0 (a hash collision), so
-	// Delete finds them.
-	mu      sync.Mutex
-	stepped map[flowID]flowSockFlowKey
-}
-
-// flowID is what makes a flow: its socket, transport and address pair.
-type flowID struct {
-	cookie        uint64
-	transport     observed.Transport
-	local, remote netip.AddrPort
-}
-
-func idOf(s observed.FlowSample) flowID {
-	return flowID{s.Cookie, s.Transport, s.Local, s.Remote}
 }
 
 // Load loads the programs and maps into the kernel without attaching them.
@@ -210,20 +192,8 @@ func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
 		return nil, nil
 	}
 	base := boot.Add(p.suspended)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	clear(p.stepped)
 	return probe.Snapshot(p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (observed.FlowSample, error) {
-		s, err := decode(k, v, base)
-		if err == nil {
-			if encodeKey(s) != *k {
-				if p.stepped == nil {
-					p.stepped = make(map[flowID]flowSockFlowKey)
-				}
-				p.stepped[idOf(s)] = *k
-			}
-		}
-		return s, err
+		return decode(k, v, base)
 	}, &p.decodeErrors)
 }
 
@@ -233,14 +203,9 @@ func (p *Probe) Delete(flows []observed.FlowSample) error {
 	// The owner entry is keyed by cookie alone: other flows of the same (UDP)
 	// socket would lose their pid, so owners go with their socket.
 	keys := make([]flowSockFlowKey, len(flows))
-	p.mu.Lock()
 	for i, f := range flows {
 		keys[i] = encodeKey(f)
-		if k, ok := p.stepped[idOf(f)]; ok {
-			keys[i] = k
-		}
 	}
-	p.mu.Unlock()
 	return probe.Delete(p.objs.Flows, keys)
 }
 

@@ -55,23 +55,6 @@ func find(t *testing.T, p *Probe, boot time.Time, local, remote netip.AddrPort) 
 	return observed.FlowSample{}
 }
 
-// udpPair is a loopback UDP server and a client connected to it, closed
-// when t ends.
-func udpPair(t *testing.T) (srv, cli *net.UDPConn) {
-	t.Helper()
-	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err = net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return srv, cli
-}
-
 func addrPort(a net.Addr) netip.AddrPort {
 	switch a := a.(type) {
 	case *net.UDPAddr:
@@ -175,7 +158,16 @@ func TestFlowClock(t *testing.T) {
 	var res unix.Timespec
 	unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res)
 	tick := time.Duration(res.Nano())
-	srv, cli := udpPair(t)
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
 	cli.Write([]byte("first"))
 	t0 := time.Now()
 	time.Sleep(200 * time.Millisecond)
@@ -623,7 +615,16 @@ func TestWithoutOwnerProgram(t *testing.T) {
 	if err := p.Attach(testkit.CgroupV2Mount(t)); err != nil {
 		t.Fatal(err)
 	}
-	srv, cli := udpPair(t)
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
 	cli.Write([]byte("no owner"))
 	f := find(t, p, testkit.BootTime(t), addrPort(cli.LocalAddr()), addrPort(srv.LocalAddr()))
 	if f.TxPackets != 1 || f.PID != 0 || f.Comm != "" {
@@ -719,59 +720,5 @@ func TestConnectionOlderThanProbe(t *testing.T) {
 		if f.TxBytes < end.payload+40*tx || f.TxBytes > end.payload+80*tx || f.SRTT <= 0 {
 			t.Errorf("%s flow tx %d bytes (payload %d in %d packets) srtt %s", end.name, f.TxBytes, end.payload, tx, f.SRTT)
 		}
-	}
-}
-
-// TestHashCollision: a flow whose key (cookie, ports, address hash) is
-// already held by another flow of the same socket is counted exactly in the
-// next probe step, the other entry is left alone, and Delete removes the
-// stepped entry, not the other one.
-func TestHashCollision(t *testing.T) {
-	p, _, boot := attached(t)
-	srv, cli := udpPair(t)
-	raw, err := cli.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cookie uint64
-	raw.Control(func(fd uintptr) { cookie, err = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_COOKIE) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	local, remote := addrPort(cli.LocalAddr()), addrPort(srv.LocalAddr())
-	want := observed.FlowSample{Cookie: cookie, Transport: observed.TransportUDP, Local: local, Remote: remote}
-	// The decoy: same socket and ports, another peer address, at the
-	// real flow's step-0 key.
-	k0 := encodeKey(want)
-	decoy := flowSockFlowStats{TxBytes: 1000, TxPackets: 10, FirstNs: 1, LastNs: 1, Family: unix.AF_INET, Proto: unix.IPPROTO_UDP}
-	var la [16]uint8
-	copy(la[:], local.Addr().AsSlice())
-	setAddrs(&decoy, la, [16]uint8{127, 0, 0, 2})
-	if err := p.objs.Flows.Update(&k0, &decoy, ebpf.UpdateNoExist); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if _, err := cli.Write([]byte("collide")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f := find(t, p, boot, local, remote)
-	if f.TxPackets != 3 || f.TxBytes != 3*(20+8+7) {
-		t.Errorf("stepped flow: %d packets %d bytes, want 3 and %d", f.TxPackets, f.TxBytes, 3*(20+8+7))
-	}
-	var got flowSockFlowStats
-	if err := p.objs.Flows.Lookup(&k0, &got); err != nil || got != decoy {
-		t.Fatalf("decoy entry changed: %+v %v", got, err)
-	}
-	if err := p.Delete([]observed.FlowSample{f}); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.objs.Flows.Lookup(&k0, &got); err != nil {
-		t.Fatalf("Delete removed the decoy: %v", err)
-	}
-	step1 := k0
-	step1.Hash++
-	if err := p.objs.Flows.Lookup(&step1, &got); err == nil {
-		t.Fatalf("stepped entry survived Delete: %+v", got)
 	}
 }
