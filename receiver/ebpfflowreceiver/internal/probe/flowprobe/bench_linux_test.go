@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -154,7 +155,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	p := attachedWithStats(b)
+	p, floor := attachedWithStats(b)
 	buf := make([]byte, 64)
 	round := func() {
 		for _, pr := range ps {
@@ -165,7 +166,7 @@ func BenchmarkFlowProbeKernelManyFlows(b *testing.B) {
 		}
 	}
 	round() // create the flows: the measured rounds hit existing entries
-	measurePerProgram(b, p, round)
+	measurePerProgram(b, p, floor, round)
 }
 
 // BenchmarkFlowProbeKernelManyTCPFlows is the live case for ESTABLISHED
@@ -197,7 +198,7 @@ func BenchmarkFlowProbeKernelManyTCPFlows(b *testing.B) {
 		b.Fatal(err)
 	}
 	sa, _ := unix.Getsockname(ln)
-	p := attachedWithStats(b)
+	p, floor := attachedWithStats(b)
 	for range conns {
 		cli, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 		if err != nil {
@@ -230,12 +231,13 @@ func BenchmarkFlowProbeKernelManyTCPFlows(b *testing.B) {
 		}
 	}
 	round() // the first packets after the handshake create the entries
-	measurePerProgram(b, p, round)
+	measurePerProgram(b, p, floor, round)
 }
 
 // attachedWithStats enables BPF run-time statistics, then loads and
-// attaches the probe, both until b ends.
-func attachedWithStats(b *testing.B) *Probe {
+// attaches the probe and an empty cgroup_skb program (the floor), all until
+// b ends.
+func attachedWithStats(b *testing.B) (*Probe, []*ebpf.Program) {
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		b.Fatalf("enable BPF run-time stats: %v", err)
@@ -246,10 +248,11 @@ func attachedWithStats(b *testing.B) *Probe {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
-	if err := p.Attach(testkit.CgroupV2Mount(b)); err != nil {
+	root := testkit.CgroupV2Mount(b)
+	if err := p.Attach(root); err != nil {
 		b.Fatal(err)
 	}
-	return p
+	return p, testkit.NoopCgroupSKB(b, root)
 }
 
 // raiseNoFile lifts the open-file limit for thousands of sockets.
@@ -263,10 +266,13 @@ func raiseNoFile() {
 }
 
 // measurePerProgram runs round b.N times and reports the run-time
-// statistics of the egress and the ingress program, per run.
-func measurePerProgram(b *testing.B, p *Probe, round func()) {
-	var base [2]ebpf.ProgramStats
-	for i, prog := range p.Programs() {
+// statistics of the egress and the ingress program, per run, and floor-ns:
+// the empty programs' figure on the same packets (the statistics' own
+// overhead, and what many cold sockets cost any program).
+func measurePerProgram(b *testing.B, p *Probe, floor []*ebpf.Program, round func()) {
+	progs := append(p.Programs(), floor...)
+	base := make([]ebpf.ProgramStats, len(progs))
+	for i, prog := range progs {
 		st, _ := prog.Stats()
 		base[i] = *st
 	}
@@ -275,13 +281,22 @@ func measurePerProgram(b *testing.B, p *Probe, round func()) {
 		round()
 	}
 	b.StopTimer()
-	for i, prog := range p.Programs() {
+	var floorNs time.Duration
+	var floorRuns uint64
+	for i, prog := range progs {
 		st, err := prog.Stats()
 		if err != nil {
 			b.Fatal(err)
 		}
-		if runs := st.RunCount - base[i].RunCount; runs > 0 {
+		runs := st.RunCount - base[i].RunCount
+		if i >= 2 {
+			floorNs += st.Runtime - base[i].Runtime
+			floorRuns += runs
+		} else if runs > 0 {
 			b.ReportMetric(float64(st.Runtime-base[i].Runtime)/float64(runs), []string{"egress", "ingress"}[i]+"-ns/packet")
 		}
+	}
+	if floorRuns > 0 {
+		b.ReportMetric(float64(floorNs)/float64(floorRuns), "floor-ns")
 	}
 }
