@@ -21,8 +21,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool flows_on = true;
 const volatile bool dns_on = false;
 
-/* Sized from Config.MaxFlows before load (default 64Ki entries, 192 B each
- * with the LRU bookkeeping, and a 16 B hash bucket: 13 MiB). One entry per
+/* Sized from Config.MaxFlows before load (default 64Ki entries, 256 B each
+ * with the LRU bookkeeping, and a 16 B hash bucket: 17 MiB). One entry per
  * local socket and peer, and user space deletes finished flows every flush
  * interval, so it holds a busy node's concurrent flows. LRU so that a flood
  * of short flows evicts the least recently active entry (user space counts
