@@ -130,6 +130,28 @@ static __always_inline void tcp_state(struct sock_flow_stats *st, struct __sk_bu
 	st->retrans = tp->total_retrans;
 }
 
+/* bpf_cast_to_kern_ctx is rewritten by the verifier into a register move (no
+ * call); weak, so that a kernel older than 6.2 loads the helper path. */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
+/* The socket's cookie, read from the socket itself: a load, where
+ * bpf_get_socket_cookie is a helper call and return on every packet. The
+ * helper runs only for a socket whose cookie was never asked for (it
+ * assigns it, once) or on a kernel without the kfunc. */
+static __always_inline __u64 socket_cookie(struct __sk_buff *skb)
+{
+	if (!!bpf_cast_to_kern_ctx) { /* 0 when the kernel lacks it (weak) */
+		struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+		struct sock *sk = kskb->sk;
+		if (sk) {
+			__u64 c = sk->__sk_common.skc_cookie.counter;
+			if (c)
+				return c;
+		}
+	}
+	return bpf_get_socket_cookie(skb);
+}
+
 static __always_inline void account(struct __sk_buff *skb, bool egress)
 {
 	struct sock_flow_key key = {};
@@ -157,7 +179,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	__u16 sport = l4_sport(&l4), dport = l4_dport(&l4);
 	__u8 flags = l4_tcp_flags(&l4);
 
-	key.cookie = bpf_get_socket_cookie(skb);
+	key.cookie = socket_cookie(skb);
 	key.proto = proto;
 	key.family = l3.family;
 	if (egress) {
