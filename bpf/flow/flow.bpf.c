@@ -244,10 +244,24 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			return;
 	}
 
-	if (egress) {
+	struct bpf_sock *sk = skb->sk;
+	if (egress && proto == IPPROTO_TCP_ && sk && sk->state != BPF_TCP_LISTEN) {
+		/* A TCP socket past LISTEN transmits only under its lock (the
+		 * owner's, or the softirq's bh lock when it is not owned), and
+		 * this hook runs inside that transmit: its egress packets never
+		 * race, so plain adds are exact and spare two locked
+		 * instructions. Resets and ACKs sent on behalf of no full
+		 * socket leave on a per-CPU control socket with bottom halves
+		 * off: no race either. A listener sends SYN-ACKs without its
+		 * lock: atomics below. */
+		st->tx_bytes += bytes;
+		st->tx_packets += segs;
+	} else if (egress) {
+		/* UDP sends do not lock the socket: threads can race. */
 		__sync_fetch_and_add(&st->tx_bytes, bytes);
 		__sync_fetch_and_add(&st->tx_packets, segs);
 	} else {
+		/* Ingress runs before the receiver locks the socket. */
 		__sync_fetch_and_add(&st->rx_bytes, bytes);
 		__sync_fetch_and_add(&st->rx_packets, segs);
 	}
