@@ -21,8 +21,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool flows_on = true;
 const volatile bool dns_on = false;
 
-/* Sized from Config.MaxFlows before load (default 64Ki entries, 192 B each
- * with the LRU bookkeeping, and a 16 B hash bucket: 13 MiB). One entry per
+/* Sized from Config.MaxFlows before load (default 64Ki entries, 256 B each
+ * with the LRU bookkeeping, and a 16 B hash bucket: 17 MiB). One entry per
  * local socket and peer, and user space deletes finished flows every flush
  * interval, so it holds a busy node's concurrent flows. LRU so that a flood
  * of short flows evicts the least recently active entry (user space counts
@@ -130,6 +130,28 @@ static __always_inline void tcp_state(struct sock_flow_stats *st, struct __sk_bu
 	st->retrans = tp->total_retrans;
 }
 
+/* bpf_cast_to_kern_ctx is rewritten by the verifier into a register move (no
+ * call); weak, so that a kernel older than 6.2 loads the helper path. */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
+/* The socket's cookie, read from the socket itself: a load, where
+ * bpf_get_socket_cookie is a helper call and return on every packet. The
+ * helper runs only for a socket whose cookie was never asked for (it
+ * assigns it, once) or on a kernel without the kfunc. */
+static __always_inline __u64 socket_cookie(struct __sk_buff *skb)
+{
+	if (!!bpf_cast_to_kern_ctx) { /* 0 when the kernel lacks it (weak) */
+		struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+		struct sock *sk = kskb->sk;
+		if (sk) {
+			__u64 c = sk->__sk_common.skc_cookie.counter;
+			if (c)
+				return c;
+		}
+	}
+	return bpf_get_socket_cookie(skb);
+}
+
 static __always_inline void account(struct __sk_buff *skb, bool egress)
 {
 	struct sock_flow_key key = {};
@@ -157,7 +179,7 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	__u16 sport = l4_sport(&l4), dport = l4_dport(&l4);
 	__u8 flags = l4_tcp_flags(&l4);
 
-	key.cookie = bpf_get_socket_cookie(skb);
+	key.cookie = socket_cookie(skb);
 	key.proto = proto;
 	key.family = l3.family;
 	if (egress) {
@@ -222,10 +244,24 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			return;
 	}
 
-	if (egress) {
+	struct bpf_sock *sk = skb->sk;
+	if (egress && proto == IPPROTO_TCP_ && sk && sk->state != BPF_TCP_LISTEN) {
+		/* A TCP socket past LISTEN transmits only under its lock (the
+		 * owner's, or the softirq's bh lock when it is not owned), and
+		 * this hook runs inside that transmit: its egress packets never
+		 * race, so plain adds are exact and spare two locked
+		 * instructions. Resets and ACKs sent on behalf of no full
+		 * socket leave on a per-CPU control socket with bottom halves
+		 * off: no race either. A listener sends SYN-ACKs without its
+		 * lock: atomics below. */
+		st->tx_bytes += bytes;
+		st->tx_packets += segs;
+	} else if (egress) {
+		/* UDP sends do not lock the socket: threads can race. */
 		__sync_fetch_and_add(&st->tx_bytes, bytes);
 		__sync_fetch_and_add(&st->tx_packets, segs);
 	} else {
+		/* Ingress runs before the receiver locks the socket. */
 		__sync_fetch_and_add(&st->rx_bytes, bytes);
 		__sync_fetch_and_add(&st->rx_packets, segs);
 	}

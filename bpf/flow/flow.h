@@ -26,27 +26,39 @@ struct sock_flow_key {
 
 /* Cumulative counters of one flow. Bytes are IP-layer (IP header + payload);
  * a GSO/GRO skb counts as its wire segments. */
+/* Laid out by who writes what, one cache line each. A flow's egress and
+ * ingress packets usually run on different CPUs (a veth or loopback peer's
+ * receive runs on the sender's CPU), so counters of both directions on one
+ * line bounced it between them on every packet, and the key compare of the
+ * next lookup paid the miss. With the map's 48 B header and the 48 B key, the
+ * value starts 32 B into the entry's second line: that rest holds what is
+ * read on every packet but written once per clock tick at most; the egress
+ * counters and TCP state fill the third line, the ingress counters the fourth
+ * (256 B an entry). */
 struct sock_flow_stats {
-	__u64 tx_bytes;
-	__u64 tx_packets;
-	__u64 rx_bytes;
-	__u64 rx_packets;
+	/* Read-mostly: set at the first packet, or on change. */
 	__u64 first_ns;  /* CLOCK_MONOTONIC ns of the first packet, at tick resolution */
 	__u64 last_ns;   /* ... of the latest packet */
 	__u64 cgroup_id; /* cgroup v2 id of the socket owner */
-	__u32 pid;       /* process that created the socket (or its listener); 0 if unknown */
-	__u32 srtt_us;   /* tcp_sock srtt_us >> 3, read by egress packets once per clock
-			  * tick and on every packet from the first FIN/RST on; TCP only */
-	__u32 retrans;   /* tcp_sock total_retrans, likewise */
 	__u32 tcp_tick;  /* packet clock tick (low 32 bits) of the latest TCP state read */
 	__u8 initiator;  /* enum flow_initiator */
 	__u8 tcp_flags;  /* union of TCP flags seen */
 	__u8 pad[2];
+	/* Written by egress packets. */
+	__u64 tx_bytes;
+	__u64 tx_packets;
+	__u32 srtt_us;   /* tcp_sock srtt_us >> 3, read by egress packets once per clock
+			  * tick and on every packet from the first FIN/RST on; TCP only */
+	__u32 retrans;   /* tcp_sock total_retrans, likewise */
+	__u32 pid;       /* process that created the socket (or its listener); 0 if unknown */
 	char comm[16];
-	__u8 pad2[4];    /* 96 B: with the 48 B key and the map's 48 B header an entry
-			  * is three whole cache lines, the key's tail and the
-			  * counters on one of them */
+	__u8 pad2[20];
+	/* Written by ingress packets. */
+	__u64 rx_bytes;
+	__u64 rx_packets;
+	__u8 pad3[48];
 };
+_Static_assert(sizeof(struct sock_flow_stats) == 160, "sock_flow_stats: one line per writer");
 
 /* Who created a socket: sk_storage written by cgroup/sock_create. */
 struct sock_owner {

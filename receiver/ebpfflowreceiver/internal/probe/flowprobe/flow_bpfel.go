@@ -59,22 +59,23 @@ type flowSockFlowKey struct {
 
 type flowSockFlowStats struct {
 	_         structs.HostLayout
-	TxBytes   uint64
-	TxPackets uint64
-	RxBytes   uint64
-	RxPackets uint64
 	FirstNs   uint64
 	LastNs    uint64
 	CgroupId  uint64
-	Pid       uint32
-	SrttUs    uint32
-	Retrans   uint32
 	TcpTick   uint32
 	Initiator uint8
 	TcpFlags  uint8
 	Pad       [2]uint8
+	TxBytes   uint64
+	TxPackets uint64
+	SrttUs    uint32
+	Retrans   uint32
+	Pid       uint32
 	Comm      [16]int8
-	Pad2      [4]uint8
+	Pad2      [20]uint8
+	RxBytes   uint64
+	RxPackets uint64
+	Pad3      [48]uint8
 }
 
 type flowSockOwner struct {
