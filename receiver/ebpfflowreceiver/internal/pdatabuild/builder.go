@@ -144,6 +144,9 @@ type Builder struct {
 	// one series (an HTTP server's requests) skip hashing the whole key.
 	// Cleared whenever a series is deleted.
 	last [len(metricDefs)]lastSeries
+	// groups finds the series of a flow record (see flowGroup). Cleared
+	// whenever a series is deleted.
+	groups map[flowGroupKey]*flowGroup
 
 	ids *mrand.ChaCha8 // trace and span ids
 
@@ -161,6 +164,7 @@ func New(start time.Time, cfg Config) *Builder {
 		cfg:           cfg,
 		intervalStart: pcommon.NewTimestampFromTime(start),
 		series:        make(map[seriesKey]*series),
+		groups:        make(map[flowGroupKey]*flowGroup),
 		addrs:         make(map[netip.Addr]string),
 	}
 }
