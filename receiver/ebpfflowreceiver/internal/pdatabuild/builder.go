@@ -150,6 +150,8 @@ type Builder struct {
 
 	ids *mrand.ChaCha8 // trace and span ids
 
+	stamps stamps // flow.start / flow.end strings
+
 	spanSlot []int32 // Traces' scratch: each span's workload
 
 	live         atomic.Int64
@@ -176,13 +178,19 @@ func New(start time.Time, cfg Config) *Builder {
 func (t *Builder) Logs(r observed.Report) plog.Logs {
 	ld := plog.NewLogs()
 	now := pcommon.NewTimestampFromTime(r.Time)
-	byWorkload := make(map[observed.Workload]plog.LogRecordSlice)
+	// Found by cgroup and pid, then compared in full: hashing every string
+	// of a workload once per record cost more than the comparison.
+	byWorkload := make(map[workloadID]*workloadLogs)
 	if len(t.addrs) > maxAddrCache {
 		clear(t.addrs) // bounded: a scan of many remote addresses must not pin them all
 	}
 	records := func(w observed.Workload) plog.LogRecordSlice {
-		if s, ok := byWorkload[w]; ok {
-			return s
+		id := workloadID{w.CgroupID, w.PID}
+		head := byWorkload[id]
+		for e := head; e != nil; e = e.next {
+			if e.w == w {
+				return e.s
+			}
 		}
 		rl := ld.ResourceLogs().AppendEmpty()
 		t.putResource(rl.Resource().Attributes(), w)
@@ -190,7 +198,7 @@ func (t *Builder) Logs(r observed.Report) plog.Logs {
 		sl.Scope().SetName(metadata.ScopeName)
 		sl.Scope().SetVersion(t.cfg.ScopeVersion)
 		s := sl.LogRecords()
-		byWorkload[w] = s
+		byWorkload[id] = &workloadLogs{w: w, s: s, next: head}
 		return s
 	}
 	for i := range r.Flows {
@@ -217,6 +225,18 @@ func (t *Builder) Logs(r observed.Report) plog.Logs {
 	}
 	t.dnsLogs(&r, now, records)
 	return ld
+}
+
+type workloadID struct {
+	cgroup uint64
+	pid    uint32
+}
+
+// workloadLogs is the record slice of one workload's resource.
+type workloadLogs struct {
+	w    observed.Workload
+	s    plog.LogRecordSlice
+	next *workloadLogs // another workload of the same workloadID
 }
 
 func newEvent(lr plog.LogRecord, name string, ts pcommon.Timestamp) {
@@ -322,10 +342,10 @@ func (t *Builder) putFlow(m pcommon.Map, f *observed.Flow) {
 		m.PutBool(semconv.AttrFlowFinal, true)
 	}
 	if !f.Start.IsZero() {
-		m.PutStr(semconv.AttrFlowStartTime, f.Start.UTC().Format(time.RFC3339Nano))
+		m.PutStr(semconv.AttrFlowStartTime, t.stamps.format(f.Start))
 	}
 	if !f.End.IsZero() {
-		m.PutStr(semconv.AttrFlowEndTime, f.End.UTC().Format(time.RFC3339Nano))
+		m.PutStr(semconv.AttrFlowEndTime, t.stamps.format(f.End))
 	}
 	if f.Remote != nil {
 		putPeer(m, peerSide(f.LocalRole), f.Remote)
