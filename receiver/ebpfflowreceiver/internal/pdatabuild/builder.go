@@ -150,7 +150,9 @@ type Builder struct {
 
 	ids *mrand.ChaCha8 // trace and span ids
 
-	stamps stamps // flow.start / flow.end strings
+	// flow.start / flow.end strings: apart, each mostly repeats its
+	// second (ends fall in the last interval, starts of a burst together).
+	starts, ends stamps
 
 	spanSlot []int32 // Traces' scratch: each span's workload
 
@@ -342,10 +344,10 @@ func (t *Builder) putFlow(m pcommon.Map, f *observed.Flow) {
 		m.PutBool(semconv.AttrFlowFinal, true)
 	}
 	if !f.Start.IsZero() {
-		m.PutStr(semconv.AttrFlowStartTime, t.stamps.format(f.Start))
+		m.PutStr(semconv.AttrFlowStartTime, t.starts.format(f.Start))
 	}
 	if !f.End.IsZero() {
-		m.PutStr(semconv.AttrFlowEndTime, t.stamps.format(f.End))
+		m.PutStr(semconv.AttrFlowEndTime, t.ends.format(f.End))
 	}
 	if f.Remote != nil {
 		putPeer(m, peerSide(f.LocalRole), f.Remote)
