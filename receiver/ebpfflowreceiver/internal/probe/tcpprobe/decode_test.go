@@ -183,5 +183,6 @@ func decodeRaw(key, value []byte, boot time.Time) (observed.TCPSample, error) {
 	// The generated struct has the kernel's layout (bpfel, HostLayout):
 	// copying the bytes is exact and avoids reflection.
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&info)), unsafe.Sizeof(info)), value)
-	return decodeInfo(binary.NativeEndian.Uint64(key), &info, boot)
+	var names probe.Comms
+	return decodeInfo(binary.NativeEndian.Uint64(key), &info, boot, &names)
 }
