@@ -49,27 +49,6 @@ func Comm(c [16]int8) string {
 	return string(b)
 }
 
-// maxComms bounds the task names a Comms holds.
-const maxComms = 1024
-
-// Comms turns kernel task names into strings once: every entry of a
-// process carries its name at every snapshot. The zero value is ready; not
-// safe for concurrent use (one snapshot at a time).
-type Comms map[[16]int8]string
-
-// Name is Comm(c), the same string for the same name.
-func (cs *Comms) Name(c [16]int8) string {
-	if s, ok := (*cs)[c]; ok {
-		return s
-	}
-	if *cs == nil || len(*cs) >= maxComms {
-		*cs = make(Comms) // bounded: short-lived names must not pile up
-	}
-	s := Comm(c)
-	(*cs)[c] = s
-	return s
-}
-
 // ValidStamp reports whether a kernel clock stamp in ns is plausible.
 func ValidStamp(ns uint64) bool { return ns <= maxBootNs }
 

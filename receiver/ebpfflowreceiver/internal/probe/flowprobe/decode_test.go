@@ -128,6 +128,6 @@ func decodeRaw(key, value []byte, base time.Time) (observed.FlowSample, error) {
 	// The generated structs have the kernel's layout: copying is exact.
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&k)), keySize), key)
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), valueSize), value)
-	var names probe.Comms
+	var names comms
 	return decode(&k, &v, base, &names)
 }

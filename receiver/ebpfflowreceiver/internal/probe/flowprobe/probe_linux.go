@@ -56,7 +56,7 @@ type Probe struct {
 	// Snapshot's state (it is called from one goroutine): the previous
 	// entry count, and the process names seen.
 	lastCount int
-	comms     probe.Comms
+	comms     comms
 }
 
 // Load loads the programs and maps into the kernel without attaching them.

@@ -10,7 +10,7 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
 
-func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time, names *probe.Comms) (observed.TCPSample, error) {
+func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time) (observed.TCPSample, error) {
 	if cookie == 0 {
 		return observed.TCPSample{}, errors.New("tcp: zero socket cookie")
 	}
@@ -41,7 +41,7 @@ func decodeInfo(cookie uint64, v *tcpTcpSockInfo, boot time.Time, names *probe.C
 		Remote:         netip.AddrPortFrom(remote, v.Dport),
 		CgroupID:       v.CgroupId,
 		PID:            v.Pid,
-		Comm:           names.Name(v.Comm),
+		Comm:           probe.Comm(v.Comm),
 		State:          observed.TCPState(v.State),
 		Initiator:      initiator(tcpTcpInitiator(v.Initiator)),
 		CloseCause:     closeCause(cause),

@@ -183,6 +183,5 @@ func decodeRaw(key, value []byte, boot time.Time) (observed.TCPSample, error) {
 	// The generated struct has the kernel's layout (bpfel, HostLayout):
 	// copying the bytes is exact and avoids reflection.
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&info)), unsafe.Sizeof(info)), value)
-	var names probe.Comms
-	return decodeInfo(binary.NativeEndian.Uint64(key), &info, boot, &names)
+	return decodeInfo(binary.NativeEndian.Uint64(key), &info, boot)
 }

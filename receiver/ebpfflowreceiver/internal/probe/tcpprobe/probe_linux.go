@@ -28,9 +28,6 @@ type Probe struct {
 	objs         tcpObjects
 	links        probe.Links
 	decodeErrors atomic.Uint64
-	// Snapshot's state (one goroutine): the previous entry count, names seen.
-	lastCount int
-	comms     probe.Comms
 }
 
 // Load loads the programs and maps into the kernel without attaching them.
@@ -77,12 +74,9 @@ func (p *Probe) Attach() error {
 // Snapshot reads every socket entry. Entries that fail to decode are counted
 // in Counters().DecodeErrors and skipped.
 func (p *Probe) Snapshot(boot time.Time) ([]observed.TCPSample, error) {
-	out := make([]observed.TCPSample, 0, p.lastCount+p.lastCount/8)
-	out, err := probe.SnapshotAppend(out, p.objs.Socks, func(cookie *uint64, v *tcpTcpSockInfo) (observed.TCPSample, error) {
-		return decodeInfo(*cookie, v, boot, &p.comms)
+	return probe.Snapshot(p.objs.Socks, func(cookie *uint64, v *tcpTcpSockInfo) (observed.TCPSample, error) {
+		return decodeInfo(*cookie, v, boot)
 	}, &p.decodeErrors)
-	p.lastCount = len(out)
-	return out, err
 }
 
 // Delete removes the entries of these sockets (already reported as closed).
