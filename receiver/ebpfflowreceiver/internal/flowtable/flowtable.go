@@ -101,6 +101,7 @@ type flow struct {
 	// on its own unless no child shows up.
 	handshake bool
 	removed   bool
+	sock      *sock // the TCP socket of the cookie in the current Update, if any
 }
 
 // sock is one TCP socket from the tcp probe.
@@ -290,9 +291,13 @@ func (t *Table) updateFlow(s *observed.FlowSample, res *Result) {
 	}
 	f.last = *s
 	f.seen = t.gen
+	f.sock = nil
 	if s.Transport == observed.TransportTCP {
-		if k := t.socks[s.Cookie]; k != nil && k.seen == t.gen && k.s.State == observed.TCPListen {
-			f.handshake = true
+		if k := t.socks[s.Cookie]; k != nil && k.seen == t.gen {
+			f.sock = k
+			if k.s.State == observed.TCPListen {
+				f.handshake = true
+			}
 		}
 		if f.handshake || f.shared {
 			t.cands = append(t.cands, f)
@@ -552,15 +557,11 @@ func (t *Table) emitFlows(res *Result) {
 			}
 			continue
 		}
-		var k *sock
-		if f.key.transport == observed.TransportTCP {
-			if k = t.socks[f.key.cookie]; k != nil {
-				if k.seen != t.gen {
-					k = nil
-				} else {
-					k.flowSeen = t.gen
-				}
-			}
+		// The socket updateFlow found this generation: sockets are only
+		// added before and removed after emitFlows.
+		k := f.sock
+		if k != nil {
+			k.flowSeen = t.gen
 		}
 		if k != nil && k.closed() {
 			res.Report.Flows = append(res.Report.Flows, t.flowRecord(f, k, true))
@@ -681,8 +682,7 @@ func (t *Table) flowRecord(f *flow, k *sock, final bool) observed.Flow {
 		rec.Retransmits = f.last.Retransmits - f.flowRetransBase
 	}
 	f.flowRetransBase = f.last.Retransmits
-	rec.Remote = t.remoteWorkload(f.key)
-	rec.Scope = t.scope(rec.Dest.Addr())
+	rec.Remote, rec.Scope = t.peerAndScope(f.key, rec.Dest.Addr())
 
 	f.txBytes, f.txPackets, f.rxBytes, f.rxPackets = 0, 0, 0, 0
 	f.dropped = false
@@ -714,8 +714,7 @@ func (t *Table) sockRecord(k *sock) observed.Flow {
 	} else {
 		rec.Source, rec.Dest, rec.LocalRole = remote, local, observed.RoleServer
 	}
-	rec.Remote = t.remoteWorkload(flowKey{transport: observed.TransportTCP, local: local, remote: remote})
-	rec.Scope = t.scope(rec.Dest.Addr())
+	rec.Remote, rec.Scope = t.peerAndScope(flowKey{transport: observed.TransportTCP, local: local, remote: remote}, rec.Dest.Addr())
 	return rec
 }
 
@@ -731,21 +730,41 @@ func localIsSource(init observed.Initiator, local, remote netip.AddrPort) bool {
 	return local.Port() >= remote.Port()
 }
 
+// peerAndScope returns the record's remote workload and its destination's
+// scope (dest is the remote or the local address of k), looking the remote
+// address up once.
+func (t *Table) peerAndScope(k flowKey, dest netip.Addr) (*observed.Workload, observed.Scope) {
+	a := t.addrs[k.remote.Addr()]
+	remote := t.remoteWorkload(k, a)
+	if dest == k.remote.Addr() {
+		return remote, t.scopeOf(dest, a != nil)
+	}
+	return remote, t.scope(dest)
+}
+
 // remoteWorkload finds the peer pod on this node: the socket at the other end
-// of the same tuple, else any pod using the remote address locally.
-func (t *Table) remoteWorkload(k flowKey) *observed.Workload {
+// of the same tuple, else any pod using the remote address locally. a is the
+// remote address's entry: without one no local socket uses the address,
+// so there is no tuple to look up.
+func (t *Table) remoteWorkload(k flowKey, a *localAddr) *observed.Workload {
+	if a == nil {
+		return nil
+	}
 	for p := t.tuples[tupleKey{transport: k.transport, local: k.remote, remote: k.local}]; p != nil; p = p.sameNext {
 		if p.wl.PodIP.IsValid() {
 			return p.wl
 		}
 	}
-	if a := t.addrs[k.remote.Addr()]; a != nil {
-		return a.pod
-	}
-	return nil
+	return a.pod
 }
 
 func (t *Table) isLocal(a netip.Addr) bool {
+	_, ok := t.addrs[a]
+	return t.isLocalKnown(a, ok)
+}
+
+// isLocalKnown is isLocal with the address's t.addrs lookup already done.
+func (t *Table) isLocalKnown(a netip.Addr, inAddrs bool) bool {
 	if !a.IsValid() {
 		return false
 	}
@@ -755,12 +774,17 @@ func (t *Table) isLocal(a netip.Addr) bool {
 	if t.cfg.IsNodeAddr != nil && t.cfg.IsNodeAddr(a) {
 		return true
 	}
-	_, ok := t.addrs[a]
-	return ok
+	return inAddrs
 }
 
 func (t *Table) scope(dest netip.Addr) observed.Scope {
-	if t.isLocal(dest) {
+	_, ok := t.addrs[dest]
+	return t.scopeOf(dest, ok)
+}
+
+// scopeOf is scope with dest's t.addrs lookup already done.
+func (t *Table) scopeOf(dest netip.Addr, inAddrs bool) observed.Scope {
+	if t.isLocalKnown(dest, inAddrs) {
 		return observed.ScopeNode
 	}
 	for _, p := range t.cfg.ClusterCIDRs {

@@ -144,8 +144,15 @@ type Builder struct {
 	// one series (an HTTP server's requests) skip hashing the whole key.
 	// Cleared whenever a series is deleted.
 	last [len(metricDefs)]lastSeries
+	// groups finds the series of a flow record (see flowGroup). Cleared
+	// whenever a series is deleted.
+	groups map[flowGroupKey]*flowGroup
 
 	ids *mrand.ChaCha8 // trace and span ids
+
+	// flow.start / flow.end strings: apart, each mostly repeats its
+	// second (ends fall in the last interval, starts of a burst together).
+	starts, ends stamps
 
 	spanSlot []int32 // Traces' scratch: each span's workload
 
@@ -161,6 +168,7 @@ func New(start time.Time, cfg Config) *Builder {
 		cfg:           cfg,
 		intervalStart: pcommon.NewTimestampFromTime(start),
 		series:        make(map[seriesKey]*series),
+		groups:        make(map[flowGroupKey]*flowGroup),
 		addrs:         make(map[netip.Addr]string),
 	}
 }
@@ -172,13 +180,19 @@ func New(start time.Time, cfg Config) *Builder {
 func (t *Builder) Logs(r observed.Report) plog.Logs {
 	ld := plog.NewLogs()
 	now := pcommon.NewTimestampFromTime(r.Time)
-	byWorkload := make(map[observed.Workload]plog.LogRecordSlice)
+	// Found by cgroup and pid, then compared in full: hashing every string
+	// of a workload once per record cost more than the comparison.
+	byWorkload := make(map[workloadID]*workloadLogs)
 	if len(t.addrs) > maxAddrCache {
 		clear(t.addrs) // bounded: a scan of many remote addresses must not pin them all
 	}
 	records := func(w observed.Workload) plog.LogRecordSlice {
-		if s, ok := byWorkload[w]; ok {
-			return s
+		id := workloadID{w.CgroupID, w.PID}
+		head := byWorkload[id]
+		for e := head; e != nil; e = e.next {
+			if e.w == w {
+				return e.s
+			}
 		}
 		rl := ld.ResourceLogs().AppendEmpty()
 		t.putResource(rl.Resource().Attributes(), w)
@@ -186,7 +200,7 @@ func (t *Builder) Logs(r observed.Report) plog.Logs {
 		sl.Scope().SetName(metadata.ScopeName)
 		sl.Scope().SetVersion(t.cfg.ScopeVersion)
 		s := sl.LogRecords()
-		byWorkload[w] = s
+		byWorkload[id] = &workloadLogs{w: w, s: s, next: head}
 		return s
 	}
 	for i := range r.Flows {
@@ -213,6 +227,18 @@ func (t *Builder) Logs(r observed.Report) plog.Logs {
 	}
 	t.dnsLogs(&r, now, records)
 	return ld
+}
+
+type workloadID struct {
+	cgroup uint64
+	pid    uint32
+}
+
+// workloadLogs is the record slice of one workload's resource.
+type workloadLogs struct {
+	w    observed.Workload
+	s    plog.LogRecordSlice
+	next *workloadLogs // another workload of the same workloadID
 }
 
 func newEvent(lr plog.LogRecord, name string, ts pcommon.Timestamp) {
@@ -318,10 +344,10 @@ func (t *Builder) putFlow(m pcommon.Map, f *observed.Flow) {
 		m.PutBool(semconv.AttrFlowFinal, true)
 	}
 	if !f.Start.IsZero() {
-		m.PutStr(semconv.AttrFlowStartTime, f.Start.UTC().Format(time.RFC3339Nano))
+		m.PutStr(semconv.AttrFlowStartTime, t.starts.format(f.Start))
 	}
 	if !f.End.IsZero() {
-		m.PutStr(semconv.AttrFlowEndTime, f.End.UTC().Format(time.RFC3339Nano))
+		m.PutStr(semconv.AttrFlowEndTime, t.ends.format(f.End))
 	}
 	if f.Remote != nil {
 		putPeer(m, peerSide(f.LocalRole), f.Remote)

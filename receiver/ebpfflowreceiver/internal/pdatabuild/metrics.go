@@ -208,36 +208,137 @@ func (t *Builder) addFlow(f *observed.Flow) {
 		e.peerNS, e.peerWorkload, e.peerKind, e.peerService = p.workload()
 	}
 	if f.Remote != nil && f.Remote.PodUID != "" && e.peerWorkload == "" {
-		e.peerKey = peerSide(f.LocalRole) + "." + semconv.AttrPodUID
+		e.peerKey = peerKeys[1].podUID // {side}.k8s.pod.uid of the remote end
+		if f.LocalRole == observed.RoleServer {
+			e.peerKey = peerKeys[0].podUID
+		}
 		e.peerPodUID = f.Remote.PodUID
 	}
 	if t.cfg.Peers != nil {
 		t.addEdgeFlow(f, &p)
 	}
+	g := t.flowGroup(&res, &e, f)
 	// The source is the initiator: the local end when it is the client.
 	txBytes, txPackets, rxBytes, rxPackets := f.SourceBytes, f.SourcePackets, f.DestBytes, f.DestPackets
 	if f.LocalRole == observed.RoleServer {
 		txBytes, txPackets, rxBytes, rxPackets = rxBytes, rxPackets, txBytes, txPackets
 	}
-	tx, rx := e, e
-	tx.direction, rx.direction = semconv.DirectionTx, semconv.DirectionRx
-	t.add(res, metricFlowBytes, tx, txBytes)
-	t.add(res, metricFlowBytes, rx, rxBytes)
-	t.add(res, metricFlowPackets, tx, txPackets)
-	t.add(res, metricFlowPackets, rx, rxPackets)
+	t.addTo(g, slotBytesTx, txBytes)
+	t.addTo(g, slotBytesRx, rxBytes)
+	t.addTo(g, slotPacketsTx, txPackets)
+	t.addTo(g, slotPacketsRx, rxPackets)
 
 	if f.Transport != observed.TransportTCP {
 		return
 	}
 	if f.SRTT > 0 {
-		t.observe(res, metricRTT, e, f.SRTT.Seconds())
+		if s := t.slot(g, slotRTT); s != nil {
+			if s.hist == nil {
+				s.hist = newHistogram(rttBounds)
+			}
+			s.hist.observe(f.SRTT.Seconds())
+			s.touched = t.now
+		}
 	}
-	t.add(res, metricRetransmits, e, uint64(f.Retransmits))
-	t.add(res, metricResets, e, uint64(f.Resets))
+	t.addTo(g, slotRetransmits, uint64(f.Retransmits))
+	t.addTo(g, slotResets, uint64(f.Resets))
 	if f.Closed && (f.CloseCause == observed.CloseRefused || f.CloseCause == observed.CloseTimeout) {
 		fe := e
 		fe.cause = f.CloseCause.String()
 		t.add(res, metricConnFailures, fe, 1)
+	}
+}
+
+// A flow group is the series one flow record adds to: same resource and
+// same data point attributes but for the direction. The thousands of flows
+// of a node fold into a few hundred groups, so Metrics finds a flow's
+// series with one lookup of a small key instead of hashing the whole
+// seriesKey once per metric.
+type flowGroup struct {
+	res  observed.Workload
+	e    edge
+	s    [slotCount]*series // nil until the series exists
+	next *flowGroup         // another group with the same flowGroupKey
+}
+
+// The series of a flow group, in the order addFlow first touches them
+// (which decides what is lost at the series limit).
+const (
+	slotBytesTx = iota
+	slotBytesRx
+	slotPacketsTx
+	slotPacketsRx
+	slotRTT
+	slotRetransmits
+	slotResets
+	slotCount
+)
+
+var slotMetrics = [slotCount]struct {
+	metric    metricID
+	direction string
+}{
+	slotBytesTx:     {metricFlowBytes, semconv.DirectionTx},
+	slotBytesRx:     {metricFlowBytes, semconv.DirectionRx},
+	slotPacketsTx:   {metricFlowPackets, semconv.DirectionTx},
+	slotPacketsRx:   {metricFlowPackets, semconv.DirectionRx},
+	slotRTT:         {metricRTT, ""},
+	slotRetransmits: {metricRetransmits, ""},
+	slotResets:      {metricResets, ""},
+}
+
+// flowGroupKey is what a flow group is found by: cheap to hash, and
+// selective enough that groups sharing one are rare (they are compared
+// in full).
+type flowGroupKey struct {
+	cgroupID     uint64
+	port         uint16
+	transport    observed.Transport
+	role         observed.Role
+	scope        observed.Scope
+	peerWorkload string
+	peerPodUID   string
+}
+
+// flowGroup returns the group of res and e, creating it.
+func (t *Builder) flowGroup(res *observed.Workload, e *edge, f *observed.Flow) *flowGroup {
+	k := flowGroupKey{cgroupID: res.CgroupID, port: e.port, transport: f.Transport, role: f.LocalRole, scope: f.Scope,
+		peerWorkload: e.peerWorkload, peerPodUID: e.peerPodUID}
+	head := t.groups[k]
+	for g := head; g != nil; g = g.next {
+		if g.res == *res && g.e == *e {
+			return g
+		}
+	}
+	if len(t.groups) >= max(t.cfg.MaxSeries, maxAddrCache) {
+		clear(t.groups) // bounded like the series (groups of zero deltas hold none)
+		head = nil
+	}
+	g := &flowGroup{res: *res, e: *e, next: head}
+	t.groups[k] = g
+	return g
+}
+
+// slot returns the group's series i, creating it (nil at the series limit).
+func (t *Builder) slot(g *flowGroup, i int) *series {
+	if s := g.s[i]; s != nil {
+		return s
+	}
+	e := g.e
+	e.direction = slotMetrics[i].direction
+	s := t.get(g.res, slotMetrics[i].metric, e)
+	g.s[i] = s
+	return s
+}
+
+// addTo is add for a flow group's series.
+func (t *Builder) addTo(g *flowGroup, i int, delta uint64) {
+	if delta == 0 {
+		return
+	}
+	if s := t.slot(g, i); s != nil {
+		s.value += delta
+		s.touched = t.now
 	}
 }
 
@@ -291,11 +392,16 @@ func (t *Builder) get(res observed.Workload, m metricID, e edge) *series {
 }
 
 func (t *Builder) evictIdle() {
+	evicted := false
 	for k, s := range t.series {
 		if time.Duration(t.now-s.touched) >= t.cfg.SeriesIdleTimeout {
 			delete(t.series, k)
 			t.evictedIdle.Add(1)
+			evicted = true
 		}
+	}
+	if evicted {
+		clear(t.groups) // they point at series
 	}
 	clear(t.last[:])
 	t.live.Store(int64(len(t.series)))

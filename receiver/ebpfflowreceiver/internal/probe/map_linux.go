@@ -16,8 +16,13 @@ const snapshotBatch = 1024
 // each. An entry that fails to decode is counted in decodeErrors and skipped:
 // one bad entry never hides the others.
 func Snapshot[K, V, S any](m *ebpf.Map, decode func(*K, *V) (S, error), decodeErrors *atomic.Uint64) ([]S, error) {
+	return SnapshotAppend(nil, m, decode, decodeErrors)
+}
+
+// SnapshotAppend is Snapshot appending to out: a caller that sizes out
+// from the previous snapshot saves growing the slice entry by entry.
+func SnapshotAppend[K, V, S any](out []S, m *ebpf.Map, decode func(*K, *V) (S, error), decodeErrors *atomic.Uint64) ([]S, error) {
 	var (
-		out    []S
 		cursor ebpf.MapBatchCursor
 		keys   = make([]K, snapshotBatch)
 		vals   = make([]V, snapshotBatch)

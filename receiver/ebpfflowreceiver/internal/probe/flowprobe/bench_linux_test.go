@@ -3,6 +3,7 @@ package flowprobe
 import (
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfflow/ebpfflow/internal/testkit"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
 
 // BenchmarkFlowProbeKernel reports the in-kernel cost of flow accounting
@@ -299,4 +301,40 @@ func measurePerProgram(b *testing.B, p *Probe, floor []*ebpf.Program, round func
 	if floorRuns > 0 {
 		b.ReportMetric(float64(floorNs)/float64(floorRuns), "floor-ns")
 	}
+}
+
+// BenchmarkSnapshot10kFlows is the user-space side of one flush's flow
+// read: 10k entries of a few processes read from the kernel map in
+// batches and decoded (the map filled from user space: no traffic needed).
+func BenchmarkSnapshot10kFlows(b *testing.B) {
+	testkit.RequireRoot(b)
+	const n = 10000
+	p, err := Load(Config{MaxFlows: 65536})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	comms := []string{"nginx", "wrk", "curl", "coredns"}
+	for i := range n {
+		k := flowSockFlowKey{Cookie: uint64(i + 1), LocalPort: uint16(30000 + i%20000), RemotePort: 80, Proto: 6}
+		k.Family = probe.PutAddr(&k.LocalAddr, netip.AddrFrom4([4]byte{10, 244, byte(i >> 8), byte(i)}))
+		probe.PutAddr(&k.RemoteAddr, netip.AddrFrom4([4]byte{10, 96, 0, byte(i % 7)}))
+		v := flowSockFlowStats{TxBytes: 1500, TxPackets: 10, RxBytes: 5000, RxPackets: 8, FirstNs: 1e9, LastNs: 2e9,
+			CgroupId: uint64(1000 + i%100), Pid: uint32(100 + i%4), SrttUs: 100, Initiator: 1}
+		for j, c := range comms[i%len(comms)] {
+			v.Comm[j] = int8(c)
+		}
+		if err := p.objs.Flows.Put(&k, &v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	boot := time.Now().Add(-time.Hour)
+	b.ReportAllocs()
+	for b.Loop() {
+		flows, err := p.Snapshot(boot)
+		if err != nil || len(flows) != n {
+			b.Fatalf("snapshot: %d flows, %v", len(flows), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/flow")
 }

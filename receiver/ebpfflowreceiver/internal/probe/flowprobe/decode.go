@@ -10,7 +10,26 @@ import (
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
 
-func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (observed.FlowSample, error) {
+// maxComms bounds the process names a comms holds.
+const maxComms = 1024
+
+// comms turns the kernel's process names into strings once: every flow of
+// a process carries its name at every snapshot.
+type comms map[[16]int8]string
+
+func (c *comms) name(comm [16]int8) string {
+	if s, ok := (*c)[comm]; ok {
+		return s
+	}
+	if *c == nil || len(*c) >= maxComms {
+		*c = make(comms) // bounded: a fork storm of short-lived names must not pin them all
+	}
+	s := probe.Comm(comm)
+	(*c)[comm] = s
+	return s
+}
+
+func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time, names *comms) (observed.FlowSample, error) {
 	t := observed.Transport(k.Proto)
 	if t != observed.TransportTCP && t != observed.TransportUDP {
 		return observed.FlowSample{}, fmt.Errorf("flow: protocol %d is not TCP or UDP", k.Proto)
@@ -35,7 +54,7 @@ func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time) (observed.
 		Remote:      netip.AddrPortFrom(remote, k.RemotePort),
 		CgroupID:    v.CgroupId,
 		PID:         v.Pid,
-		Comm:        probe.Comm(v.Comm),
+		Comm:        names.name(v.Comm),
 		TxBytes:     v.TxBytes,
 		TxPackets:   v.TxPackets,
 		RxBytes:     v.RxBytes,

@@ -128,5 +128,6 @@ func decodeRaw(key, value []byte, base time.Time) (observed.FlowSample, error) {
 	// The generated structs have the kernel's layout: copying is exact.
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&k)), keySize), key)
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), valueSize), value)
-	return decode(&k, &v, base)
+	var names comms
+	return decode(&k, &v, base, &names)
 }

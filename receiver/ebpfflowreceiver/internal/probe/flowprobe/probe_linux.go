@@ -52,6 +52,11 @@ type Probe struct {
 	// always decodes to the same time.
 	suspended time.Duration
 	ownerErr  error // why FlowSockCreate is nil
+
+	// Snapshot's state (it is called from one goroutine): the previous
+	// entry count, and the process names seen.
+	lastCount int
+	comms     comms
 }
 
 // Load loads the programs and maps into the kernel without attaching them.
@@ -192,9 +197,12 @@ func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
 		return nil, nil
 	}
 	base := boot.Add(p.suspended)
-	return probe.Snapshot(p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (observed.FlowSample, error) {
-		return decode(k, v, base)
+	out := make([]observed.FlowSample, 0, p.lastCount+p.lastCount/8)
+	out, err := probe.SnapshotAppend(out, p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (observed.FlowSample, error) {
+		return decode(k, v, base, &p.comms)
 	}, &p.decodeErrors)
+	p.lastCount = len(out)
+	return out, err
 }
 
 // Delete removes the kernel entries of these flows (already reported as
