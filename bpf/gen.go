@@ -14,7 +14,7 @@ package bpf
 
 // The enums reach Go through the unused_* globals in flow.bpf.c and
 // tcp.bpf.c (bpf2go types globals itself).
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -output-dir ../receiver/ebpfflowreceiver/internal/probe/flowprobe -go-package flowprobe -type sock_flow_key -type sock_flow_stats -type sock_owner -type dns_event flow flow/flow.bpf.c -- -O2 -g -Wall -Werror -Iinclude
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -output-dir ../receiver/ebpfflowreceiver/internal/probe/flowprobe -go-package flowprobe -type sock_flow_key -type sock_flow_stats -type flow_line -type sock_owner -type dns_event flow flow/flow.bpf.c -- -O2 -g -Wall -Werror -Iinclude
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -output-dir ../receiver/ebpfflowreceiver/internal/probe/tcpprobe -go-package tcpprobe -type tcp_sock_info tcp tcp/tcp.bpf.c -- -O2 -g -Wall -Werror -Iinclude
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -output-dir ../receiver/ebpfflowreceiver/internal/probe/dropprobe -go-package dropprobe -type drop_key -type drop_value drop drop/drop.bpf.c -- -O2 -g -Wall -Werror -Iinclude
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -output-dir ../receiver/ebpfflowreceiver/internal/probe/httpprobe -go-package httpprobe -type http_event -type http_conn -type http_conn_state http http/http.bpf.c -- -O2 -g -Wall -Werror -Iinclude

@@ -35,6 +35,34 @@ struct {
 	__type(value, struct sock_flow_stats);
 } flows SEC(".maps");
 
+/* States of a TCP socket with one peer: ESTABLISHED, SYN_SENT, SYN_RECV,
+ * FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING (not LISTEN, CLOSE,
+ * TIME_WAIT, NEW_SYN_RECV: a per-CPU control socket is CLOSE and answers
+ * many peers). */
+#define LINE_STATES ((1u << BPF_TCP_ESTABLISHED) | (1u << BPF_TCP_SYN_SENT) | (1u << BPF_TCP_SYN_RECV) | \
+		     (1u << BPF_TCP_FIN_WAIT1) | (1u << BPF_TCP_FIN_WAIT2) | (1u << BPF_TCP_CLOSE_WAIT) | \
+		     (1u << BPF_TCP_LAST_ACK) | (1u << BPF_TCP_CLOSING))
+
+/* Connected TCP sockets' per-direction lines (flow.h: struct flow_line),
+ * indexed by cookie & line_mask: sized from Config before load. Separate
+ * arrays per direction, so that user space releasing one line rewrites
+ * only that line. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, struct flow_line);
+} tx_lines SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, struct flow_line);
+} rx_lines SEC(".maps");
+
+const volatile __u32 line_mask = 32767;
+
 /* Who created a socket: written by cgroup/sock_create in the creating
  * process, freed with the socket, and cloned to every socket accepted from a
  * listener (BPF_F_CLONE), so a server's connections carry its pid too. */
@@ -115,19 +143,71 @@ static __always_inline void set_owner(struct sock_flow_stats *st, struct bpf_soc
  * them; a retransmission is counted after its packet left, so the next
  * egress packet sees it. The read is a helper call, the costliest step of a
  * packet after the flow lookup: the caller makes it once per clock tick of a
- * flow, and on every packet once the connection closes, so the final values
+ * flow, and on every packet once the socket leaves ESTABLISHED, so the final values
  * are exact. */
-static __always_inline void tcp_state(struct sock_flow_stats *st, struct __sk_buff *skb, __u64 jiffies)
+static __always_inline void tcp_state(__u32 *srtt_us, __u32 *retrans, __u32 *tick,
+				      struct __sk_buff *skb, __u64 jiffies)
 {
-	st->tcp_tick = jiffies;
+	*tick = jiffies;
 	struct bpf_sock *sk = skb->sk;
 	if (!sk)
 		return;
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk); /* NULL unless a full TCP socket */
 	if (!tp)
 		return;
-	st->srtt_us = tp->srtt_us >> 3;
-	st->retrans = tp->total_retrans;
+	*srtt_us = tp->srtt_us >> 3;
+	*retrans = tp->total_retrans;
+}
+
+/* Whether an egress packet reads the TCP state: once per clock tick of a
+ * flow, and on every packet from the first FIN or RST on, either way (the
+ * socket is no longer ESTABLISHED, or this packet carries it), so the final
+ * RTT and retransmits are exact. */
+static __always_inline bool tcp_state_due(__u32 tick, __u64 jiffies, __u8 flags, struct bpf_sock *sk)
+{
+	return tick != (__u32)jiffies || (flags & (TCP_FIN_ | TCP_RST_)) ||
+	       (sk && sk->state != BPF_TCP_ESTABLISHED);
+}
+
+/* Counts a packet of a connected TCP socket into its own line. Egress adds
+ * are plain: see the comment in account(). */
+static __always_inline void count_line(struct flow_line *ln, struct __sk_buff *skb, bool egress,
+				       __u64 bytes, __u32 segs, __u8 flags)
+{
+	if (egress) {
+		ln->bytes += bytes;
+		ln->packets += segs;
+	} else {
+		__sync_fetch_and_add(&ln->bytes, bytes);
+		__sync_fetch_and_add(&ln->packets, segs);
+	}
+	__u64 jiffies = bpf_jiffies64();
+	ln->last_ns = stamp_ns(jiffies);
+	if ((ln->flags | flags) != ln->flags)
+		ln->flags |= flags;
+	if (egress && tcp_state_due(ln->tcp_tick, jiffies, flags, skb->sk))
+		tcp_state(&ln->srtt_us, &ln->retrans, &ln->tcp_tick, skb, jiffies);
+}
+
+/* Claims a free or released line for this socket, after its packet was
+ * counted in the flow entry. A CPU that loses the race leaves the line to
+ * the winner; the busy marker keeps every reader out until the fields are
+ * reset, and the exchange publishes them. */
+static __always_inline void claim_line(struct flow_line *ln, __u64 seen, __u64 cookie, __u64 peer)
+{
+	if (seen == cookie || (seen && !(seen & FLOW_LINE_DEAD)) || seen == (cookie | FLOW_LINE_DEAD))
+		return; /* ours (an earlier connection), another live socket's, or released by us */
+	if (__sync_val_compare_and_swap(&ln->cookie, seen, FLOW_LINE_BUSY) != seen)
+		return;
+	ln->bytes = 0;
+	ln->packets = 0;
+	ln->last_ns = 0;
+	ln->srtt_us = 0;
+	ln->retrans = 0;
+	ln->tcp_tick = 0;
+	ln->flags = 0;
+	ln->peer = peer;
+	__sync_lock_test_and_set(&ln->cookie, cookie);
 }
 
 /* bpf_cast_to_kern_ctx is rewritten by the verifier into a register move (no
@@ -179,7 +259,39 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 	__u16 sport = l4_sport(&l4), dport = l4_dport(&l4);
 	__u8 flags = l4_tcp_flags(&l4);
 
-	key.cookie = socket_cookie(skb);
+	/* A GSO/GRO skb is one super-packet of `segs` wire packets that each
+	 * carry the IP + L4 headers: count the wire. */
+	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
+	__u64 bytes = skb->len - jumbo + (__u64)(segs - 1) * (l3len - jumbo + l4_hlen(&l4));
+	__u64 cookie = socket_cookie(skb);
+
+	/* A TCP socket past LISTEN has one peer: its cookie alone names the
+	 * flow, and its packets count in its own line when it holds it. */
+	struct bpf_sock *sk = skb->sk;
+	struct flow_line *ln = NULL;
+	__u64 seen = 0;
+	__u64 peer = 0;
+	if (proto == IPPROTO_TCP_ && sk && ((1u << (sk->state & 15)) & LINE_STATES)) {
+		union addr *ra = egress ? &l3.dst : &l3.src;
+		__u32 w[4];
+		__builtin_memcpy(w, ra->v6, 16);
+		peer = (__u64)(w[0] ^ w[1] ^ w[2] ^ w[3]) << 32 |
+		       (__u32)(egress ? sport : dport) << 16 | (egress ? dport : sport);
+		__u32 idx = cookie & line_mask;
+		if (egress)
+			ln = bpf_map_lookup_elem(&tx_lines, &idx);
+		else
+			ln = bpf_map_lookup_elem(&rx_lines, &idx);
+		if (ln) {
+			seen = ln->cookie;
+			if (seen == cookie && ln->peer == peer) {
+				count_line(ln, skb, egress, bytes, segs, flags);
+				return;
+			}
+		}
+	}
+
+	key.cookie = cookie;
 	key.proto = proto;
 	key.family = l3.family;
 	if (egress) {
@@ -194,11 +306,6 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		key.remote_port = sport;
 	}
 
-	/* A GSO/GRO skb is one super-packet of `segs` wire packets that each
-	 * carry the IP + L4 headers: count the wire. */
-	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
-	__u64 bytes = skb->len - jumbo + (__u64)(segs - 1) * (l3len - jumbo + l4_hlen(&l4));
-
 	struct sock_flow_stats *st = bpf_map_lookup_elem(&flows, &key);
 	if (!st) {
 		/* The first new flow pins the packet clock to CLOCK_MONOTONIC,
@@ -212,29 +319,33 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		 * packet is added to that entry below. */
 		struct sock_flow_stats init = {
 			.first_ns = now,
-			.last_ns = now,
 			.cgroup_id = bpf_skb_cgroup_id(skb),
-			.tcp_flags = flags,
 		};
 		if (egress) {
 			init.tx_bytes = bytes;
 			init.tx_packets = segs;
+			init.tx_last_ns = now;
+			init.tx_flags = flags;
 		} else {
 			init.rx_bytes = bytes;
 			init.rx_packets = segs;
+			init.rx_last_ns = now;
+			init.rx_flags = flags;
 		}
 		bool opener = proto == IPPROTO_UDP_ ||
 			      ((flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_);
 		if (opener)
 			init.initiator = egress ? FLOW_INITIATOR_LOCAL : FLOW_INITIATOR_REMOTE;
-		struct bpf_sock *sk = skb->sk;
 		if (sk)
 			set_owner(&init, sk);
 		if (proto == IPPROTO_TCP_ && egress)
-			tcp_state(&init, skb, jiffies);
+			tcp_state(&init.srtt_us, &init.retrans, &init.tcp_tick, skb, jiffies);
 		long err = bpf_map_update_elem(&flows, &key, &init, BPF_NOEXIST);
-		if (!err)
+		if (!err) {
+			if (ln)
+				claim_line(ln, seen, cookie, peer);
 			return; /* counted by the insert */
+		}
 		if (err != -EEXIST_) {
 			stat_inc(STAT_MAP_FULL);
 			return;
@@ -244,7 +355,6 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 			return;
 	}
 
-	struct bpf_sock *sk = skb->sk;
 	if (egress && proto == IPPROTO_TCP_ && sk && sk->state != BPF_TCP_LISTEN) {
 		/* A TCP socket past LISTEN transmits only under its lock (the
 		 * owner's, or the softirq's bh lock when it is not owned), and
@@ -265,19 +375,24 @@ static __always_inline void account(struct __sk_buff *skb, bool egress)
 		__sync_fetch_and_add(&st->rx_bytes, bytes);
 		__sync_fetch_and_add(&st->rx_packets, segs);
 	}
-	/* Stores only on change: the entry's lines stay shared between the
-	 * CPUs that run a flow's ingress and egress, instead of bouncing on
-	 * every packet. */
+	/* Each direction stamps and flags its own line: nothing here
+	 * touches a line the other direction writes. */
 	__u64 jiffies = bpf_jiffies64(), now = stamp_ns(jiffies);
-	if (st->last_ns != now)
-		st->last_ns = now;
-	if (proto != IPPROTO_TCP_)
-		return;
-	__u8 seen = st->tcp_flags | flags;
-	if (seen != st->tcp_flags)
-		st->tcp_flags = seen;
-	if (egress && (st->tcp_tick != (__u32)jiffies || (seen & (TCP_FIN_ | TCP_RST_))))
-		tcp_state(st, skb, jiffies);
+	if (!egress) {
+		st->rx_last_ns = now;
+		if (proto == IPPROTO_TCP_ && (st->rx_flags | flags) != st->rx_flags)
+			st->rx_flags |= flags;
+	} else {
+		st->tx_last_ns = now;
+		if (proto == IPPROTO_TCP_) {
+			if ((st->tx_flags | flags) != st->tx_flags)
+				st->tx_flags |= flags;
+			if (tcp_state_due(st->tcp_tick, jiffies, flags, sk))
+				tcp_state(&st->srtt_us, &st->retrans, &st->tcp_tick, skb, jiffies);
+		}
+	}
+	if (ln)
+		claim_line(ln, seen, cookie, peer);
 	return;
 
 parse_error:

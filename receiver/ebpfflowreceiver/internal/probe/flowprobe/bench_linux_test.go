@@ -319,7 +319,7 @@ func BenchmarkSnapshot10kFlows(b *testing.B) {
 		k := flowSockFlowKey{Cookie: uint64(i + 1), LocalPort: uint16(30000 + i%20000), RemotePort: 80, Proto: 6}
 		k.Family = probe.PutAddr(&k.LocalAddr, netip.AddrFrom4([4]byte{10, 244, byte(i >> 8), byte(i)}))
 		probe.PutAddr(&k.RemoteAddr, netip.AddrFrom4([4]byte{10, 96, 0, byte(i % 7)}))
-		v := flowSockFlowStats{TxBytes: 1500, TxPackets: 10, RxBytes: 5000, RxPackets: 8, FirstNs: 1e9, LastNs: 2e9,
+		v := flowSockFlowStats{TxBytes: 1500, TxPackets: 10, RxBytes: 5000, RxPackets: 8, FirstNs: 1e9, TxLastNs: 2e9, RxLastNs: 2e9,
 			CgroupId: uint64(1000 + i%100), Pid: uint32(100 + i%4), SrttUs: 100, Initiator: 1}
 		for j, c := range comms[i%len(comms)] {
 			v.Comm[j] = int8(c)

@@ -41,8 +41,10 @@ func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time, names *com
 	if flowFlowInitiator(v.Initiator) > flowFlowInitiatorFLOW_INITIATOR_REMOTE {
 		return observed.FlowSample{}, fmt.Errorf("flow: invalid initiator %d", v.Initiator)
 	}
-	if v.FirstNs == 0 || !probe.ValidStamp(v.FirstNs) || !probe.ValidStamp(v.LastNs) || v.LastNs < v.FirstNs {
-		return observed.FlowSample{}, fmt.Errorf("flow: invalid times first=%d last=%d", v.FirstNs, v.LastNs)
+	// Each direction stamps its own latest packet (0: none yet).
+	last := max(v.TxLastNs, v.RxLastNs)
+	if v.FirstNs == 0 || !probe.ValidStamp(v.FirstNs) || !probe.ValidStamp(last) || last < v.FirstNs {
+		return observed.FlowSample{}, fmt.Errorf("flow: invalid times first=%d last=%d", v.FirstNs, last)
 	}
 	if v.TxBytes < v.TxPackets || v.RxBytes < v.RxPackets {
 		return observed.FlowSample{}, errors.New("flow: fewer bytes than packets")
@@ -60,9 +62,9 @@ func decode(k *flowSockFlowKey, v *flowSockFlowStats, base time.Time, names *com
 		RxBytes:     v.RxBytes,
 		RxPackets:   v.RxPackets,
 		FirstSeen:   base.Add(time.Duration(v.FirstNs)),
-		LastSeen:    base.Add(time.Duration(v.LastNs)),
+		LastSeen:    base.Add(time.Duration(last)),
 		Initiator:   observed.Initiator(v.Initiator),
-		TCPFlags:    v.TcpFlags,
+		TCPFlags:    v.TxFlags | v.RxFlags,
 		SRTT:        time.Duration(v.SrttUs) * time.Microsecond,
 		Retransmits: v.Retrans,
 	}, nil

@@ -20,7 +20,7 @@ func validKV() (flowSockFlowKey, flowSockFlowStats) {
 	copy(k.LocalAddr[:], []byte{10, 202, 0, 1})
 	copy(k.RemoteAddr[:], []byte{10, 202, 0, 2})
 	v := flowSockFlowStats{TxBytes: 1500, TxPackets: 3, RxBytes: 100, RxPackets: 2,
-		FirstNs: 1e9, LastNs: 2e9, CgroupId: 7, Pid: 99, SrttUs: 250, Retrans: 1, Initiator: 1, TcpFlags: 0x1b}
+		FirstNs: 1e9, TxLastNs: 2e9, RxLastNs: 15e8, CgroupId: 7, Pid: 99, SrttUs: 250, Retrans: 1, Initiator: 1, TxFlags: 0x1a, RxFlags: 0x13}
 	copy(v.Comm[:], []int8{'c', 'u', 'r', 'l'})
 	return k, v
 }
@@ -68,7 +68,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"proto", func(k *flowSockFlowKey, _ *flowSockFlowStats) { k.Proto = 1 }, "protocol"},
 		{"initiator", func(_ *flowSockFlowKey, v *flowSockFlowStats) { v.Initiator = 9 }, "initiator"},
 		{"no first", func(_ *flowSockFlowKey, v *flowSockFlowStats) { v.FirstNs = 0 }, "times"},
-		{"last before first", func(_ *flowSockFlowKey, v *flowSockFlowStats) { v.LastNs = 1 }, "times"},
+		{"last before first", func(_ *flowSockFlowKey, v *flowSockFlowStats) { v.TxLastNs, v.RxLastNs = 1, 0 }, "times"},
 		{"bytes < packets", func(_ *flowSockFlowKey, v *flowSockFlowStats) { v.TxBytes = 1 }, "bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

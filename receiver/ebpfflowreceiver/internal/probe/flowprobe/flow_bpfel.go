@@ -45,6 +45,21 @@ const (
 	flowFlowInitiatorFLOW_INITIATOR_REMOTE  flowFlowInitiator = 2
 )
 
+type flowFlowLine struct {
+	_       structs.HostLayout
+	Cookie  uint64
+	Bytes   uint64
+	Packets uint64
+	LastNs  uint64
+	SrttUs  uint32
+	Retrans uint32
+	TcpTick uint32
+	Flags   uint8
+	Pad     [3]uint8
+	Peer    uint64
+	Pad2    uint64
+}
+
 type flowSockFlowKey struct {
 	_          structs.HostLayout
 	Cookie     uint64
@@ -60,22 +75,24 @@ type flowSockFlowKey struct {
 type flowSockFlowStats struct {
 	_         structs.HostLayout
 	FirstNs   uint64
-	LastNs    uint64
 	CgroupId  uint64
-	TcpTick   uint32
+	Pid       uint32
 	Initiator uint8
-	TcpFlags  uint8
-	Pad       [2]uint8
+	Pad       [11]uint8
 	TxBytes   uint64
 	TxPackets uint64
+	TxLastNs  uint64
 	SrttUs    uint32
 	Retrans   uint32
-	Pid       uint32
+	TcpTick   uint32
+	TxFlags   uint8
+	Pad2      [11]uint8
 	Comm      [16]int8
-	Pad2      [20]uint8
 	RxBytes   uint64
 	RxPackets uint64
-	Pad3      [48]uint8
+	RxLastNs  uint64
+	RxFlags   uint8
+	Pad3      [39]uint8
 }
 
 type flowSockOwner struct {
@@ -92,7 +109,9 @@ const (
 	flowMapDnsStats            = "dns_stats"
 	flowMapFlows               = "flows"
 	flowMapOwners              = "owners"
+	flowMapRxLines             = "rx_lines"
 	flowMapStats               = "stats"
+	flowMapTxLines             = "tx_lines"
 	flowProgFlowEgress         = "flow_egress"
 	flowProgFlowIngress        = "flow_ingress"
 	flowProgFlowSockCreate     = "flow_sock_create"
@@ -100,6 +119,7 @@ const (
 	flowVarDnsOn               = "dns_on"
 	flowVarDnsWakeupBytes      = "dns_wakeup_bytes"
 	flowVarFlowsOn             = "flows_on"
+	flowVarLineMask            = "line_mask"
 	flowVarTickNs              = "tick_ns"
 	flowVarUnusedDnsEvent      = "unused_dns_event"
 	flowVarUnusedDnsLimits     = "unused_dns_limits"
@@ -161,7 +181,9 @@ type flowMapSpecs struct {
 	DnsStats  *ebpf.MapSpec `ebpf:"dns_stats"`
 	Flows     *ebpf.MapSpec `ebpf:"flows"`
 	Owners    *ebpf.MapSpec `ebpf:"owners"`
+	RxLines   *ebpf.MapSpec `ebpf:"rx_lines"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	TxLines   *ebpf.MapSpec `ebpf:"tx_lines"`
 }
 
 // flowVariableSpecs contains global variables before they are loaded into the kernel.
@@ -172,6 +194,7 @@ type flowVariableSpecs struct {
 	DnsOn               *ebpf.VariableSpec `ebpf:"dns_on"`
 	DnsWakeupBytes      *ebpf.VariableSpec `ebpf:"dns_wakeup_bytes"`
 	FlowsOn             *ebpf.VariableSpec `ebpf:"flows_on"`
+	LineMask            *ebpf.VariableSpec `ebpf:"line_mask"`
 	TickNs              *ebpf.VariableSpec `ebpf:"tick_ns"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedDnsLimits     *ebpf.VariableSpec `ebpf:"unused_dns_limits"`
@@ -202,7 +225,9 @@ type flowMaps struct {
 	DnsStats  *ebpf.Map `ebpf:"dns_stats"`
 	Flows     *ebpf.Map `ebpf:"flows"`
 	Owners    *ebpf.Map `ebpf:"owners"`
+	RxLines   *ebpf.Map `ebpf:"rx_lines"`
 	Stats     *ebpf.Map `ebpf:"stats"`
+	TxLines   *ebpf.Map `ebpf:"tx_lines"`
 }
 
 func (m *flowMaps) Close() error {
@@ -211,7 +236,9 @@ func (m *flowMaps) Close() error {
 		m.DnsStats,
 		m.Flows,
 		m.Owners,
+		m.RxLines,
 		m.Stats,
+		m.TxLines,
 	)
 }
 
@@ -223,6 +250,7 @@ type flowVariables struct {
 	DnsOn               *ebpf.Variable `ebpf:"dns_on"`
 	DnsWakeupBytes      *ebpf.Variable `ebpf:"dns_wakeup_bytes"`
 	FlowsOn             *ebpf.Variable `ebpf:"flows_on"`
+	LineMask            *ebpf.Variable `ebpf:"line_mask"`
 	TickNs              *ebpf.Variable `ebpf:"tick_ns"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedDnsLimits     *ebpf.Variable `ebpf:"unused_dns_limits"`

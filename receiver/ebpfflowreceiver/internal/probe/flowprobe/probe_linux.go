@@ -38,6 +38,10 @@ type Config struct {
 	// DNSRingBytes sizes that ring buffer: a power of two, at least one
 	// page; 0 is DefaultDNSRingBytes.
 	DNSRingBytes int
+	// TCPLines is the number of per-socket counter lines per direction
+	// (64 B each) that connected TCP sockets count in; rounded up to a
+	// power of two. 0 is half of MaxFlows.
+	TCPLines uint32
 }
 
 // Probe is the loaded flow probe.
@@ -57,6 +61,8 @@ type Probe struct {
 	// entry count, and the process names seen.
 	lastCount int
 	comms     comms
+	lines     *lines
+	slots     uint32 // lines per direction
 }
 
 // Load loads the programs and maps into the kernel without attaching them.
@@ -83,6 +89,9 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 	}
 	maxFlows := max(cfg.MaxFlows, 1) // maps cannot be empty; unused without flows
 	spec.Maps["flows"].MaxEntries = maxFlows
+	slots := lineSlots(cfg)
+	spec.Maps["tx_lines"].MaxEntries = slots
+	spec.Maps["rx_lines"].MaxEntries = slots
 	if !cfg.DNS {
 		ring = os.Getpagesize()
 	}
@@ -98,13 +107,14 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 		"flows_on":         cfg.MaxFlows > 0,
 		"dns_on":           cfg.DNS,
 		"dns_wakeup_bytes": uint64(ring / 4),
+		"line_mask":        slots - 1,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("flow probe: set %s: %w", name, err)
 		}
 	}
 
-	p := &Probe{cfg: cfg}
+	p := &Probe{cfg: cfg, slots: slots}
 	var bt, mono unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt) == nil && unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
 		p.suspended = time.Duration(bt.Nano() - mono.Nano()).Round(time.Millisecond)
@@ -121,6 +131,7 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 	}
 	p.objs.flowMaps, p.objs.flowVariables = core.flowMaps, core.flowVariables
 	p.objs.FlowEgress, p.objs.FlowIngress = core.FlowEgress, core.FlowIngress
+	p.lines = newLines(core.TxLines, core.RxLines)
 	if cfg.MaxFlows > 0 {
 		// The owner program on the same maps. A kernel that refuses it
 		// (no bpf_get_current_* or sk_storage in cgroup/sock_create) costs
@@ -198,11 +209,24 @@ func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
 	}
 	base := boot.Add(p.suspended)
 	out := make([]observed.FlowSample, 0, p.lastCount+p.lastCount/8)
+	clear(p.lines.flow)
+	n := 0
 	out, err := probe.SnapshotAppend(out, p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (observed.FlowSample, error) {
-		return decode(k, v, base, &p.comms)
+		s, err := decode(k, v, base, &p.comms)
+		if err == nil {
+			if s.Transport == observed.TransportTCP {
+				p.lines.flow[connOf(k)] = n
+			}
+			n++
+		}
+		return s, err
 	}, &p.decodeErrors)
 	p.lastCount = len(out)
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	// After the entries: a line is claimed only once its entry exists.
+	return out, p.lines.add(out, base, func() { p.decodeErrors.Add(1) })
 }
 
 // Delete removes the kernel entries of these flows (already reported as
@@ -211,10 +235,15 @@ func (p *Probe) Delete(flows []observed.FlowSample) error {
 	// The owner entry is keyed by cookie alone: other flows of the same (UDP)
 	// socket would lose their pid, so owners go with their socket.
 	keys := make([]flowSockFlowKey, len(flows))
+	conns := make([]conn, 0, len(flows))
 	for i, f := range flows {
 		keys[i] = encodeKey(f)
+		if f.Transport == observed.TransportTCP {
+			conns = append(conns, connOf(&keys[i]))
+		}
 	}
-	return probe.Delete(p.objs.Flows, keys)
+	// Lines first: a packet between the two then counts in a new entry.
+	return errors.Join(p.lines.releaseFlows(conns, p.slots), probe.Delete(p.objs.Flows, keys))
 }
 
 // Counters returns the kernel loss counters plus user-space decode errors.
