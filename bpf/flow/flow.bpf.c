@@ -22,7 +22,8 @@ const volatile bool flows_on = true;
 const volatile bool dns_on = false;
 
 /* Sized from Config.MaxFlows before load (default 64Ki entries, 256 B each
- * with the LRU bookkeeping, and a 16 B hash bucket: 17 MiB). One entry per
+ * with the LRU bookkeeping, and a 16 B hash bucket: 17 MiB; the TCP lines
+ * below add 4 MiB). One entry per
  * local socket and peer, and user space deletes finished flows every flush
  * interval, so it holds a busy node's concurrent flows. LRU so that a flood
  * of short flows evicts the least recently active entry (user space counts
@@ -44,11 +45,19 @@ struct {
 		     (1u << BPF_TCP_LAST_ACK) | (1u << BPF_TCP_CLOSING))
 
 /* Connected TCP sockets' per-direction lines (flow.h: struct flow_line),
- * indexed by cookie & line_mask: sized from Config before load. Separate
+ * indexed by cookie & line_mask: Config.TCPLines each, by default half of
+ * MaxFlows. Cookies are handed out in rising order, so two sockets share a
+ * line only when their cookies lie a multiple of the line count apart (a
+ * long-lived connection and one opened much later): the one that finds the
+ * line taken counts in its flow entry, as exactly, only slower. Separate
  * arrays per direction, so that user space releasing one line rewrites
- * only that line. */
+ * only that line. BPF_F_MMAPABLE only for where it puts the values: at the
+ * start of a page, so each 64 B line is one cache line. A plain array's
+ * values start after its header (56 B into a line on 6.18): every line
+ * would span two, one of them shared with the next socket's line. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 32768);
 	__type(key, __u32);
 	__type(value, struct flow_line);
@@ -56,6 +65,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 32768);
 	__type(key, __u32);
 	__type(value, struct flow_line);

@@ -28,8 +28,9 @@ const maxDNSRingBytes = 1 << 30
 
 // Config sizes the kernel maps and says what the packet programs do.
 type Config struct {
-	// MaxFlows bounds the `flows` LRU map (~270 B of kernel memory per
-	// entry; see bpf/flow/flow.bpf.c). The receiver's max_flows. 0 turns
+	// MaxFlows bounds the `flows` LRU map (272 B of kernel memory per
+	// entry, and 64 B for the TCP lines; see bpf/flow/flow.bpf.c). The
+	// receiver's max_flows. 0 turns
 	// flow accounting off: the programs only capture DNS.
 	MaxFlows uint32
 	// DNS makes the same programs capture DNS packets into a ring buffer,
