@@ -327,13 +327,21 @@ func BenchmarkSnapshot10kFlows(b *testing.B) {
 		if err := p.objs.Flows.Put(&k, &v); err != nil {
 			b.Fatal(err)
 		}
+		// Each connection holds its lines, as on a node.
+		c := connOf(&k)
+		ln := flowFlowLine{Cookie: c.cookie, Peer: c.peer, Bytes: 3000, Packets: 20, LastNs: 3e9, Flags: 0x10}
+		for _, m := range []*ebpf.Map{p.objs.TxLines, p.objs.RxLines} {
+			if err := m.Put(uint32(c.cookie)&(p.lines.slots-1), &ln); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	boot := time.Now().Add(-time.Hour)
 	b.ReportAllocs()
 	for b.Loop() {
 		flows, err := p.Snapshot(boot)
-		if err != nil || len(flows) != n {
-			b.Fatalf("snapshot: %d flows, %v", len(flows), err)
+		if err != nil || len(flows) != n || flows[0].TxPackets != 30 {
+			b.Fatalf("snapshot: %d flows (the first with %d tx packets), %v", len(flows), flows[0].TxPackets, err)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/flow")

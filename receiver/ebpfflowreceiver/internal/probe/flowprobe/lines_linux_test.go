@@ -26,7 +26,7 @@ type lineEnd struct {
 // holder's flow is deleted (its line is released and its later packets
 // count in a new entry), and another holder's entry is removed behind the
 // probe's back, as an LRU eviction would (the orphaned line is released at
-// the second read that finds it orphaned, and the socket counts in a new
+// the second sweep that finds it orphaned, and the socket counts in a new
 // entry again).
 func TestTCPLines(t *testing.T) {
 	testkit.RequireRoot(t)
@@ -154,7 +154,7 @@ func TestTCPLines(t *testing.T) {
 	}
 
 	// Evicted behind the probe's back: the rx holder's entry goes, its
-	// line is released at the second read that finds it orphaned.
+	// line is released at the second sweep that finds it orphaned.
 	rxHolder = line(false)
 	var victim *lineEnd
 	for _, e := range ends {
@@ -171,13 +171,17 @@ func TestTCPLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	exchange(2) // its received packets count in the orphaned line
-	for read, want := range []uint64{rxHolder.Cookie, rxHolder.Cookie | lineDead} {
+	// Released at the second sweep that finds it orphaned: sweeps run
+	// every sweepEvery reads, so after one to two sweepEvery reads.
+	reads := 0
+	for ; reads <= 2*sweepEvery && line(false).Cookie == rxHolder.Cookie; reads++ {
 		if _, err := p.Snapshot(boot); err != nil {
 			t.Fatal(err)
 		}
-		if ln := line(false); ln.Cookie != want {
-			t.Fatalf("rx line after read %d of its orphan: cookie %#x, want %#x", read+1, ln.Cookie, want)
-		}
+	}
+	if ln := line(false); ln.Cookie != rxHolder.Cookie|lineDead || reads <= sweepEvery/2 {
+		t.Fatalf("rx line after %d reads of its orphan: cookie %#x, want %#x (released after %d to %d reads)",
+			reads, ln.Cookie, rxHolder.Cookie|lineDead, sweepEvery+1, 2*sweepEvery)
 	}
 	victim.mark = tcpInfo(t, victim.c)
 	exchange(5)

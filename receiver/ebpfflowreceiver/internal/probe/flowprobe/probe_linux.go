@@ -63,7 +63,6 @@ type Probe struct {
 	lastCount int
 	comms     comms
 	lines     *lines
-	slots     uint32 // lines per direction
 }
 
 // Load loads the programs and maps into the kernel without attaching them.
@@ -115,7 +114,7 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 		}
 	}
 
-	p := &Probe{cfg: cfg, slots: slots}
+	p := &Probe{cfg: cfg}
 	var bt, mono unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt) == nil && unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono) == nil {
 		p.suspended = time.Duration(bt.Nano() - mono.Nano()).Round(time.Millisecond)
@@ -132,7 +131,7 @@ func load(cfg Config, edit func(*ebpf.CollectionSpec)) (*Probe, error) {
 	}
 	p.objs.flowMaps, p.objs.flowVariables = core.flowMaps, core.flowVariables
 	p.objs.FlowEgress, p.objs.FlowIngress = core.FlowEgress, core.FlowIngress
-	p.lines = newLines(core.TxLines, core.RxLines)
+	p.lines = newLines(core.TxLines, core.RxLines, slots)
 	if cfg.MaxFlows > 0 {
 		// The owner program on the same maps. A kernel that refuses it
 		// (no bpf_get_current_* or sk_storage in cgroup/sock_create) costs
@@ -210,15 +209,14 @@ func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
 	}
 	base := boot.Add(p.suspended)
 	out := make([]observed.FlowSample, 0, p.lastCount+p.lastCount/8)
-	clear(p.lines.flow)
-	n := 0
+	if err := p.lines.mapArrays(); err != nil {
+		return nil, err
+	}
+	defer p.lines.unmap()
 	out, err := probe.SnapshotAppend(out, p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (observed.FlowSample, error) {
 		s, err := decode(k, v, base, &p.comms)
-		if err == nil {
-			if s.Transport == observed.TransportTCP {
-				p.lines.flow[connOf(k)] = n
-			}
-			n++
+		if err == nil && s.Transport == observed.TransportTCP {
+			err = p.lines.addTo(&s, connOf(k), base)
 		}
 		return s, err
 	}, &p.decodeErrors)
@@ -226,8 +224,10 @@ func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
 	if err != nil {
 		return out, err
 	}
-	// After the entries: a line is claimed only once its entry exists.
-	return out, p.lines.add(out, base, func() { p.decodeErrors.Add(1) })
+	// After every entry was read: a line is claimed only once its entry
+	// exists, so one no entry names was evicted (or is being inserted).
+	p.lines.sweep()
+	return out, nil
 }
 
 // Delete removes the kernel entries of these flows (already reported as
@@ -244,7 +244,7 @@ func (p *Probe) Delete(flows []observed.FlowSample) error {
 		}
 	}
 	// Lines first: a packet between the two then counts in a new entry.
-	return errors.Join(p.lines.releaseFlows(conns, p.slots), probe.Delete(p.objs.Flows, keys))
+	return errors.Join(p.lines.releaseFlows(conns), probe.Delete(p.objs.Flows, keys))
 }
 
 // Counters returns the kernel loss counters plus user-space decode errors.
