@@ -182,11 +182,13 @@ func (r *ebpfflowReceiver) Shutdown(ctx context.Context) error {
 func (r *ebpfflowReceiver) consume(rep observed.Report) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.logs != nil && len(rep.Flows)+len(rep.Drops)+len(rep.DNS) > 0 {
-		ld := r.tr.Logs(rep)
-		ctx := r.obs.StartLogsOp(r.ctx)
-		err := r.logs.ConsumeLogs(ctx, ld)
-		r.obs.EndLogsOp(ctx, transport, ld.LogRecordCount(), err)
+	if r.logs != nil {
+		// In batches: one batch's records are garbage once consumed.
+		for ld := range r.tr.LogBatches(rep, pdatabuild.LogBatch) {
+			ctx := r.obs.StartLogsOp(r.ctx)
+			err := r.logs.ConsumeLogs(ctx, ld)
+			r.obs.EndLogsOp(ctx, transport, ld.LogRecordCount(), err)
+		}
 	}
 	if r.metrics != nil {
 		// Called on every report, empty or not: it also ages idle series.

@@ -13,6 +13,7 @@
 package pdatabuild
 
 import (
+	"iter"
 	mrand "math/rand/v2"
 	"net/netip"
 	"strings"
@@ -227,6 +228,41 @@ func (t *Builder) Logs(r observed.Report) plog.Logs {
 	}
 	t.dnsLogs(&r, now, records)
 	return ld
+}
+
+// LogBatch is the most records LogBatches puts in one Logs. A flush of 10k
+// flows built as one Logs held every record at once (13 MB while built and
+// exported, which raised the GC's heap goal by as much) and made one export
+// request of ~3 MB, near the 4 MiB an OTLP/gRPC receiver accepts by
+// default; at 100k flows far beyond it.
+const LogBatch = 1024
+
+// LogBatches yields the records of Logs(r) in Logs of at most size records
+// each (at least one), in the same order: flows, drops, DNS lookups. Each
+// Logs groups its own records by workload, so a workload's resource may
+// repeat across them.
+func (t *Builder) LogBatches(r observed.Report, size int) iter.Seq[plog.Logs] {
+	size = max(size, 1)
+	return func(yield func(plog.Logs) bool) {
+		flows, drops, dns := r.Flows, r.Drops, r.DNS
+		for len(flows)+len(drops)+len(dns) > 0 {
+			part := observed.Report{Time: r.Time}
+			left := size
+			part.Flows, flows = cut(flows, &left)
+			part.Drops, drops = cut(drops, &left)
+			part.DNS, dns = cut(dns, &left)
+			if !yield(t.Logs(part)) {
+				return
+			}
+		}
+	}
+}
+
+// cut splits the first *left elements (at most) off s and counts them off.
+func cut[T any](s []T, left *int) (head, tail []T) {
+	n := min(len(s), *left)
+	*left -= n
+	return s[:n:n], s[n:]
 }
 
 type workloadID struct {

@@ -2,9 +2,11 @@ package pdatabuild
 
 import (
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -555,4 +557,48 @@ func forEachHistPoint(md pmetric.Metrics, f func(res pcommon.Map, dp pmetric.His
 			f(res, m.Histogram().DataPoints().At(i))
 		}
 	})
+}
+
+// TestLogBatches: the batches carry exactly the records of one Logs, each
+// with its resource, none above the batch size, in report order.
+func TestLogBatches(t *testing.T) {
+	r := firstReport()
+	r.DNS = dnsLookups()
+	record := func(res pcommon.Resource, lr plog.LogRecord) string {
+		return fmt.Sprint(res.Attributes().AsRaw(), lr.EventName(), lr.Timestamp(), lr.ObservedTimestamp(), lr.SeverityText(), lr.Attributes().AsRaw())
+	}
+	var whole []string
+	forEachRecord(newTranslator().Logs(r), func(res pcommon.Resource, lr plog.LogRecord) { whole = append(whole, record(res, lr)) })
+	total := len(r.Flows) + len(r.Drops) + len(r.DNS)
+	require.Len(t, whole, total)
+	require.Greater(t, total, 4)
+
+	for _, size := range []int{0, 1, 3, total - 1, total, LogBatch} {
+		var got []string
+		var events []string
+		batches := 0
+		for ld := range newTranslator().LogBatches(r, size) {
+			batches++
+			assert.LessOrEqual(t, ld.LogRecordCount(), max(size, 1), "size %d", size)
+			forEachRecord(ld, func(res pcommon.Resource, lr plog.LogRecord) {
+				got = append(got, record(res, lr))
+				events = append(events, lr.EventName())
+			})
+		}
+		assert.ElementsMatch(t, whole, got, "size %d", size)
+		assert.Equal(t, (total+max(size, 1)-1)/max(size, 1), batches, "size %d", size)
+		// Report order across batches: flows, then drops, then lookups.
+		rank := map[string]int{semconv.EventFlow: 0, semconv.EventDrop: 1, semconv.EventDNS: 2}
+		if size == 1 {
+			assert.True(t, slices.IsSortedFunc(events, func(a, b string) int { return rank[a] - rank[b] }), "order %v", events)
+		}
+	}
+
+	// A consumer that stops early gets no more batches.
+	n := 0
+	for range newTranslator().LogBatches(r, 1) {
+		n++
+		break
+	}
+	assert.Equal(t, 1, n)
 }
