@@ -30,6 +30,8 @@ func (f *fakeDNS) Run(ctx context.Context, _ time.Time, handle func(*observed.DN
 	return nil
 }
 
+func (f *fakeDNS) Drain(time.Duration) bool { return true }
+
 func dnsPkt(t *testing.T, egress bool, at time.Time, resp bool) observed.DNSPacket {
 	msg := dnsmessage.Message{Header: dnsmessage.Header{ID: 9, Response: resp},
 		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName("a.test."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}

@@ -120,9 +120,12 @@ type tcpSource interface {
 }
 
 // dnsSource streams captured DNS packets until ctx ends or it is closed.
+// Drain returns once Run has handed over every packet captured before the
+// call (false after timeout).
 type dnsSource interface {
 	probe.Probe
 	Run(ctx context.Context, boot time.Time, handle func(*observed.DNSPacket)) error
+	Drain(timeout time.Duration) bool
 }
 
 type dropSource interface {
@@ -333,11 +336,20 @@ func (e *Node) readDNS(ctx context.Context) {
 	}
 }
 
+// dnsDrainTimeout bounds how long a flush waits for the DNS reader: a full
+// ring (2 MiB) decodes in a few ms.
+const dnsDrainTimeout = 500 * time.Millisecond
+
 // flushDNS returns the lookups completed or timed out since the last flush;
 // ownLookups resolves their workloads.
 func (e *Node) flushDNS(now time.Time) []observed.DNSLookup {
 	if e.matcher == nil {
 		return nil
+	}
+	// Every answer captured so far is matched before the matcher declares
+	// a query unanswered.
+	if e.dns != nil && !e.dns.Drain(dnsDrainTimeout) {
+		e.log.Debug("dns ring not drained in time; its packets count at the next flush")
 	}
 	e.dnsMu.Lock()
 	lookups := e.matcher.Flush(now)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +31,8 @@ type Probe struct {
 	stats        *ebpf.Map
 	reader       *ringbuf.Reader
 	decodeErrors atomic.Uint64
+	running      atomic.Bool
+	drained      chan struct{} // Run read every record up to a Flush of the reader
 }
 
 // Load loads the packet programs for DNS capture alone (no flow accounting),
@@ -61,7 +62,7 @@ func newProbe(fp *flowprobe.Probe, owned bool) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dns probe ring buffer: %w", err)
 	}
-	return &Probe{fp: fp, owned: owned, stats: stats, reader: reader}, nil
+	return &Probe{fp: fp, owned: owned, stats: stats, reader: reader, drained: make(chan struct{}, 1)}, nil
 }
 
 // Attach attaches the programs to the cgroup v2 root, which covers every
@@ -74,27 +75,34 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 	return p.fp.Attach(cgroupV2Root)
 }
 
-// pollInterval is how often a blocked Run checks for cancellation and for
-// records: the kernel wakes the reader only when the ring is a quarter full.
-const pollInterval = 200 * time.Millisecond
-
 // Run reads the ring buffer and hands each packet to handle until ctx is
 // done or the probe is closed; then it returns nil. The packet and its
 // payload are reused: handle must copy what it keeps. A record that does not
 // decode is counted (Counters().DecodeErrors) and skipped. boot is the wall
 // time of CLOCK_BOOTTIME zero.
+//
+// Run sleeps until the kernel wakes it (the programs ask only once the
+// ring is a quarter full), Drain asks for the records, ctx ends or the probe
+// closes. Lookups are emitted at flushes, which Drain, so nothing is lost
+// by waiting: polling the ring five times a second was a quarter of an idle
+// collector's CPU.
 func (p *Probe) Run(ctx context.Context, boot time.Time, handle func(*observed.DNSPacket)) error {
 	var (
 		rec ringbuf.Record
 		pkt observed.DNSPacket
 	)
-	wait := time.Duration(0) // records already in the ring are read at once
+	p.running.Store(true)
+	defer p.running.Store(false)
+	stop := context.AfterFunc(ctx, func() { p.reader.Flush() })
+	defer stop()
 	for ctx.Err() == nil {
-		p.reader.SetDeadline(time.Now().Add(wait))
-		wait = pollInterval
 		if err := p.reader.ReadInto(&rec); err != nil {
 			switch {
-			case errors.Is(err, os.ErrDeadlineExceeded):
+			case errors.Is(err, ringbuf.ErrFlushed):
+				select {
+				case p.drained <- struct{}{}:
+				default: // already told
+				}
 				continue
 			case errors.Is(err, ringbuf.ErrClosed):
 				return nil
@@ -108,6 +116,30 @@ func (p *Probe) Run(ctx context.Context, boot time.Time, handle func(*observed.D
 		handle(&pkt)
 	}
 	return nil
+}
+
+// Drain returns once a running Run has handed over every record the ring
+// held when Drain was called, or after timeout (false). Call it from one
+// goroutine at a time.
+func (p *Probe) Drain(timeout time.Duration) bool {
+	if !p.running.Load() {
+		return true
+	}
+	select {
+	case <-p.drained: // a flush nobody waited for
+	default:
+	}
+	if err := p.reader.Flush(); err != nil {
+		return false
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.drained:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Counters returns the kernel counters plus user-space decode errors.

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -75,6 +76,10 @@ func (c *capture) waitFor(t *testing.T, what string, ok func([]observed.DNSPacke
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
+		// Run sleeps until the ring is a quarter full or drained.
+		if !c.p.Drain(time.Second) {
+			t.Fatal("Drain: Run did not read the ring within 1s")
+		}
 		pkts := c.all()
 		if ok(pkts) {
 			return pkts
@@ -672,6 +677,58 @@ func TestRunReturnsOnClose(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run still blocked 5s after Close")
+	}
+}
+
+// TestDrainAndCancel checks that a query the kernel did not wake the reader
+// for (far below a quarter of the ring) is handed over by Drain alone, and
+// that cancelling ctx ends a blocked Run with nil.
+func TestDrainAndCancel(t *testing.T) {
+	testkit.RequireRoot(t)
+	p, err := Load(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(testkit.CgroupV2Mount(t)); err != nil {
+		t.Fatal(err)
+	}
+	client, _ := testkit.DNSPods(t, web)
+	var got atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- p.Run(ctx, testkit.BootTime(t), func(pkt *observed.DNSPacket) {
+			if pkt.Egress && pkt.Remote.Port() == 53 {
+				got.Add(1)
+			}
+		})
+	}()
+	for !p.running.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if !p.Drain(time.Second) {
+		t.Fatal("Drain of an empty ring timed out")
+	}
+	client.Run(t, "dig", "+short", "+tries=1", "+time=2", "@"+testkit.DNSServerV4.String(), web.Name)
+	time.Sleep(300 * time.Millisecond) // what the old reader's polling took
+	if n := got.Load(); n != 0 {
+		t.Fatalf("%d queries delivered before Drain: the reader was woken for a single record", n)
+	}
+	if !p.Drain(time.Second) {
+		t.Fatal("Drain timed out")
+	}
+	if n := got.Load(); n != 1 {
+		t.Fatalf("after Drain: %d queries delivered, want 1", n)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still blocked 5s after its context was cancelled")
 	}
 }
 
