@@ -17,6 +17,12 @@ import (
 // sweepEvery is how many snapshots apart the lines are swept for orphans.
 const sweepEvery = 8
 
+// lookupMax is the most flow entries a snapshot reads lines for by lookup
+// syscalls (~1 µs a line) rather than by mapping the arrays: a mapping
+// inserts and later unmaps every page of both (1024 at the default), ~0.7
+// ms, a fifth of an idle collector's CPU when it was made on every read.
+const lookupMax = 256
+
 // lineSlots is the number of lines per direction: Config.TCPLines, or half
 // the flow entries, a power of two either way (the kernel masks the cookie).
 func lineSlots(cfg Config) uint32 {
@@ -28,16 +34,18 @@ func lineSlots(cfg Config) uint32 {
 }
 
 // lines is the user-space side of tx_lines and rx_lines. The arrays are
-// mapped into the collector only while a snapshot or a deletion reads or
-// releases lines: a line is then one memory read, where a batch lookup
-// costs ~150 ns a line, and the mapped pages (4 MiB at the default) count
-// in the collector's RSS only meanwhile. Snapshot and Delete run from one
-// goroutine.
+// mapped into the collector only while a snapshot of many flows, a sweep or
+// a deletion reads or releases lines: a line is then one memory read, where
+// a batch lookup costs ~150 ns a line, and the mapped pages (4 MiB at the
+// default) count in the collector's RSS only meanwhile. A snapshot of a few
+// flows looks their lines up one by one instead. Snapshot and Delete run
+// from one goroutine.
 type lines struct {
 	tx, rx *ebpf.Map
 	slots  uint32
 	mem    [2][]flowFlowLine // tx, rx while mapped
 	raw    [2][]byte
+	copies [2]flowFlowLine // the lines last looked up, while not mapped
 	// A sweep for orphans, every sweepEvery snapshots: live lines no
 	// flow entry named (its entry was evicted, or is being inserted). A
 	// line still orphaned at the next sweep is released, so that its
@@ -50,6 +58,16 @@ type lines struct {
 func newLines(tx, rx *ebpf.Map, slots uint32) *lines {
 	return &lines{tx: tx, rx: rx, slots: slots, named: map[conn]struct{}{},
 		orphans: [2]map[uint32]conn{{}, {}}}
+}
+
+// begin prepares a snapshot expected to hold about n flow entries: it maps
+// the arrays for a sweep or many entries; otherwise line looks lines up.
+// Call unmap after.
+func (l *lines) begin(n int) error {
+	if l.reads%sweepEvery == 0 || n > lookupMax {
+		return l.mapArrays()
+	}
+	return nil
 }
 
 // mapArrays maps both arrays read-write until unmap.
@@ -80,13 +98,39 @@ func (l *lines) unmap() {
 }
 
 // line returns the line of c in direction dir (0 tx, 1 rx), or nil when c
-// does not hold it. Mapped only.
-func (l *lines) line(c conn, dir int) *flowFlowLine {
-	ln := &l.mem[dir][uint32(c.cookie)&(l.slots-1)]
-	if atomic.LoadUint64(&ln.Cookie) != c.cookie || ln.Peer != c.peer {
-		return nil
+// does not hold it: in the mapping, or else a copy looked up, valid until
+// the next call for the same direction.
+func (l *lines) line(c conn, dir int) (*flowFlowLine, error) {
+	idx := uint32(c.cookie) & (l.slots - 1)
+	ln := &l.copies[dir]
+	if l.mem[dir] != nil {
+		ln = &l.mem[dir][idx]
+	} else if err := l.lookup(idx, dir); err != nil {
+		return nil, err
 	}
-	return ln
+	if atomic.LoadUint64(&ln.Cookie) != c.cookie || ln.Peer != c.peer {
+		return nil, nil
+	}
+	return ln, nil
+}
+
+// lookup copies line idx of direction dir into l.copies[dir]. The copy is
+// not atomic: a copy with fewer bytes than packets (the kernel adds bytes
+// first) is taken again, as read does in the mapping.
+func (l *lines) lookup(idx uint32, dir int) error {
+	m := l.tx
+	if dir == 1 {
+		m = l.rx
+	}
+	for range 2 {
+		if err := m.Lookup(&idx, &l.copies[dir]); err != nil {
+			return fmt.Errorf("look up line %d of %s: %w", idx, m, err)
+		}
+		if l.copies[dir].Bytes >= l.copies[dir].Packets {
+			break
+		}
+	}
+	return nil
 }
 
 // read copies a live line, packets first: the kernel adds bytes first, so
@@ -105,13 +149,17 @@ func read(src *flowFlowLine) flowFlowLine {
 	return ln
 }
 
-// addTo adds the lines c holds to its flow's sample s. Mapped only.
+// addTo adds the lines c holds to its flow's sample s.
 func (l *lines) addTo(s *observed.FlowSample, c conn, base time.Time) error {
 	if l.reads%sweepEvery == 0 {
 		l.named[c] = struct{}{}
 	}
 	for dir := range 2 {
-		if src := l.line(c, dir); src != nil {
+		src, err := l.line(c, dir)
+		if err != nil {
+			return err
+		}
+		if src != nil {
 			ln := read(src)
 			if err := addLine(s, &ln, dir == 0, base); err != nil {
 				return err
@@ -165,7 +213,7 @@ func (l *lines) releaseFlows(flows []conn) error {
 	defer l.unmap()
 	for _, c := range flows {
 		for dir := range 2 {
-			if ln := l.line(c, dir); ln != nil {
+			if ln, _ := l.line(c, dir); ln != nil { // mapped: no error
 				release(ln, c)
 			}
 		}

@@ -209,7 +209,7 @@ func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
 	}
 	base := boot.Add(p.suspended)
 	out := make([]observed.FlowSample, 0, p.lastCount+p.lastCount/8)
-	if err := p.lines.mapArrays(); err != nil {
+	if err := p.lines.begin(p.lastCount); err != nil {
 		return nil, err
 	}
 	defer p.lines.unmap()
