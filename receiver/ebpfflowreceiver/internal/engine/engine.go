@@ -17,6 +17,7 @@ import (
 
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/dnsmatch"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/flowtable"
+	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/kallsyms"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/observed"
 	"github.com/ebpfflow/ebpfflow/receiver/ebpfflowreceiver/internal/probe"
 )
@@ -172,6 +173,7 @@ type Node struct {
 	drops dropSource
 	dns   dnsSource
 	table *flowtable.Table
+	syms  *kallsyms.Table // names drop locations; nil without drops or symbols
 	// identity resolves a DNS lookup's asking socket; flows resolve theirs in the table.
 	identity func(cgroupID uint64, pid uint32, comm string, local netip.Addr) observed.Workload
 
@@ -437,6 +439,17 @@ func (e *Node) flush(now time.Time) {
 		if e.readFailed(ProbeDrop, "read drops", err) {
 			e.sinkEvents(now, lookups, exchanges)
 			return
+		}
+	}
+	if e.syms != nil && len(drops) > 0 {
+		// One read of the symbols for the flush's new locations, rather
+		// than one per location as the table names them.
+		locs := make([]uint64, len(drops))
+		for i := range drops {
+			locs[i] = drops[i].Location
+		}
+		if err := e.syms.Resolve(locs); err != nil {
+			e.log.Debug("drop locations stay hexadecimal this flush", zap.Error(err))
 		}
 	}
 	if e.readFailing.CompareAndSwap(true, false) {

@@ -154,7 +154,7 @@ func (e *Node) start() error {
 			e.log.Warn("drop locations stay hexadecimal: /proc/kallsyms hides addresses (kernel.kptr_restrict; run as root or grant CAP_SYSLOG)")
 		}
 		if err == nil {
-			cfg.Symbol = syms.Symbol
+			cfg.Symbol, e.syms = syms.Symbol, syms
 		}
 	}
 	e.table = flowtable.New(cfg)

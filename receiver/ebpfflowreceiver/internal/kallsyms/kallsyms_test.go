@@ -48,8 +48,8 @@ func TestHidden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tb.Hidden() || tb.Len() != 0 {
-		t.Fatalf("hidden %v len %d", tb.Hidden(), tb.Len())
+	if !tb.Hidden() {
+		t.Fatal("all-zero addresses not reported hidden")
 	}
 	if got := tb.Symbol(0xffffffff81001000); got != "0xffffffff81001000" {
 		t.Fatalf("got %q", got)
@@ -98,17 +98,74 @@ func TestRealKallsyms(t *testing.T) {
 	if got != "sk_skb_reason_drop" && got != "kfree_skb_reason" {
 		t.Fatalf("Symbol(%#x+8) = %q", a, got)
 	}
-	t.Logf("%d text symbols; %#x+8 -> %s", tb.Len(), a, got)
+	t.Logf("%#x+8 -> %s", a, got)
+}
+
+// TestResolveOnce: a flush's locations are named in one read of the file,
+// and never read again.
+func TestResolveOnce(t *testing.T) {
+	tb, err := Load("testdata/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := []uint64{0xffffffff81001000, 0xffffffffc0201234, 0xffffffff81001000, 0xffffffffc0301234, 0}
+	if err := tb.Resolve(addrs); err != nil {
+		t.Fatal(err)
+	}
+	if tb.Reads() != 2 {
+		t.Fatalf("%d reads of the file, want 2 (Load, one Resolve)", tb.Reads())
+	}
+	for _, a := range addrs {
+		tb.Symbol(a)
+	}
+	if err := tb.Resolve(addrs); err != nil {
+		t.Fatal(err)
+	}
+	if tb.Reads() != 2 {
+		t.Fatalf("%d reads of the file after resolved addresses were asked again, want 2", tb.Reads())
+	}
+	if got := tb.Symbol(0xffffffffc0201234); got != "nft_do_chain" {
+		t.Fatalf("got %q", got)
+	}
+	if got := tb.Symbol(0xffffffff81003004); got != "weak_func" || tb.Reads() != 3 {
+		t.Fatalf("a new address: %q after %d reads, want weak_func after 3", got, tb.Reads())
+	}
+}
+
+// BenchmarkResolve is one read of the machine's kallsyms for a flush's new
+// drop locations; BenchmarkSymbol a location already named.
+func BenchmarkResolve(b *testing.B) {
+	tb, a := realTable(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(tb.names)
+		if err := tb.Resolve([]uint64{a, a + 64, a + 4096}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func BenchmarkSymbol(b *testing.B) {
+	tb, a := realTable(b)
+	tb.Symbol(a)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = tb.Symbol(a)
+	}
+}
+
+// realTable loads /proc/kallsyms and returns the address of its first text
+// symbol.
+func realTable(b *testing.B) (*Table, uint64) {
 	tb, err := Load("/proc/kallsyms")
 	if err != nil || tb.Hidden() {
 		testkit.Unsupported(b, "a readable /proc/kallsyms")
 	}
-	addr := tb.syms[len(tb.syms)/2].addr + 4
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = tb.Symbol(addr)
-	}
+	var first uint64
+	tb.scan(func(addr uint64, text bool, _ []byte) {
+		if text && first == 0 {
+			first = addr
+		}
+	})
+	return tb, first + 4
 }
