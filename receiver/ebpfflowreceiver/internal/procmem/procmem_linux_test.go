@@ -80,10 +80,10 @@ func TestGCPercentFor(t *testing.T) {
 	}{
 		{0, MaxGCPercent},
 		{10 * mib, MaxGCPercent},
-		{22*mib + mib/2, MaxGCPercent}, // exactly half the target
-		{25 * mib, 80},
-		{28 * mib, 60},
-		{30 * mib, MinGCPercent}, // two thirds: the old default's goal
+		{20 * mib, MaxGCPercent}, // exactly half the target
+		{22 * mib, 81},
+		{25 * mib, 60},
+		{27 * mib, MinGCPercent}, // two thirds and more: the old default's goal
 		{45 * mib, MinGCPercent},
 		{500 * mib, MinGCPercent},
 	} {
@@ -200,7 +200,7 @@ func TestTuneGCEnvironment(t *testing.T) {
 
 	os.Unsetenv("GOGC")
 	tu, got = TuneGC()
-	if tu == nil || !strings.HasSuffix(got, "by live heap, heap target 45 MiB, GOMEMLIMIT=200MiB from the environment") {
+	if tu == nil || !strings.HasSuffix(got, "by live heap, heap target 40 MiB, GOMEMLIMIT=200MiB from the environment") {
 		t.Fatalf("GOMEMLIMIT=200MiB, no GOGC: tuner %v, %q in effect", tu, got)
 	}
 	tu.Stop()
