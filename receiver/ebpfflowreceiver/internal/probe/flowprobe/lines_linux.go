@@ -1,6 +1,7 @@
 package flowprobe
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"os"
@@ -203,9 +204,14 @@ func (l *lines) sweep() {
 // releaseFlows releases the lines these flows hold (they were reported as
 // finished and their entries are being deleted): their sockets count in new
 // entries from now on.
+// A few are released by lookup and update syscalls rather than through a
+// mapping of the arrays (see lookupMax).
 func (l *lines) releaseFlows(flows []conn) error {
 	if len(flows) == 0 {
 		return nil
+	}
+	if len(flows) <= lookupMax/2 {
+		return l.releaseByUpdate(flows)
 	}
 	if err := l.mapArrays(); err != nil {
 		return err
@@ -219,6 +225,34 @@ func (l *lines) releaseFlows(flows []conn) error {
 		}
 	}
 	return nil
+}
+
+// releaseByUpdate releases each line a flow holds by writing a released
+// line over it. That is as safe as release's compare-and-swap: a live line
+// is never claimed by another socket, so between the lookup and the update
+// only its own socket writes it, and what that socket still counts there is
+// lost with the flow's deletion either way. The counters written are zero:
+// a claim resets them.
+func (l *lines) releaseByUpdate(flows []conn) error {
+	var errs []error
+	for _, c := range flows {
+		for dir, m := range []*ebpf.Map{l.tx, l.rx} {
+			ln, err := l.line(c, dir)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if ln == nil {
+				continue
+			}
+			idx := uint32(c.cookie) & (l.slots - 1)
+			dead := flowFlowLine{Cookie: c.cookie | lineDead, Peer: c.peer}
+			if err := m.Update(&idx, &dead, ebpf.UpdateExist); err != nil {
+				errs = append(errs, fmt.Errorf("release line %d of %s: %w", idx, m, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // release marks a live line released. Only its own socket writes a live
