@@ -22,26 +22,39 @@ func Snapshot[K, V, S any](m *ebpf.Map, decode func(*K, *V) (S, error), decodeEr
 // SnapshotAppend is Snapshot appending to out: a caller that sizes out
 // from the previous snapshot saves growing the slice entry by entry.
 func SnapshotAppend[K, V, S any](out []S, m *ebpf.Map, decode func(*K, *V) (S, error), decodeErrors *atomic.Uint64) ([]S, error) {
+	err := SnapshotBatches(m, decode, decodeErrors, func(batch []S) { out = append(out, batch...) })
+	return out, err
+}
+
+// SnapshotBatches is Snapshot handing the decoded entries to each, one
+// batch of at most snapshotBatch at a time, so that the reader never holds
+// the whole map. The batch is reused: it is valid only during the call.
+func SnapshotBatches[K, V, S any](m *ebpf.Map, decode func(*K, *V) (S, error), decodeErrors *atomic.Uint64, each func([]S)) error {
 	var (
 		cursor ebpf.MapBatchCursor
 		keys   = make([]K, snapshotBatch)
 		vals   = make([]V, snapshotBatch)
+		batch  = make([]S, 0, snapshotBatch)
 	)
 	for {
 		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		batch = batch[:0]
 		for i := range n {
 			s, derr := decode(&keys[i], &vals[i])
 			if derr != nil {
 				decodeErrors.Add(1)
 				continue
 			}
-			out = append(out, s)
+			batch = append(batch, s)
+		}
+		if len(batch) > 0 {
+			each(batch)
 		}
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return out, fmt.Errorf("snapshot %s: %w", m, err)
+			return fmt.Errorf("snapshot %s: %w", m, err)
 		}
 	}
 }

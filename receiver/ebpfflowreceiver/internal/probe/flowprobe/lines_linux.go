@@ -39,8 +39,8 @@ func lineSlots(cfg Config) uint32 {
 // a deletion reads or releases lines: a line is then one memory read, where
 // a batch lookup costs ~150 ns a line, and the mapped pages (4 MiB at the
 // default) count in the collector's RSS only meanwhile. A snapshot of a few
-// flows looks their lines up one by one instead. Snapshot and Delete run
-// from one goroutine.
+// flows looks their lines up one by one instead. Each (and Snapshot) and
+// Delete run from one goroutine.
 type lines struct {
 	tx, rx *ebpf.Map
 	slots  uint32

@@ -204,30 +204,43 @@ func (p *Probe) Attach(cgroupV2Root string) error {
 // in Counters().DecodeErrors and skipped. boot is the wall-clock time of boot
 // (CLOCK_BOOTTIME zero).
 func (p *Probe) Snapshot(boot time.Time) ([]observed.FlowSample, error) {
+	out := make([]observed.FlowSample, 0, p.lastCount+p.lastCount/8)
+	err := p.Each(boot, func(batch []observed.FlowSample) { out = append(out, batch...) })
+	return out, err
+}
+
+// Each is Snapshot handing the samples to each in batches of at most 1024
+// as they are read (a batch is valid only during the call): the engine
+// folds them into its table without holding every flow of the node at once
+// (216 B a flow).
+func (p *Probe) Each(boot time.Time, each func([]observed.FlowSample)) error {
 	if p.cfg.MaxFlows == 0 {
-		return nil, nil
+		return nil
 	}
 	base := boot.Add(p.suspended)
-	out := make([]observed.FlowSample, 0, p.lastCount+p.lastCount/8)
 	if err := p.lines.begin(p.lastCount); err != nil {
-		return nil, err
+		return err
 	}
 	defer p.lines.unmap()
-	out, err := probe.SnapshotAppend(out, p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (observed.FlowSample, error) {
+	count := 0
+	err := probe.SnapshotBatches(p.objs.Flows, func(k *flowSockFlowKey, v *flowSockFlowStats) (observed.FlowSample, error) {
 		s, err := decode(k, v, base, &p.comms)
 		if err == nil && s.Transport == observed.TransportTCP {
 			err = p.lines.addTo(&s, connOf(k), base)
 		}
 		return s, err
-	}, &p.decodeErrors)
-	p.lastCount = len(out)
+	}, &p.decodeErrors, func(batch []observed.FlowSample) {
+		count += len(batch)
+		each(batch)
+	})
+	p.lastCount = count
 	if err != nil {
-		return out, err
+		return err
 	}
 	// After every entry was read: a line is claimed only once its entry
 	// exists, so one no entry names was evicted (or is being inserted).
 	p.lines.sweep()
-	return out, nil
+	return nil
 }
 
 // Delete removes the kernel entries of these flows (already reported as
