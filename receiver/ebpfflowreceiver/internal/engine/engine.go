@@ -110,7 +110,8 @@ type Stats struct {
 // tests use fakes.
 type flowSource interface {
 	probe.Probe
-	Snapshot(boot time.Time) ([]observed.FlowSample, error)
+	// Each hands the flow samples over in batches as they are read.
+	Each(boot time.Time, each func([]observed.FlowSample)) error
 	Delete(keys []observed.FlowSample) error
 }
 
@@ -408,7 +409,6 @@ func (e *Node) loop(ctx context.Context) {
 // partial read must not look like flows vanishing from the kernel.
 func (e *Node) flush(now time.Time) {
 	var (
-		flows []observed.FlowSample
 		tcp   []observed.TCPSample
 		drops []observed.DropSample
 		err   error
@@ -423,13 +423,6 @@ func (e *Node) flush(now time.Time) {
 	if e.tcp != nil {
 		tcp, err = e.tcp.Snapshot(e.boot)
 		if e.readFailed(ProbeTCP, "read tcp sockets", err) {
-			e.sinkEvents(now, lookups, exchanges)
-			return
-		}
-	}
-	if e.flows != nil {
-		flows, err = e.flows.Snapshot(e.boot)
-		if e.readFailed(ProbeFlow, "read flows", err) {
 			e.sinkEvents(now, lookups, exchanges)
 			return
 		}
@@ -452,11 +445,20 @@ func (e *Node) flush(now time.Time) {
 			e.log.Debug("drop locations stay hexadecimal this flush", zap.Error(err))
 		}
 	}
+	// The flows last, folded into the table as they are read: the drops
+	// read above then find every flow that existed when they were counted.
+	var flows flowtable.FlowBatches
+	if e.flows != nil {
+		flows = func(each func([]observed.FlowSample)) error { return e.flows.Each(e.boot, each) }
+	}
+	res, err := e.table.UpdateBatches(now, flows, tcp, drops)
+	if e.flows != nil && e.readFailed(ProbeFlow, "read flows", err) {
+		e.sinkEvents(now, lookups, exchanges)
+		return
+	}
 	if e.readFailing.CompareAndSwap(true, false) {
 		e.log.Info("probe maps readable again")
 	}
-
-	res := e.table.Update(now, flows, tcp, drops)
 	e.active.Store(int64(e.table.Active()))
 	e.evicted.Store(e.table.Evicted())
 

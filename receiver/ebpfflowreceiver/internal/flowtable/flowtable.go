@@ -177,14 +177,34 @@ func (t *Table) Active() int { return len(t.flows) }
 // Evicted is the cumulative number of flows lost to kernel map eviction.
 func (t *Table) Evicted() uint64 { return t.evicted }
 
+// FlowBatches hands over one flush's flow samples, a batch at a time (a
+// batch is valid only during the call to each), and returns the read's
+// error. A nil FlowBatches has no flows.
+type FlowBatches func(each func([]observed.FlowSample)) error
+
 // Update folds one flush's cumulative samples into the table. Read the TCP
 // map before the flow map: then every packet of a socket reported closed is
 // already in its flow sample, and the final record carries it.
 //
-// A probe that is disabled or failed passes nil; the engine skips the whole
-// Update when a snapshot fails, so a failed read never looks like eviction
+// A probe that is disabled or failed passes nil. A failed read must never
+// look like eviction: the engine skips the flush when the TCP or drop map
+// cannot be read, and UpdateBatches stops one whose flow read fails
 // (counters are cumulative: the next Update catches up).
 func (t *Table) Update(now time.Time, flows []observed.FlowSample, tcp []observed.TCPSample, drops []observed.DropSample) Result {
+	res, _ := t.UpdateBatches(now, func(each func([]observed.FlowSample)) error {
+		each(flows)
+		return nil
+	}, tcp, drops)
+	return res
+}
+
+// UpdateBatches is Update with the flows folded in as they are read, so
+// that a flush never holds every flow sample of the node at once (216 B a
+// flow, 57 MB at 100k flows with the slice's growth). If the read fails,
+// what it folded stays (counters are cumulative: the next flush catches up
+// and nothing counts twice) but the flush reports nothing, ages nothing and
+// infers no eviction: it returns the error and an empty Result.
+func (t *Table) UpdateBatches(now time.Time, flows FlowBatches, tcp []observed.TCPSample, drops []observed.DropSample) (Result, error) {
 	t.gen++
 	if t.podsDirty {
 		t.refreshPods()
@@ -200,8 +220,17 @@ func (t *Table) Update(now time.Time, flows []observed.FlowSample, tcp []observe
 	for i := range tcp {
 		t.updateSock(&tcp[i], &res)
 	}
-	for i := range flows {
-		t.updateFlow(&flows[i], &res)
+	if flows != nil {
+		err := flows(func(batch []observed.FlowSample) {
+			for i := range batch {
+				t.updateFlow(&batch[i], &res)
+			}
+		})
+		if err != nil {
+			clear(t.cands)
+			t.cands = t.cands[:0]
+			return Result{Report: observed.Report{Time: now}}, err
+		}
 	}
 	t.foldHandshakes(&res)
 	for i := range drops {
@@ -226,7 +255,7 @@ func (t *Table) Update(now time.Time, flows []observed.FlowSample, tcp []observe
 
 	t.lastFlows = len(res.Report.Flows)
 	t.lastDrops = len(res.Report.Drops)
-	return res
+	return res, nil
 }
 
 func (t *Table) updateSock(s *observed.TCPSample, res *Result) {

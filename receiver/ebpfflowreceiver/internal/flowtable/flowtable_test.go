@@ -1,6 +1,7 @@
 package flowtable
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -693,5 +694,49 @@ func TestPeersClosingTogetherKeepRemote(t *testing.T) {
 				t.Fatalf("finals %d: %+v", n, finals)
 			}
 		})
+	}
+}
+
+// A flow read that fails part way: what it folded stays, but the flush
+// reports nothing and infers no eviction of the flows it did not reach; the
+// next read catches up without counting anything twice.
+func TestUpdateBatchesReadFails(t *testing.T) {
+	tb := New(testConfig())
+	a := udpFlow(1, ap(podA, 40000), ap(podB, 53), 100, 0)
+	b := udpFlow(2, ap(podA, 40001), ap(podB, 53), 100, 0)
+	if r := tb.Update(t0, []observed.FlowSample{a, b}, nil, nil); len(r.Report.Flows) != 2 {
+		t.Fatalf("first flush: %+v", r.Report.Flows)
+	}
+
+	a.TxBytes, b.TxBytes = 300, 200
+	readErr := errors.New("batch lookup: interrupted")
+	for range 3 { // more flushes than the idle limit: nothing may age either
+		r, err := tb.UpdateBatches(t0, func(each func([]observed.FlowSample)) error {
+			each([]observed.FlowSample{a}) // b's batch never comes
+			return readErr
+		}, nil, nil)
+		if !errors.Is(err, readErr) || len(r.Report.Flows) != 0 || len(r.DeleteFlows) != 0 || r.Evicted != 0 {
+			t.Fatalf("failed read: err %v, result %+v", err, r)
+		}
+	}
+	if tb.Evicted() != 0 || tb.Active() != 2 {
+		t.Fatalf("after failed reads: evicted %d, active %d", tb.Evicted(), tb.Active())
+	}
+
+	a.TxBytes = 350
+	r, err := tb.UpdateBatches(t0, func(each func([]observed.FlowSample)) error {
+		each([]observed.FlowSample{a})
+		each([]observed.FlowSample{b})
+		return nil
+	}, nil, nil)
+	if err != nil || len(r.Report.Flows) != 2 {
+		t.Fatalf("recovered: err %v, %+v", err, r.Report.Flows)
+	}
+	got := map[uint16]uint64{}
+	for _, f := range r.Report.Flows {
+		got[f.Source.Port()] = f.SourceBytes
+	}
+	if got[40000] != 250 || got[40001] != 100 {
+		t.Fatalf("bytes since the first flush: %v, want 40000:250 40001:100", got)
 	}
 }
