@@ -108,16 +108,16 @@ type Stats struct {
 
 // Sources are what the flush loop reads; the Linux probes implement them,
 // tests use fakes.
+// Flows and TCP sockets are handed over in batches as they are read.
 type flowSource interface {
 	probe.Probe
-	// Each hands the flow samples over in batches as they are read.
 	Each(boot time.Time, each func([]observed.FlowSample)) error
 	Delete(keys []observed.FlowSample) error
 }
 
 type tcpSource interface {
 	probe.Probe
-	Snapshot(boot time.Time) ([]observed.TCPSample, error)
+	Each(boot time.Time, each func([]observed.TCPSample)) error
 	Delete(cookies []uint64) error
 }
 
@@ -409,7 +409,6 @@ func (e *Node) loop(ctx context.Context) {
 // partial read must not look like flows vanishing from the kernel.
 func (e *Node) flush(now time.Time) {
 	var (
-		tcp   []observed.TCPSample
 		drops []observed.DropSample
 		err   error
 	)
@@ -417,15 +416,6 @@ func (e *Node) flush(now time.Time) {
 	exchanges := e.takeHTTP()
 	if e.http != nil {
 		defer e.http.recycle(exchanges) // every path below has sunk them, or dropped them
-	}
-	// TCP before flows: every packet of a socket seen closed is then already
-	// in the flow sample its final record is built from.
-	if e.tcp != nil {
-		tcp, err = e.tcp.Snapshot(e.boot)
-		if e.readFailed(ProbeTCP, "read tcp sockets", err) {
-			e.sinkEvents(now, lookups, exchanges)
-			return
-		}
 	}
 	if e.drops != nil {
 		drops, err = e.drops.Snapshot(e.boot)
@@ -445,14 +435,33 @@ func (e *Node) flush(now time.Time) {
 			e.log.Debug("drop locations stay hexadecimal this flush", zap.Error(err))
 		}
 	}
-	// The flows last, folded into the table as they are read: the drops
-	// read above then find every flow that existed when they were counted.
-	var flows flowtable.FlowBatches
-	if e.flows != nil {
-		flows = func(each func([]observed.FlowSample)) error { return e.flows.Each(e.boot, each) }
+	// The TCP sockets and then the flows are folded into the table as they
+	// are read. TCP before flows: every packet of a socket seen closed is
+	// then already in the flow sample its final record is built from. The
+	// drops read above find every flow that existed when they were counted.
+	var (
+		flows             flowtable.Batches[observed.FlowSample]
+		tcp               flowtable.Batches[observed.TCPSample]
+		flowErr, tcpErr   error
+		flowRead, tcpRead bool
+	)
+	if e.tcp != nil {
+		tcp = func(each func([]observed.TCPSample)) error {
+			tcpRead = true
+			tcpErr = e.tcp.Each(e.boot, each)
+			return tcpErr
+		}
 	}
-	res, err := e.table.UpdateBatches(now, flows, tcp, drops)
-	if e.flows != nil && e.readFailed(ProbeFlow, "read flows", err) {
+	if e.flows != nil {
+		flows = func(each func([]observed.FlowSample)) error {
+			flowRead = true
+			flowErr = e.flows.Each(e.boot, each)
+			return flowErr
+		}
+	}
+	res, _ := e.table.UpdateBatches(now, flows, tcp, drops)
+	if (tcpRead && e.readFailed(ProbeTCP, "read tcp sockets", tcpErr)) ||
+		(flowRead && e.readFailed(ProbeFlow, "read flows", flowErr)) {
 		e.sinkEvents(now, lookups, exchanges)
 		return
 	}

@@ -79,9 +79,10 @@ type fakeTCP struct {
 	deleted []uint64
 }
 
-func (f *fakeTCP) Snapshot(time.Time) ([]observed.TCPSample, error) {
+func (f *fakeTCP) Each(_ time.Time, each func([]observed.TCPSample)) error {
 	f.j.add("snapshot tcp")
-	return f.samples, f.snapErr()
+	each(f.samples)
+	return f.snapErr()
 }
 func (f *fakeTCP) Delete(c []uint64) error {
 	f.j.add("delete tcp")
@@ -125,7 +126,7 @@ func TestFlushJoinsAndDeletes(t *testing.T) {
 	tc.samples = []observed.TCPSample{{Cookie: 5, Local: local, Remote: remote, State: observed.TCPClose, CloseCause: observed.CloseFIN, Initiator: observed.InitiatorLocal}}
 
 	e.flush(time.Now())
-	if got, want := j.get(), []string{"snapshot tcp", "snapshot drop", "snapshot flow", "delete flow", "delete tcp"}; !slices.Equal(got, want) {
+	if got, want := j.get(), []string{"snapshot drop", "snapshot tcp", "snapshot flow", "delete flow", "delete tcp"}; !slices.Equal(got, want) {
 		t.Fatalf("calls %v, want %v", got, want)
 	}
 	if len(reports) != 1 || len(reports[0].Flows) != 1 {
@@ -168,6 +169,34 @@ func TestReadErrorSkipsFlush(t *testing.T) {
 		t.Fatalf("the next good read catches up: %+v", reports)
 	}
 	if st := e.Stats(); st.Probes[ProbeFlow].Err != nil || st.Evicted != 0 {
+		t.Fatalf("recovered: %+v", st)
+	}
+}
+
+// A TCP read that fails part way skips the flush before the flows are read:
+// TCP before flows holds even for a flush that does not happen.
+func TestTCPReadErrorSkipsFlush(t *testing.T) {
+	var reports []observed.Report
+	e := New(Config{FlushInterval: 10 * time.Second, Flows: FlowsConfig{Enabled: true}}, nil, func(r observed.Report) { reports = append(reports, r) })
+	j := &journal{}
+	fl, tc, _ := withFakes(e, j)
+	fl.samples = []observed.FlowSample{{Cookie: 5, Transport: observed.TransportTCP, Local: local, Remote: remote, TxBytes: 100, TxPackets: 2, Initiator: observed.InitiatorLocal}}
+	tc.samples = []observed.TCPSample{{Cookie: 5, Local: local, Remote: remote, State: observed.TCPEstablished, Initiator: observed.InitiatorLocal}}
+	readErr := errors.New("batch lookup: interrupted")
+	tc.setErr(readErr)
+	e.flush(time.Now())
+	if got, want := j.get(), []string{"snapshot drop", "snapshot tcp"}; !slices.Equal(got, want) || len(reports) != 0 {
+		t.Fatalf("calls %v (want %v), reports %+v", got, want, reports)
+	}
+	if err := e.Stats().Probes[ProbeTCP].Err; !errors.Is(err, readErr) {
+		t.Fatalf("stats err %v", err)
+	}
+	tc.setErr(nil)
+	e.flush(time.Now())
+	if len(reports) != 1 || len(reports[0].Flows) != 1 || reports[0].Flows[0].SourceBytes != 100 {
+		t.Fatalf("the next good read reports: %+v", reports)
+	}
+	if st := e.Stats(); st.Probes[ProbeTCP].Err != nil || st.Evicted != 0 {
 		t.Fatalf("recovered: %+v", st)
 	}
 }

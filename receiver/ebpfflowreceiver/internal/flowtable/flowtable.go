@@ -177,10 +177,18 @@ func (t *Table) Active() int { return len(t.flows) }
 // Evicted is the cumulative number of flows lost to kernel map eviction.
 func (t *Table) Evicted() uint64 { return t.evicted }
 
-// FlowBatches hands over one flush's flow samples, a batch at a time (a
+// Batches hands over one flush's samples of a map, a batch at a time (a
 // batch is valid only during the call to each), and returns the read's
-// error. A nil FlowBatches has no flows.
-type FlowBatches func(each func([]observed.FlowSample)) error
+// error. A nil Batches has no samples.
+type Batches[S any] func(each func([]S)) error
+
+// All hands over samples held whole, in one batch.
+func All[S any](samples []S) Batches[S] {
+	return func(each func([]S)) error {
+		each(samples)
+		return nil
+	}
+}
 
 // Update folds one flush's cumulative samples into the table. Read the TCP
 // map before the flow map: then every packet of a socket reported closed is
@@ -191,20 +199,18 @@ type FlowBatches func(each func([]observed.FlowSample)) error
 // cannot be read, and UpdateBatches stops one whose flow read fails
 // (counters are cumulative: the next Update catches up).
 func (t *Table) Update(now time.Time, flows []observed.FlowSample, tcp []observed.TCPSample, drops []observed.DropSample) Result {
-	res, _ := t.UpdateBatches(now, func(each func([]observed.FlowSample)) error {
-		each(flows)
-		return nil
-	}, tcp, drops)
+	res, _ := t.UpdateBatches(now, All(flows), All(tcp), drops)
 	return res
 }
 
-// UpdateBatches is Update with the flows folded in as they are read, so
-// that a flush never holds every flow sample of the node at once (216 B a
-// flow, 57 MB at 100k flows with the slice's growth). If the read fails,
-// what it folded stays (counters are cumulative: the next flush catches up
-// and nothing counts twice) but the flush reports nothing, ages nothing and
-// infers no eviction: it returns the error and an empty Result.
-func (t *Table) UpdateBatches(now time.Time, flows FlowBatches, tcp []observed.TCPSample, drops []observed.DropSample) (Result, error) {
+// UpdateBatches is Update with the TCP sockets and then the flows folded in
+// as they are read, so that a flush never holds every sample of the node at
+// once (a flow sample is 216 B: at 100k flows the two snapshots were half of
+// the heap). If a read fails, what it folded stays (counters are
+// cumulative: the next flush catches up and nothing counts twice) but the
+// flush reports nothing, ages nothing and infers no eviction: it returns the
+// error and an empty Result.
+func (t *Table) UpdateBatches(now time.Time, flows Batches[observed.FlowSample], tcp Batches[observed.TCPSample], drops []observed.DropSample) (Result, error) {
 	t.gen++
 	if t.podsDirty {
 		t.refreshPods()
@@ -217,8 +223,15 @@ func (t *Table) UpdateBatches(now time.Time, flows FlowBatches, tcp []observed.T
 		res.Report.Drops = make([]observed.Drop, 0, t.lastDrops+t.lastDrops/8)
 	}
 
-	for i := range tcp {
-		t.updateSock(&tcp[i], &res)
+	if tcp != nil {
+		err := tcp(func(batch []observed.TCPSample) {
+			for i := range batch {
+				t.updateSock(&batch[i], &res)
+			}
+		})
+		if err != nil {
+			return Result{Report: observed.Report{Time: now}}, err
+		}
 	}
 	if flows != nil {
 		err := flows(func(batch []observed.FlowSample) {

@@ -74,9 +74,18 @@ func (p *Probe) Attach() error {
 // Snapshot reads every socket entry. Entries that fail to decode are counted
 // in Counters().DecodeErrors and skipped.
 func (p *Probe) Snapshot(boot time.Time) ([]observed.TCPSample, error) {
-	return probe.Snapshot(p.objs.Socks, func(cookie *uint64, v *tcpTcpSockInfo) (observed.TCPSample, error) {
+	var out []observed.TCPSample
+	err := p.Each(boot, func(batch []observed.TCPSample) { out = append(out, batch...) })
+	return out, err
+}
+
+// Each is Snapshot handing the samples to each in batches of at most 1024
+// as they are read (a batch is valid only during the call), so that the
+// engine never holds every socket of the node at once.
+func (p *Probe) Each(boot time.Time, each func([]observed.TCPSample)) error {
+	return probe.SnapshotBatches(p.objs.Socks, func(cookie *uint64, v *tcpTcpSockInfo) (observed.TCPSample, error) {
 		return decodeInfo(*cookie, v, boot)
-	}, &p.decodeErrors)
+	}, &p.decodeErrors, each)
 }
 
 // Delete removes the entries of these sockets (already reported as closed).
